@@ -1,0 +1,43 @@
+import type { HnswGraph } from '../faiss-format/hnsw-graph.js';
+import type { SpaceType, VectorSet } from '../vectors/types.js';
+
+export type BuilderKind = 'cpu' | 'gpu';
+
+export interface GpuBuildOptions {
+  device?: number;
+  /** Upper bound on device memory for this build, in bytes (0 or absent: what the device has free). */
+  memoryLimitBytes?: number;
+  /** Degree of the initial k-NN graph (CAGRA's intermediate degree); absent: 4 * m. */
+  intermediateDegree?: number;
+  /** Neighbours per node in the final graph; absent: the GPU builder's default (see src/native/gpu/README.md). */
+  graphDegree?: number;
+  /** How the initial k-NN graph is found. */
+  knnAlgorithm?: 'auto' | 'exact' | 'approximate';
+}
+
+export interface BuildParams {
+  readonly spaceType: SpaceType;
+  readonly m: number;
+  readonly efConstruction: number;
+  readonly efSearch: number;
+  /** Full multi-level HNSW (for IHNf) instead of base level only (IHNc / IHc2). */
+  readonly hierarchical: boolean;
+  /** CPU threads; absent or 0: all cores. */
+  readonly threads?: number;
+  readonly gpu?: GpuBuildOptions;
+}
+
+export interface BuiltGraph {
+  readonly graph: HnswGraph;
+  /** Seconds per stage, for logs and benchmarks. */
+  readonly stageSeconds: Readonly<Record<string, number>>;
+  readonly peakDeviceBytes: number;
+}
+
+/** Progress: fraction of the build done in [0, 1] and the stage now running. */
+export type BuildProgress = (fraction: number, stage: string) => void;
+
+export interface GraphBuilder {
+  readonly kind: BuilderKind;
+  build(vectors: VectorSet, params: BuildParams, onProgress?: BuildProgress): Promise<BuiltGraph>;
+}

@@ -1,0 +1,85 @@
+// The one contract between the N-API layer (addon.cpp) and the graph builders (cpu/, gpu/).
+// TypeScript validates everything before it gets here; builders may still throw std::exception
+// (caught in addon.cpp and turned into a rejected promise), never abort.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace knn {
+
+enum class DataType { Float32, Float16, Int8, Binary };
+enum class Metric { L2, InnerProduct, Hamming };
+
+// A run of whole vectors in host memory (a view into a JS typed array kept alive by the caller).
+struct VectorChunk {
+  const void* data = nullptr;
+  std::size_t bytes = 0;
+  int64_t count = 0;  // vectors in this chunk
+};
+
+struct GpuOptions {
+  int device = 0;
+  // Upper bound on device memory the build may allocate, in bytes (0 = what the device has free).
+  std::size_t memoryLimitBytes = 0;
+  // Degree of the initial k-NN graph (CAGRA's intermediate degree); 0 = 4 * m.
+  int intermediateDegree = 0;
+  // Degree of the final graph (neighbours per node at level 0); 0 = 2 * m... see gpu/README.md.
+  int graphDegree = 0;
+  // "auto" | "exact" | "approximate": how the initial k-NN graph is found.
+  std::string knnAlgorithm = "auto";
+};
+
+struct BuildOptions {
+  DataType dataType = DataType::Float32;
+  Metric metric = Metric::L2;
+  int dimension = 0;  // elements per vector (bits for Binary)
+  int64_t count = 0;  // total vectors over all chunks
+  std::vector<VectorChunk> chunks;
+  int m = 16;
+  int efConstruction = 100;
+  int efSearch = 100;
+  int threads = 0;            // 0 = all cores
+  bool hierarchical = true;   // full multi-level HNSW (IHNf) vs base level only (IHNc/IHc2)
+  uint64_t seed = 1234;
+  GpuOptions gpu;
+};
+
+// The graph in Faiss's HNSW layout (see shared FAISS_FORMAT.md), ready for the TypeScript writer.
+struct GraphResult {
+  int M = 0;                     // Faiss M: level 0 holds 2*M slots per node, upper levels M
+  std::vector<int32_t> levels;   // per node: top level + 1; empty = every node on level 1 only
+  std::vector<int32_t> neighbors;  // concatenated per node in Faiss offsets order, -1 padded
+  int32_t entryPoint = -1;
+  int32_t maxLevel = -1;
+  std::vector<double> assignProbas;        // Faiss's level probabilities (empty = default for M)
+  std::vector<int32_t> cumNeighborPerLevel;  // empty = default [0, 2M, 3M, ...]
+  // Seconds per stage (e.g. "knn", "prune", "upload"), and peak device memory, for logs and benchmarks.
+  std::vector<std::pair<std::string, double>> stageSeconds;
+  std::size_t peakDeviceBytes = 0;
+};
+
+// Progress: fraction in [0, 1] of the whole build, and the stage now running.
+using ProgressFn = std::function<void(double fraction, const std::string& stage)>;
+
+GraphResult buildCpu(const BuildOptions& options, const ProgressFn& progress);
+
+// GPU side. Built from gpu/ when CUDA and cuBLAS are present, else from gpu/gpu_unavailable.cpp.
+struct GpuInfo {
+  bool compiled = false;     // the addon was built with the GPU builder
+  int deviceCount = 0;
+  std::string name;
+  std::size_t totalBytes = 0;
+  std::size_t freeBytes = 0;
+  int computeMajor = 0;
+  int computeMinor = 0;
+  std::string error;         // why no GPU is usable, when deviceCount == 0
+};
+
+GpuInfo gpuInfo(int device);
+GraphResult buildGpu(const BuildOptions& options, const ProgressFn& progress);
+
+}  // namespace knn
