@@ -1,0 +1,125 @@
+// The only module that loads the native addon (src/native). It turns the typed options of a build into the
+// addon's options object and the addon's result into an HnswGraph; policy (which builder, defaults) stays in TS.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+import type { HnswGraph } from '../faiss-format/hnsw-graph.js';
+import type { DataType, SpaceType, VectorArray } from '../vectors/types.js';
+import type { BuilderKind, BuiltGraph } from './types.js';
+
+/** The options object the addon's build() takes (checked again natively). */
+export interface NativeBuildOptions {
+  dataType: DataType;
+  metric: SpaceType;
+  dimension: number;
+  chunks: readonly VectorArray[];
+  m: number;
+  efConstruction: number;
+  efSearch: number;
+  hierarchical: boolean;
+  threads?: number;
+  seed?: number;
+  gpu?: {
+    device?: number;
+    memoryLimitBytes?: number;
+    intermediateDegree?: number;
+    graphDegree?: number;
+    knnAlgorithm?: string;
+  };
+}
+
+interface NativeGraph {
+  M: number;
+  levels: Int32Array;
+  neighbors: Int32Array;
+  entryPoint: number;
+  maxLevel: number;
+  assignProbas: Float64Array;
+  cumNeighborPerLevel: Int32Array;
+  stageSeconds: Record<string, number>;
+  peakDeviceBytes: number;
+}
+
+export interface GpuInfo {
+  /** The addon was compiled with the GPU builder. */
+  compiled: boolean;
+  deviceCount: number;
+  name: string;
+  totalBytes: number;
+  freeBytes: number;
+  computeCapability: string;
+  /** Why no GPU is usable, when deviceCount is 0. */
+  error: string | null;
+}
+
+interface NativeAddon {
+  build(
+    builder: BuilderKind,
+    options: NativeBuildOptions,
+    onProgress?: (fraction: number, stage: string) => void,
+  ): Promise<NativeGraph>;
+  gpuInfo(device?: number): GpuInfo;
+  withGpu: boolean;
+}
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+// cmake-js puts the addon in build/native/Release; a plain cmake build (the GPU machine) in build/native.
+const CANDIDATES = [
+  process.env.KNN_NATIVE_ADDON,
+  path.join(ROOT, 'build/native/Release/knn_native.node'),
+  path.join(ROOT, 'build/native/knn_native.node'),
+  // from dist/src/builders
+  path.resolve(ROOT, '../build/native/Release/knn_native.node'),
+].filter((p): p is string => !!p);
+
+let addon: NativeAddon | undefined;
+
+/** Loads the addon once; throws an error that says how to build it when it is missing. */
+export function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  const file = CANDIDATES.find((p) => existsSync(p));
+  if (!file) {
+    throw new Error(
+      `native addon not found (looked in ${CANDIDATES.join(', ')}): run scripts/setup.sh or npm run build:native`,
+    );
+  }
+  addon = createRequire(import.meta.url)(file) as NativeAddon;
+  return addon;
+}
+
+/** Runs one build in the addon (off the JS thread) and converts the result. */
+export async function nativeBuild(
+  builder: BuilderKind,
+  options: NativeBuildOptions,
+  onProgress?: (fraction: number, stage: string) => void,
+): Promise<BuiltGraph> {
+  const g = await loadAddon().build(builder, options, onProgress);
+  const graph: HnswGraph = {
+    M: g.M,
+    neighbors: g.neighbors,
+    entryPoint: g.entryPoint,
+    maxLevel: g.maxLevel,
+    ...(g.levels.length > 0 ? { levels: g.levels } : {}),
+    ...(g.assignProbas.length > 0 ? { assignProbas: g.assignProbas } : {}),
+    ...(g.cumNeighborPerLevel.length > 0 ? { cumNeighborPerLevel: g.cumNeighborPerLevel } : {}),
+  };
+  return { graph, stageSeconds: g.stageSeconds, peakDeviceBytes: g.peakDeviceBytes };
+}
+
+/** What the addon knows about GPU `device`; never throws (a missing addon reads as no GPU). */
+export function gpuInfo(device = 0): GpuInfo {
+  try {
+    return loadAddon().gpuInfo(device);
+  } catch (e) {
+    return {
+      compiled: false,
+      deviceCount: 0,
+      name: '',
+      totalBytes: 0,
+      freeBytes: 0,
+      computeCapability: '0.0',
+      error: (e as Error).message,
+    };
+  }
+}
