@@ -1,0 +1,126 @@
+// The CPU graph builder: Faiss HNSW in the native addon (src/native/cpu). This layer owns validation and
+// defaults (the sharp pattern); the addon gets one complete options object and hands back the graph.
+import os from 'node:os';
+
+import type { DataType, SpaceType, VectorArray, VectorSet } from '../vectors/types.js';
+import { nativeBuild, type NativeBuildOptions } from './native.js';
+import type { BuildParams, BuildProgress, BuiltGraph, GraphBuilder } from './types.js';
+
+/** A build request the builders cannot run as given; `message` says which value and why. */
+export class BuildInputError extends Error {
+  readonly code = 'ERR_BUILD_INPUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'BuildInputError';
+  }
+}
+
+/** Faiss's level multiplier is 1/ln(M), so M must exceed 1; the upper bound only catches nonsense. */
+export const M_MIN = 2;
+export const M_MAX = 4096;
+/** Faiss HNSW stores node ids as int32. */
+export const MAX_VECTORS = 2 ** 31 - 1;
+
+const ARRAY_TYPE: Record<DataType, { name: string; is: (a: VectorArray) => boolean }> = {
+  float: { name: 'Float32Array', is: (a) => a instanceof Float32Array },
+  half_float: { name: 'Uint16Array (fp16 bits)', is: (a) => a instanceof Uint16Array },
+  byte: { name: 'Int8Array', is: (a) => a instanceof Int8Array },
+  binary: { name: 'Uint8Array (packed bits)', is: (a) => a instanceof Uint8Array },
+};
+
+function check(ok: boolean, message: string): asserts ok {
+  if (!ok) throw new BuildInputError(message);
+}
+
+function isIntIn(v: number, min: number, max = Number.MAX_SAFE_INTEGER): boolean {
+  return Number.isInteger(v) && v >= min && v <= max;
+}
+
+/** Binary vectors are searched with hamming, every other type with l2 or inner product. */
+export function checkSpaceFitsData(dataType: DataType, spaceType: SpaceType): void {
+  if (dataType === 'binary')
+    check(spaceType === 'hamming', `binary vectors need space_type hamming, got ${spaceType}`);
+  else check(spaceType !== 'hamming', `space_type hamming needs binary vectors, got ${dataType}`);
+}
+
+/** Checks the vectors' shape: whole vectors of the right element type in every chunk, adding up to `count`. */
+export function checkVectors(v: VectorSet): void {
+  check(isIntIn(v.dimension, 1), `dimension must be a positive integer, got ${v.dimension}`);
+  if (v.dataType === 'binary') check(v.dimension % 8 === 0, `binary dimension must be a multiple of 8 bits`);
+  check(isIntIn(v.count, 1, MAX_VECTORS), `vector count must be in [1, ${MAX_VECTORS}], got ${v.count}`);
+  const perVector = v.dataType === 'binary' ? v.dimension / 8 : v.dimension;
+  const type = ARRAY_TYPE[v.dataType];
+  let total = 0;
+  v.chunks.forEach((chunk, i) => {
+    check(
+      type.is(chunk),
+      `${v.dataType} vectors come as ${type.name}; chunk ${i} is a ${chunk.constructor.name}`,
+    );
+    check(
+      chunk.length % perVector === 0,
+      `chunk ${i} does not hold whole vectors of dimension ${v.dimension}`,
+    );
+    total += chunk.length / perVector;
+  });
+  check(total === v.count, `the chunks hold ${total} vectors, the set says ${v.count}`);
+}
+
+/** Checks the HNSW parameters shared by every builder. */
+export function checkBuildParams(p: BuildParams): void {
+  check(isIntIn(p.m, M_MIN, M_MAX), `m must be an integer in [${M_MIN}, ${M_MAX}], got ${p.m}`);
+  check(isIntIn(p.efConstruction, 1), `ef_construction must be a positive integer, got ${p.efConstruction}`);
+  check(isIntIn(p.efSearch, 1), `ef_search must be a positive integer, got ${p.efSearch}`);
+  if (p.threads !== undefined)
+    check(isIntIn(p.threads, 0), `threads must be an integer >= 0, got ${p.threads}`);
+}
+
+export interface CpuBuilderOptions {
+  /** Threads when a build does not say (0 or absent: every core this process may use). */
+  readonly threads?: number;
+  /** Seed of Faiss's level assignment; with one thread the same inputs give the same graph. */
+  readonly seed?: number;
+}
+
+export class CpuBuilder implements GraphBuilder {
+  readonly kind = 'cpu' as const;
+
+  constructor(private readonly defaults: CpuBuilderOptions = {}) {
+    const { threads, seed } = defaults;
+    check(
+      threads === undefined || isIntIn(threads, 0),
+      `CPU builder threads must be an integer >= 0, got ${threads}`,
+    );
+    check(
+      seed === undefined || isIntIn(seed, 0),
+      `CPU builder seed must be a non-negative integer, got ${seed}`,
+    );
+  }
+
+  async build(vectors: VectorSet, params: BuildParams, onProgress?: BuildProgress): Promise<BuiltGraph> {
+    checkVectors(vectors);
+    checkBuildParams(params);
+    checkSpaceFitsData(vectors.dataType, params.spaceType);
+    return nativeBuild('cpu', this.nativeOptions(vectors, params), onProgress);
+  }
+
+  private nativeOptions(vectors: VectorSet, params: BuildParams): NativeBuildOptions {
+    return {
+      dataType: vectors.dataType,
+      metric: params.spaceType,
+      dimension: vectors.dimension,
+      chunks: vectors.chunks,
+      m: params.m,
+      efConstruction: params.efConstruction,
+      efSearch: params.efSearch,
+      hierarchical: params.hierarchical,
+      threads: this.threads(params),
+      ...(this.defaults.seed !== undefined ? { seed: this.defaults.seed } : {}),
+    };
+  }
+
+  private threads(params: BuildParams): number {
+    if (params.threads) return params.threads;
+    if (this.defaults.threads) return this.defaults.threads;
+    return os.availableParallelism();
+  }
+}
