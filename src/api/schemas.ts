@@ -1,0 +1,167 @@
+// The wire contract with k-NN's remote-build client as TypeBox schemas: the single source for request
+// validation, response serialization (no extra field can reach a k-NN response) and the OpenAPI document.
+import { type SchemaOptions, type Static, Type } from '@sinclair/typebox';
+
+import { DATA_TYPES, SPACE_TYPES } from '../vectors/types.js';
+
+/** Explicit bounds on every input (documented in API.md). */
+export const LIMITS = {
+  pathLength: 1024,
+  containerNameLength: 255,
+  tenantIdLength: 256,
+  minDimension: 1,
+  maxDimension: 16_000,
+  /** doc_count must be > 4: Faiss misbehaves on 3-4 vectors. */
+  minDocCount: 5,
+  maxDocCount: 100_000_000,
+  minM: 2,
+  maxM: 128,
+  minEf: 2,
+  maxEf: 10_000,
+} as const;
+
+export const TASK_STATUSES = ['RUNNING_INDEX_BUILD', 'COMPLETED_INDEX_BUILD', 'FAILED_INDEX_BUILD'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+/** A string enum as JSON Schema `enum` (one clear validation error instead of one per anyOf branch). */
+const StringEnum = <T extends readonly string[]>(values: T, options: SchemaOptions = {}) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+
+const int = (minimum: number, maximum: number, def: number | undefined, description: string) =>
+  Type.Integer({ minimum, maximum, ...(def === undefined ? {} : { default: def }), description });
+
+// Unknown keys inside algorithm_parameters are ignored (newer clients may send more); only these are used.
+export const AlgorithmParameters = Type.Object(
+  {
+    ef_construction: int(LIMITS.minEf, LIMITS.maxEf, 100, 'Size of the candidate list while building.'),
+    ef_search: int(LIMITS.minEf, LIMITS.maxEf, 100, 'Size of the candidate list while searching (stored).'),
+    m: int(LIMITS.minM, LIMITS.maxM, 16, 'HNSW M: links per node on upper levels, 2*M on the base level.'),
+  },
+  { additionalProperties: true, default: {} },
+);
+
+export const IndexParameters = Type.Object(
+  {
+    space_type: StringEnum(SPACE_TYPES, {
+      default: 'l2',
+      description: 'l2, innerproduct (cosine arrives as innerproduct), hamming (binary data only).',
+    }),
+    algorithm: StringEnum(['hnsw'] as const, { default: 'hnsw' }),
+    algorithm_parameters: AlgorithmParameters,
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const BuildRequest = Type.Object(
+  {
+    repository_type: StringEnum(['s3'] as const, { default: 's3', description: 'Only s3.' }),
+    container_name: Type.String({
+      minLength: 1,
+      maxLength: LIMITS.containerNameLength,
+      pattern: '^[^\\x00-\\x1f/]+$',
+      description: 'The bucket (S3) or the sub-folder of the local store.',
+    }),
+    vector_path: Type.String({
+      minLength: 8,
+      maxLength: LIMITS.pathLength,
+      pattern: '^[^\\x00-\\x1f]*\\.knnvec$',
+      description: 'Object key of the vectors; must end in .knnvec.',
+    }),
+    doc_id_path: Type.String({
+      minLength: 1,
+      maxLength: LIMITS.pathLength,
+      pattern: '^[^\\x00-\\x1f]+$',
+      description: 'Object key of the doc ids (.knndid).',
+    }),
+    tenant_id: Type.String({
+      maxLength: LIMITS.tenantIdLength,
+      default: '',
+      description: 'The cluster name.',
+    }),
+    dimension: int(
+      LIMITS.minDimension,
+      LIMITS.maxDimension,
+      undefined,
+      'Elements per vector (bits for binary).',
+    ),
+    doc_count: int(LIMITS.minDocCount, LIMITS.maxDocCount, undefined, 'Number of vectors and doc ids.'),
+    data_type: StringEnum(DATA_TYPES, {
+      default: 'float',
+      description: 'float, half_float, byte or binary.',
+    }),
+    engine: StringEnum(['faiss'] as const, { default: 'faiss' }),
+    index_parameters: IndexParameters,
+    skip_stored_vectors: Type.Boolean({
+      default: false,
+      description: 'Return the graph only, with Faiss null storage instead of the vectors.',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type BuildRequest = Static<typeof BuildRequest>;
+
+export const BuildResponse = Type.Object({ job_id: Type.String() }, { additionalProperties: false });
+
+export const StatusParams = Type.Object({ job_id: Type.String({ maxLength: 128 }) });
+
+/** Exactly the three fields k-NN's parser accepts; nulls allowed, nothing else ever. */
+export const StatusResponse = Type.Object(
+  {
+    task_status: StringEnum(TASK_STATUSES),
+    file_name: Type.Union([Type.String(), Type.Null()]),
+    error_message: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type StatusResponse = Static<typeof StatusResponse>;
+
+export const ErrorResponse = Type.Object({ detail: Type.String() });
+
+export const ValidationErrorResponse = Type.Object({
+  detail: Type.Literal('Validation Error'),
+  errors: Type.Array(Type.Object({ field: Type.String(), message: Type.String(), type: Type.String() })),
+});
+
+export const JOB_PHASES = [
+  'queued',
+  'downloading',
+  'building',
+  'writing',
+  'uploading',
+  'completed',
+  'failed',
+] as const;
+export type JobPhase = (typeof JOB_PHASES)[number];
+
+export const JobSummary = Type.Object({
+  job_id: Type.String(),
+  task_status: StringEnum(TASK_STATUSES),
+  phase: StringEnum(JOB_PHASES),
+  container_name: Type.String(),
+  vector_path: Type.String(),
+  tenant_id: Type.String(),
+  dimension: Type.Integer(),
+  doc_count: Type.Integer(),
+  data_type: Type.String(),
+  builder: Type.Union([StringEnum(['gpu', 'cpu'] as const), Type.Null()]),
+  progress: Type.Number({ description: 'Fraction of the current phase done, 0..1.' }),
+  bytes_downloaded: Type.Number(),
+  bytes_uploaded: Type.Number(),
+  file_name: Type.Union([Type.String(), Type.Null()]),
+  error_message: Type.Union([Type.String(), Type.Null()]),
+  created_at: Type.String({ format: 'date-time' }),
+  started_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  finished_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  estimated_host_bytes: Type.Number(),
+  estimated_gpu_bytes: Type.Number(),
+});
+export type JobSummary = Static<typeof JobSummary>;
+
+export const JobsResponse = Type.Object({
+  count: Type.Integer(),
+  queued: Type.Integer(),
+  running: Type.Integer(),
+  jobs: Type.Array(JobSummary),
+});
+
+export const HeartBeatResponse = Type.Object({ status: Type.Literal('ok') });

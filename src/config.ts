@@ -1,0 +1,169 @@
+// Every setting of the service: its environment variable, default and validation, in one place.
+// An invalid setting stops start-up with a message naming it (ConfigError lists them all).
+import os from 'node:os';
+
+export const BUILDER_CHOICES = ['auto', 'gpu', 'cpu'] as const;
+export type BuilderChoice = (typeof BUILDER_CHOICES)[number];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const OBJECT_STORES = ['s3', 'local'] as const;
+export type ObjectStoreKind = (typeof OBJECT_STORES)[number];
+
+export interface Settings {
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+  /** Jobs running at once (downloading, building or uploading). */
+  maxWorkers: number;
+  requestStoreMaxSize: number;
+  /** Seconds a finished job stays answerable, counted from when it finished. */
+  requestStoreTtlSeconds: number;
+  /** Device memory one GPU build may use, in bytes. */
+  gpuMemoryLimitBytes: number;
+  /** Host memory all running jobs together may use, in bytes. */
+  cpuMemoryLimitBytes: number;
+  /** Basic auth; both set or neither. */
+  auth: { username: string; password: string } | null;
+  shutdownGraceSeconds: number;
+  bodyLimitBytes: number;
+  builder: BuilderChoice;
+  /** CPU builder threads (0 = all cores). */
+  buildThreads: number;
+  objectStore: ObjectStoreKind;
+  /** Why objectStore has its value (logged at start). */
+  objectStoreReason: string;
+  s3: {
+    endpoint: string | null;
+    region: string;
+  };
+  localStoreRoot: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid settings:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const GIB = 2 ** 30;
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Reads settings from an environment (process.env by default); throws ConfigError naming each bad one. */
+export function loadSettings(env: Env = process.env): Settings {
+  const problems: string[] = [];
+  const r = new Reader(env, problems);
+
+  const username = r.string('BASIC_AUTH_USERNAME', '');
+  const password = r.string('BASIC_AUTH_PASSWORD', '');
+  if ((username === '') !== (password === '')) {
+    problems.push('BASIC_AUTH_USERNAME and BASIC_AUTH_PASSWORD must be set together (or neither)');
+  }
+  if (username.includes(':')) problems.push('BASIC_AUTH_USERNAME must not contain ":"');
+  const endpoint = r.string('S3_ENDPOINT_URL', '') || null;
+  if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
+    problems.push(`S3_ENDPOINT_URL must be an http(s) URL, got "${endpoint}"`);
+  }
+  const store = chooseObjectStore(env, r);
+
+  const settings: Settings = {
+    host: r.string('HOST', '0.0.0.0'),
+    port: r.integer('PORT', 1025, 0, 65535),
+    logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS, (v) => v.toLowerCase()),
+    maxWorkers: r.integer('MAX_WORKERS', 2, 1, 256),
+    requestStoreMaxSize: r.integer('REQUEST_STORE_MAX_SIZE', 10_000, 1, 10_000_000),
+    requestStoreTtlSeconds: r.integer('REQUEST_STORE_TTL_SECONDS', 1800, 1, 30 * 24 * 3600),
+    gpuMemoryLimitBytes: Math.floor(r.number('GPU_MEMORY_LIMIT', 24, 0.001, 1e6) * GIB),
+    cpuMemoryLimitBytes: Math.floor(r.number('CPU_MEMORY_LIMIT', 32, 0.001, 1e6) * GIB),
+    auth: username && password ? { username, password } : null,
+    shutdownGraceSeconds: r.integer('SHUTDOWN_GRACE_SECONDS', 300, 0, 24 * 3600),
+    bodyLimitBytes: r.integer('BODY_LIMIT_BYTES', 64 * 1024, 1024, 16 * 2 ** 20),
+    builder: r.oneOf('BUILDER', 'auto', BUILDER_CHOICES, (v) => v.toLowerCase()),
+    buildThreads: r.integer('BUILD_THREADS', 0, 0, 4096),
+    objectStore: store.kind,
+    objectStoreReason: store.reason,
+    s3: { endpoint, region: r.string('AWS_DEFAULT_REGION', '') || r.string('AWS_REGION', '') || 'us-east-1' },
+    localStoreRoot: r.string('LOCAL_STORE_ROOT', 'data'),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return settings;
+}
+
+// Real deployments use S3, often with credentials from an instance role (no variables at all), so an explicit
+// OBJECT_STORE wins; otherwise any sign of S3 configuration selects it, and a bare machine gets the local store.
+function chooseObjectStore(env: Env, r: Reader): { kind: ObjectStoreKind; reason: string } {
+  if (env.OBJECT_STORE !== undefined) {
+    return {
+      kind: r.oneOf('OBJECT_STORE', 's3', OBJECT_STORES, (v) => v.toLowerCase()),
+      reason: 'OBJECT_STORE',
+    };
+  }
+  const hints = [
+    'S3_ENDPOINT_URL',
+    'AWS_ACCESS_KEY_ID',
+    'AWS_PROFILE',
+    'AWS_WEB_IDENTITY_TOKEN_FILE',
+    'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+    'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+  ].filter((k) => (env[k] ?? '') !== '');
+  return hints.length > 0
+    ? { kind: 's3', reason: `${hints[0]} is set` }
+    : {
+        kind: 'local',
+        reason: 'no S3 endpoint or AWS credentials configured (set OBJECT_STORE=s3 to force S3)',
+      };
+}
+
+/** Parses environment values, collecting one problem per bad setting. */
+class Reader {
+  constructor(
+    private readonly env: Env,
+    private readonly problems: string[],
+  ) {}
+
+  private raw(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    if (!/^-?\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max}, got "${v}"`);
+      return fallback;
+    }
+    return Number(v);
+  }
+
+  number(name: string, fallback: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      this.problems.push(`${name} must be a number from ${min} to ${max}, got "${v}"`);
+      return fallback;
+    }
+    return n;
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, choices: readonly T[], normalize = (v: string) => v): T {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    const n = normalize(v) as T;
+    if (!choices.includes(n)) {
+      this.problems.push(`${name} must be one of ${choices.join(', ')}, got "${v}"`);
+      return fallback;
+    }
+    return n;
+  }
+}
+
+/** Cores on this machine (the CPU builder's default thread count). */
+export function coreCount(): number {
+  return os.availableParallelism?.() ?? os.cpus().length;
+}

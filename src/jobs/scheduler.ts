@@ -1,0 +1,265 @@
+// Admission and execution of build jobs: a fixed number run at once (p-queue, MAX_WORKERS); a started job
+// first waits for its host memory, takes a GPU lease only for its build phase, and always ends COMPLETED or
+// FAILED with a message. The build itself is a function given to the scheduler (the pipeline, or a test double).
+import { EventEmitter } from 'node:events';
+
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+
+import type { BuildRequest, JobPhase } from '../api/schemas.js';
+import { JobRefusedError } from './errors.js';
+import { Job, type JobPlan, type ProgressUpdate, jobIdFor } from './job.js';
+import type { JobStore } from './job-store.js';
+import type { GpuLease, GpuPool, MemoryBudget, Release } from './resources.js';
+
+export interface BuildContext {
+  readonly id: string;
+  readonly request: BuildRequest;
+  readonly plan: JobPlan;
+  readonly attempt: number;
+  /** Aborted when the job is cancelled or the service shuts down: stop promptly and clean up. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  report(update: ProgressUpdate): void;
+  /** Waits for a GPU (one build per device); the lease ends with the job at the latest. */
+  acquireGpu(): Promise<GpuLease>;
+}
+
+export interface BuildOutcome {
+  /** Bare name of the index object, next to the vectors (e.g. `x.faiss`). */
+  fileName: string;
+}
+
+export type BuildFn = (ctx: BuildContext) => Promise<BuildOutcome>;
+/** Decides builder and memory needs; throws JobRefusedError('TOO_LARGE') for a job that can never fit. */
+export type PlanFn = (request: BuildRequest) => JobPlan;
+
+export interface SchedulerOptions {
+  store: JobStore;
+  maxWorkers: number;
+  memory: MemoryBudget;
+  gpus: GpuPool;
+  plan: PlanFn;
+  build: BuildFn;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface SubmitResult {
+  job: Job;
+  /** False when an existing job answered the request (a retry of a known build). */
+  started: boolean;
+}
+
+/** Events: 'phase' (job, phase) and 'finished' (job), for metrics. */
+export class JobScheduler extends EventEmitter {
+  private readonly queue: PQueue;
+  private readonly now: () => number;
+  private draining = false;
+
+  constructor(private readonly o: SchedulerOptions) {
+    super();
+    this.queue = new PQueue({ concurrency: o.maxWorkers });
+    this.now = o.now ?? Date.now;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Jobs admitted but not yet started (waiting for a worker or for memory). */
+  get queuedCount(): number {
+    return this.o.store.unfinished().filter((j) => j.phase === 'queued').length;
+  }
+
+  get runningCount(): number {
+    return this.o.store.unfinished().filter((j) => j.phase !== 'queued').length;
+  }
+
+  /** Admits a build, or answers with the job that already exists for it. Throws JobRefusedError. */
+  submit(request: BuildRequest): SubmitResult {
+    if (this.draining)
+      throw new JobRefusedError('DRAINING', 'the service is shutting down and accepts no new builds');
+    const id = jobIdFor(request.vector_path, request.tenant_id);
+    const existing = this.o.store.get(id);
+    if (existing && existing.status !== 'FAILED_INDEX_BUILD') {
+      const difference = requestDifference(existing.request, request);
+      if (difference) {
+        throw new JobRefusedError(
+          'CONFLICT',
+          `job ${id} for this vector_path and tenant_id exists with different parameters (${difference})`,
+        );
+      }
+      return { job: existing, started: false };
+    }
+    const plan = this.o.plan(request);
+    let job: Job;
+    if (existing) {
+      this.o.store.add(existing); // throws STORE_FULL before the failed job is touched
+      existing.resetForRetry(request, plan);
+      job = existing;
+    } else {
+      job = new Job(id, request, plan, this.now());
+      this.o.store.add(job);
+    }
+    this.logFor(job).info(
+      { builder: plan.builder, reason: plan.reason, hostBytes: plan.hostBytes, gpuBytes: plan.gpuBytes },
+      'job queued',
+    );
+    this.emit('phase', job, 'queued');
+    void this.queue.add(() => this.run(job));
+    return { job, started: true };
+  }
+
+  /** Fails a queued or running job with `reason` and stops its build. False if unknown or finished. */
+  cancel(id: string, reason = 'cancelled'): boolean {
+    const job = this.o.store.get(id);
+    if (!job || job.finished) return false;
+    job.abort.abort(new Error(reason));
+    this.fail(job, reason);
+    return true;
+  }
+
+  /**
+   * Stops accepting builds, fails the queued ones, lets running ones finish within `graceMs`, then cancels
+   * what is left. Resolves when every job has settled.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.draining = true;
+    for (const job of this.o.store.unfinished()) {
+      if (job.phase === 'queued') {
+        this.cancel(job.id, 'the service shut down before this build started; send the build again');
+      }
+    }
+    if (!(await settlesWithin(this.queue.onIdle(), graceMs))) {
+      for (const job of this.o.store.unfinished()) {
+        this.cancel(
+          job.id,
+          `the service shut down during the build (grace period of ${Math.round(graceMs / 1000)} s ended); send the build again`,
+        );
+      }
+      await settlesWithin(this.queue.onIdle(), 30_000);
+    }
+  }
+
+  private async run(job: Job): Promise<void> {
+    if (job.finished) return; // cancelled while it waited in the queue
+    const attempt = job.attempt;
+    const signal = job.abort.signal;
+    const log = this.logFor(job);
+    const leases: GpuLease[] = [];
+    let releaseMemory: Release | undefined;
+    // A late call from an earlier attempt (or after cancel) must not touch the job.
+    const current = () => job.attempt === attempt && !job.finished;
+    try {
+      releaseMemory = await this.o.memory.acquire(job.plan.hostBytes, signal);
+      if (!current()) return;
+      job.startedAt = this.now();
+      const ctx: BuildContext = {
+        id: job.id,
+        request: job.request,
+        plan: job.plan,
+        attempt,
+        signal,
+        log,
+        report: (u) => current() && this.applyProgress(job, u),
+        acquireGpu: async () => {
+          const lease = await this.o.gpus.acquire(signal);
+          leases.push(lease);
+          return lease;
+        },
+      };
+      const outcome = await this.o.build(ctx);
+      if (!current()) return;
+      signal.throwIfAborted();
+      this.complete(job, outcome.fileName);
+    } catch (e) {
+      if (!current()) return;
+      this.fail(job, signal.aborted ? messageOf(signal.reason) : messageOf(e));
+    } finally {
+      for (const lease of leases) lease.release();
+      releaseMemory?.();
+    }
+  }
+
+  private applyProgress(job: Job, u: ProgressUpdate): void {
+    if (u.phase && u.phase !== job.phase) this.setPhase(job, u.phase);
+    if (u.fraction !== undefined) job.progress = Math.min(1, Math.max(0, u.fraction));
+    if (u.bytesDownloaded !== undefined) job.bytesDownloaded = u.bytesDownloaded;
+    if (u.bytesUploaded !== undefined) job.bytesUploaded = u.bytesUploaded;
+  }
+
+  private setPhase(job: Job, phase: JobPhase): void {
+    job.phase = phase;
+    job.progress = phase === 'completed' ? 1 : 0;
+    this.logFor(job).info({ phase }, `job ${phase}`);
+    this.emit('phase', job, phase);
+  }
+
+  private complete(job: Job, fileName: string): void {
+    job.status = 'COMPLETED_INDEX_BUILD';
+    job.fileName = fileName;
+    job.finishedAt = this.now();
+    this.setPhase(job, 'completed');
+    this.o.store.markFinished(job);
+    this.logFor(job).info({ fileName, seconds: this.elapsed(job) }, 'job completed');
+    this.emit('finished', job);
+  }
+
+  private fail(job: Job, message: string): void {
+    if (job.finished) return;
+    job.status = 'FAILED_INDEX_BUILD';
+    job.errorMessage = message;
+    job.finishedAt = this.now();
+    job.phase = 'failed';
+    this.o.store.markFinished(job);
+    this.logFor(job).warn({ phase: 'failed', error: message, seconds: this.elapsed(job) }, 'job failed');
+    this.emit('phase', job, 'failed');
+    this.emit('finished', job);
+  }
+
+  private elapsed(job: Job): number {
+    return ((job.finishedAt ?? this.now()) - job.createdAt) / 1000;
+  }
+
+  private logFor(job: Job): Logger {
+    return this.o.log.child({ jobId: job.id, attempt: job.attempt });
+  }
+}
+
+/** The first field where two requests for the same job id differ, or null when they are the same build. */
+function requestDifference(a: BuildRequest, b: BuildRequest): string | null {
+  const flat = (r: BuildRequest): Record<string, unknown> => ({
+    container_name: r.container_name,
+    doc_id_path: r.doc_id_path,
+    dimension: r.dimension,
+    doc_count: r.doc_count,
+    data_type: r.data_type,
+    space_type: r.index_parameters.space_type,
+    m: r.index_parameters.algorithm_parameters.m,
+    ef_construction: r.index_parameters.algorithm_parameters.ef_construction,
+    ef_search: r.index_parameters.algorithm_parameters.ef_search,
+    skip_stored_vectors: r.skip_stored_vectors,
+  });
+  const fa = flat(a);
+  const fb = flat(b);
+  for (const key of Object.keys(fa)) {
+    if (fa[key] !== fb[key]) return `${key}: ${JSON.stringify(fa[key])} vs ${JSON.stringify(fb[key])}`;
+  }
+  return null;
+}
+
+function messageOf(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  return String(e);
+}
+
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

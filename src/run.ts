@@ -1,0 +1,114 @@
+// Start-up and shutdown of the service process: settings, logger, GPU probe, admission planner, HTTP server,
+// and SIGTERM/SIGINT handling. main.ts calls it with the real pipeline; tests call it with a build double.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import type { Logger } from 'pino';
+
+import { gpuInfo } from './builders/native.js';
+import { ConfigError, type Settings, loadSettings } from './config.js';
+import type { BuildFn } from './jobs/scheduler.js';
+import { createLogger } from './logger.js';
+import { type GpuCapacity, createPlanner, roughGpuBytes } from './pipeline/plan.js';
+import { type Service, type ServiceOptions, createService } from './service.js';
+
+export interface RunOptions {
+  /** Makes the function that runs one job (the pipeline), once settings and GPUs are known. */
+  buildFactory: (settings: Settings, log: Logger, gpu: GpuCapacity) => BuildFn;
+  plugins?: ServiceOptions['plugins'];
+  env?: NodeJS.ProcessEnv;
+}
+
+export const VERSION = readVersion();
+
+export async function run(o: RunOptions): Promise<Service> {
+  let settings: Settings;
+  try {
+    settings = loadSettings(o.env ?? process.env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`knn-remote-index-builder: ${e.message}\n`);
+    process.exit(2);
+  }
+  const log = createLogger(settings.logLevel);
+  const gpu = probeGpu(settings);
+  if (settings.builder === 'gpu' && gpu.deviceCount === 0) {
+    log.fatal({ reason: gpu.unavailableReason }, 'BUILDER=gpu but no usable GPU');
+    process.exit(2);
+  }
+  const service = await createService({
+    settings,
+    log,
+    build: o.buildFactory(settings, log, gpu),
+    plan: createPlanner({
+      builder: settings.builder,
+      gpu,
+      gpuMemoryLimitBytes: settings.gpuMemoryLimitBytes,
+      cpuMemoryLimitBytes: settings.cpuMemoryLimitBytes,
+      estimateGpuBytes: roughGpuBytes,
+    }),
+    gpuDeviceCount: gpu.deviceCount,
+    version: VERSION,
+    ...(o.plugins ? { plugins: o.plugins } : {}),
+  });
+  await service.app.listen({ host: settings.host, port: settings.port });
+  log.info(
+    {
+      version: VERSION,
+      address: service.app.server.address(),
+      builder: settings.builder,
+      gpus: gpu.deviceCount,
+      gpu: gpu.unavailableReason ?? 'available',
+      objectStore: settings.objectStore,
+      objectStoreReason: settings.objectStoreReason,
+      maxWorkers: settings.maxWorkers,
+      auth: settings.auth ? 'basic' : 'off',
+    },
+    'service started',
+  );
+  handleSignals(service, log);
+  return service;
+}
+
+function probeGpu(settings: Settings): GpuCapacity {
+  if (settings.builder === 'cpu') return { deviceCount: 0, deviceBytes: 0, unavailableReason: 'BUILDER=cpu' };
+  const info = gpuInfo(0);
+  if (!info.compiled || info.deviceCount === 0) {
+    return { deviceCount: 0, deviceBytes: 0, unavailableReason: info.error ?? 'no GPU device found' };
+  }
+  return { deviceCount: info.deviceCount, deviceBytes: info.totalBytes, unavailableReason: null };
+}
+
+// First signal: drain gracefully and exit 0. A second one: exit at once (an operator insisting).
+function handleSignals(service: Service, log: Logger): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'signal received: draining');
+    service.shutdown().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        log.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+function readVersion(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(path.resolve(import.meta.dirname, rel), 'utf8')) as { version: string })
+        .version;
+    } catch {
+      // try the next location (src/ when run by tsx, dist/src/ when compiled)
+    }
+  }
+  return '0.0.0';
+}

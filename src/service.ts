@@ -1,0 +1,80 @@
+// Composition of the running service: job store, resources, scheduler and HTTP app, plus graceful shutdown.
+// main.ts gives it settings and the real pipeline; tests give it a build double.
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+
+import { buildApp } from './api/app.js';
+import type { Settings } from './config.js';
+import { JobStore } from './jobs/job-store.js';
+import { GpuPool, MemoryBudget } from './jobs/resources.js';
+import { type BuildFn, JobScheduler, type PlanFn } from './jobs/scheduler.js';
+
+export interface ServiceOptions {
+  settings: Settings;
+  log: Logger;
+  build: BuildFn;
+  plan: PlanFn;
+  gpuDeviceCount: number;
+  version: string;
+  now?: () => number;
+  plugins?: ((app: FastifyInstance, service: Service) => Promise<void>)[];
+}
+
+export interface Service {
+  app: FastifyInstance;
+  store: JobStore;
+  scheduler: JobScheduler;
+  memory: MemoryBudget;
+  gpus: GpuPool;
+  /** Stops taking builds, lets running ones finish within the grace period, then closes the server. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+export async function createService(o: ServiceOptions): Promise<Service> {
+  const s = o.settings;
+  const store = new JobStore({
+    maxSize: s.requestStoreMaxSize,
+    ttlMs: s.requestStoreTtlSeconds * 1000,
+    ...(o.now ? { now: o.now } : {}),
+  });
+  const memory = new MemoryBudget(s.cpuMemoryLimitBytes);
+  const gpus = new GpuPool(o.gpuDeviceCount);
+  const scheduler = new JobScheduler({
+    store,
+    maxWorkers: s.maxWorkers,
+    memory,
+    gpus,
+    plan: o.plan,
+    build: o.build,
+    log: o.log,
+    ...(o.now ? { now: o.now } : {}),
+  });
+  // Expired jobs are dropped even when nobody asks for them, so their memory is returned.
+  const purge = setInterval(() => store.purgeExpired(), 60_000);
+  purge.unref();
+
+  const service: Service = {
+    store,
+    scheduler,
+    memory,
+    gpus,
+    app: undefined as unknown as FastifyInstance,
+    async shutdown(graceMs = s.shutdownGraceSeconds * 1000) {
+      clearInterval(purge);
+      o.log.info({ graceSeconds: graceMs / 1000, unfinished: store.unfinished().length }, 'shutting down');
+      await scheduler.shutdown(graceMs);
+      await service.app.close();
+      o.log.info('shut down');
+    },
+  };
+  service.app = await buildApp({
+    log: o.log,
+    store,
+    scheduler,
+    bodyLimitBytes: s.bodyLimitBytes,
+    auth: s.auth,
+    version: o.version,
+    plugins: (o.plugins ?? []).map((p) => (app: FastifyInstance) => p(app, service)),
+  });
+  return service;
+}

@@ -1,0 +1,135 @@
+// The real service on loopback with a build double whose jobs the test finishes by hand.
+import { Writable } from 'node:stream';
+
+import type { BuildRequest } from '../../src/api/schemas.js';
+import { type Settings, loadSettings } from '../../src/config.js';
+import type { BuildContext, BuildOutcome } from '../../src/jobs/scheduler.js';
+import { createLogger } from '../../src/logger.js';
+import { createPlanner, roughGpuBytes } from '../../src/pipeline/plan.js';
+import { type Service, createService } from '../../src/service.js';
+
+interface Pending {
+  ctx: BuildContext;
+  resolve: (o: BuildOutcome) => void;
+  reject: (e: Error) => void;
+}
+
+/** A build function whose calls wait until the test completes or fails them. */
+export class ControlledBuilds {
+  readonly calls: BuildContext[] = [];
+  private readonly pending = new Map<string, Pending>();
+  private readonly waiters: (() => void)[] = [];
+  running = 0;
+  maxRunning = 0;
+
+  readonly build = (ctx: BuildContext): Promise<BuildOutcome> => {
+    this.calls.push(ctx);
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    ctx.report({ phase: 'downloading', fraction: 0 });
+    const done = new Promise<BuildOutcome>((resolve, reject) => {
+      this.pending.set(ctx.id, { ctx, resolve, reject });
+      ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error), { once: true });
+    }).finally(() => {
+      this.running--;
+      this.pending.delete(ctx.id);
+    });
+    for (const w of this.waiters.splice(0)) w();
+    return done;
+  };
+
+  isRunning(id: string): boolean {
+    return this.pending.has(id);
+  }
+
+  /** Waits until `count` builds have started in all. */
+  async started(count: number, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.calls.length < count) {
+      if (Date.now() > deadline) throw new Error(`only ${this.calls.length} of ${count} builds started`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 20);
+      });
+    }
+  }
+
+  complete(id: string): void {
+    const p = this.pending.get(id);
+    if (!p) throw new Error(`no running build ${id}`);
+    p.resolve({
+      fileName: p.ctx.request.vector_path
+        .split('/')
+        .pop()!
+        .replace(/\.knnvec$/, '.faiss'),
+    });
+  }
+
+  fail(id: string, message: string): void {
+    const p = this.pending.get(id);
+    if (!p) throw new Error(`no running build ${id}`);
+    p.reject(new Error(message));
+  }
+}
+
+export interface TestService {
+  service: Service;
+  settings: Settings;
+  url: string;
+  builds: ControlledBuilds;
+  logs: string[];
+  close(): Promise<void>;
+}
+
+/** Starts the service on 127.0.0.1 (random port) with the build double and captured JSON logs. */
+export async function startTestService(
+  env: Record<string, string> = {},
+  gpuDeviceCount = 0,
+): Promise<TestService> {
+  const settings = loadSettings({ LOG_LEVEL: 'debug', HOST: '127.0.0.1', PORT: '0', ...env });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(...chunk.toString().split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const log = createLogger(settings.logLevel, sink);
+  const builds = new ControlledBuilds();
+  const service = await createService({
+    settings,
+    log,
+    build: builds.build,
+    plan: createPlanner({
+      builder: settings.builder,
+      gpu: {
+        deviceCount: gpuDeviceCount,
+        deviceBytes: 80 * 2 ** 30,
+        unavailableReason: gpuDeviceCount ? null : 'test: no GPU',
+      },
+      gpuMemoryLimitBytes: settings.gpuMemoryLimitBytes,
+      cpuMemoryLimitBytes: settings.cpuMemoryLimitBytes,
+      estimateGpuBytes: roughGpuBytes,
+    }),
+    gpuDeviceCount,
+    version: 'test',
+  });
+  await service.app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = service.app.server.address();
+  if (!addr || typeof addr === 'string') throw new Error('no address');
+  return {
+    service,
+    settings,
+    url: `http://127.0.0.1:${addr.port}`,
+    builds,
+    logs,
+    close: async () => {
+      for (const job of service.store.unfinished()) service.scheduler.cancel(job.id, 'test over');
+      await service.app.close();
+    },
+  };
+}
+
+export function requestOf(ctx: BuildContext): BuildRequest {
+  return ctx.request;
+}
