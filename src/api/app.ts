@@ -45,6 +45,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // JSON only: a body sent as text (e.g. curl -d without a content type) gets 415 naming the problem.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ detail: `no route ${request.method} ${request.url.split('?')[0]}` });

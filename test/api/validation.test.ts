@@ -1,0 +1,228 @@
+// Every validation rule of POST /_build: a good and a bad value per field, defaults, numeric strings,
+// unknown keys, cross-field rules, and the 422 body that names the field.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { LIMITS } from '../../src/api/schemas.js';
+import { knnBuildBody } from '../helpers/knn-client.js';
+import { type TestService, startTestService } from '../helpers/service.js';
+
+let t: TestService;
+let seq = 0;
+beforeAll(async () => {
+  t = await startTestService({ REQUEST_STORE_MAX_SIZE: '100000', MAX_WORKERS: '1' });
+});
+afterAll(async () => t.close());
+
+/** A valid body with a fresh vector_path (so every accepted request is a new job), then overrides. */
+function body(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  seq += 1;
+  return knnBuildBody({
+    vector_path: `v/seg_${seq}.knnvec`,
+    doc_id_path: `v/seg_${seq}.knndid`,
+    ...overrides,
+  });
+}
+
+async function post(payload: unknown, contentType = 'application/json; charset=UTF-8') {
+  const res = await fetch(`${t.url}/_build`, {
+    method: 'POST',
+    headers: { 'Content-Type': contentType },
+    body: typeof payload === 'string' ? payload : JSON.stringify(payload),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+function withParams(params: Record<string, unknown>, index: Record<string, unknown> = {}) {
+  return {
+    index_parameters: {
+      space_type: 'l2',
+      algorithm: 'hnsw',
+      algorithm_parameters: { ef_construction: 100, ef_search: 100, m: 16, ...params },
+      ...index,
+    },
+  };
+}
+
+// [field as named in the 422 body, good override, bad override]
+const cases: [string, Record<string, unknown>, Record<string, unknown>][] = [
+  ['body.repository_type', { repository_type: 's3' }, { repository_type: 'gcs' }],
+  ['body.container_name', { container_name: 'bucket-1' }, { container_name: '' }],
+  ['body.container_name', { container_name: 'b' }, { container_name: 'a/b' }],
+  ['body.vector_path', { vector_path: 'a/b.knnvec' }, { vector_path: 'a/b.knnvec.txt' }],
+  [
+    'body.vector_path',
+    { vector_path: 'x.knnvec' },
+    { vector_path: 'x'.repeat(LIMITS.pathLength) + '.knnvec' },
+  ],
+  ['body.doc_id_path', { doc_id_path: 'a/b.knndid' }, { doc_id_path: '' }],
+  ['body.tenant_id', { tenant_id: 'c' }, { tenant_id: 'x'.repeat(LIMITS.tenantIdLength + 1) }],
+  ['body.tenant_id', { tenant_id: '' }, { tenant_id: 5 }],
+  ['body.dimension', { dimension: 1 }, { dimension: 0 }],
+  ['body.dimension', { dimension: LIMITS.maxDimension }, { dimension: LIMITS.maxDimension + 1 }],
+  ['body.dimension', { dimension: '768' }, { dimension: 7.5 }],
+  ['body.dimension', { dimension: 768 }, { dimension: '7.5' }],
+  ['body.dimension', { dimension: 768 }, { dimension: null }],
+  ['body.doc_count', { doc_count: 5 }, { doc_count: 4 }],
+  ['body.doc_count', { doc_count: '1000' }, { doc_count: LIMITS.maxDocCount + 1 }],
+  ['body.doc_count', { doc_count: 1000 }, { doc_count: 'many' }],
+  ['body.data_type', { data_type: 'half_float' }, { data_type: 'float16' }],
+  ['body.data_type', { data_type: 'byte' }, { data_type: 'FLOAT' }],
+  ['body.engine', { engine: 'faiss' }, { engine: 'nmslib' }],
+  ['body.skip_stored_vectors', { skip_stored_vectors: true }, { skip_stored_vectors: 'yes' }],
+  [
+    'body.index_parameters.space_type',
+    withParams({}, { space_type: 'innerproduct' }),
+    withParams({}, { space_type: 'cosine' }),
+  ],
+  [
+    'body.index_parameters.algorithm',
+    withParams({}, { algorithm: 'hnsw' }),
+    withParams({}, { algorithm: 'ivf' }),
+  ],
+  ['body.index_parameters.algorithm_parameters.m', withParams({ m: LIMITS.maxM }), withParams({ m: 1 })],
+  [
+    'body.index_parameters.algorithm_parameters.m',
+    withParams({ m: '32' }),
+    withParams({ m: LIMITS.maxM + 1 }),
+  ],
+  [
+    'body.index_parameters.algorithm_parameters.ef_construction',
+    withParams({ ef_construction: 512 }),
+    withParams({ ef_construction: 0 }),
+  ],
+  [
+    'body.index_parameters.algorithm_parameters.ef_construction',
+    withParams({ ef_construction: '64' }),
+    withParams({ ef_construction: LIMITS.maxEf + 1 }),
+  ],
+  [
+    'body.index_parameters.algorithm_parameters.ef_search',
+    withParams({ ef_search: 2 }),
+    withParams({ ef_search: -1 }),
+  ],
+  [
+    'body.index_parameters.algorithm_parameters.ef_search',
+    withParams({ ef_search: LIMITS.maxEf }),
+    withParams({ ef_search: true }),
+  ],
+];
+
+describe('POST /_build validation', () => {
+  it.each(cases)(
+    '%s: accepts the good value and names the field for the bad one',
+    async (field, good, bad) => {
+      const ok = await post(body(good));
+      expect(ok.status, JSON.stringify(ok.json)).toBe(200);
+      const res = await post(body(bad));
+      expect(res.status).toBe(422);
+      expect(res.json.detail).toBe('Validation Error');
+      const errors = res.json.errors as { field: string; message: string; type: string }[];
+      expect(errors.map((e) => e.field)).toContain(field);
+      for (const e of errors) {
+        expect(Object.keys(e).sort()).toEqual(['field', 'message', 'type']);
+        expect(e.message.length).toBeGreaterThan(0);
+      }
+    },
+  );
+
+  it.each(['container_name', 'vector_path', 'doc_id_path', 'dimension', 'doc_count'])(
+    'requires %s',
+    async (field) => {
+      const b = body();
+      delete b[field];
+      const res = await post(b);
+      expect(res.status).toBe(422);
+      expect(res.json.errors).toContainEqual({
+        field: `body.${field}`,
+        message: 'Field required',
+        type: 'missing',
+      });
+    },
+  );
+
+  it('fills every default of the contract', async () => {
+    const minimal = {
+      container_name: 'b',
+      vector_path: 'd/min.knnvec',
+      doc_id_path: 'd/min.knndid',
+      dimension: 8,
+      doc_count: 10,
+    };
+    const res = await post(minimal);
+    expect(res.status).toBe(200);
+    await t.builds.started(1);
+    const job = t.service.store.get(res.json.job_id as string)!;
+    expect(job.request).toEqual({
+      ...minimal,
+      repository_type: 's3',
+      tenant_id: '',
+      data_type: 'float',
+      engine: 'faiss',
+      index_parameters: {
+        space_type: 'l2',
+        algorithm: 'hnsw',
+        algorithm_parameters: { ef_construction: 100, ef_search: 100, m: 16 },
+      },
+      skip_stored_vectors: false,
+    });
+  });
+
+  it('converts integers sent as numeric strings (curl users) to numbers', async () => {
+    const res = await post(body({ dimension: '128', doc_count: ' 2000 ', ...withParams({ m: '8' }) }));
+    expect(res.status).toBe(200);
+    const job = t.service.store.get(res.json.job_id as string)!;
+    expect(job.request.dimension).toBe(128);
+    expect(job.request.doc_count).toBe(2000);
+    expect(job.request.index_parameters.algorithm_parameters.m).toBe(8);
+  });
+
+  it('rejects unknown top-level keys and ignores unknown keys inside algorithm_parameters', async () => {
+    const extra = await post(body({ surprise: 1 }));
+    expect(extra.status).toBe(422);
+    expect(extra.json.errors).toContainEqual({
+      field: 'body.surprise',
+      message: 'Extra inputs are not permitted',
+      type: 'extra_forbidden',
+    });
+    const ignored = await post(body(withParams({ encoder: { name: 'sq' }, future_knob: 3 })));
+    expect(ignored.status).toBe(200);
+    const job = t.service.store.get(ignored.json.job_id as string)!;
+    expect(job.request.index_parameters.algorithm_parameters).toEqual({
+      ef_construction: 100,
+      ef_search: 100,
+      m: 16,
+    });
+  });
+
+  it('enforces binary <-> hamming and a binary dimension in whole bytes', async () => {
+    const hammingFloat = await post(body(withParams({}, { space_type: 'hamming' })));
+    expect(hammingFloat.status).toBe(422);
+    expect(JSON.stringify(hammingFloat.json)).toContain('body.index_parameters.space_type');
+    const binaryL2 = await post(body({ data_type: 'binary' }));
+    expect(binaryL2.status).toBe(422);
+    const binaryOdd = await post(
+      body({ data_type: 'binary', dimension: 12, ...withParams({}, { space_type: 'hamming' }) }),
+    );
+    expect(binaryOdd.status).toBe(422);
+    expect(binaryOdd.json.errors).toContainEqual(expect.objectContaining({ field: 'body.dimension' }));
+    const binaryOk = await post(
+      body({ data_type: 'binary', dimension: 256, ...withParams({}, { space_type: 'hamming' }) }),
+    );
+    expect(binaryOk.status).toBe(200);
+  });
+
+  it('reports every bad field at once', async () => {
+    const res = await post(body({ dimension: 0, doc_count: 1, data_type: 'x' }));
+    const fields = (res.json.errors as { field: string }[]).map((e) => e.field);
+    expect(fields).toEqual(expect.arrayContaining(['body.dimension', 'body.doc_count', 'body.data_type']));
+  });
+
+  it('answers malformed JSON with 400, a wrong media type with 415 and an oversized body with 413', async () => {
+    expect((await post('{"dimension": ')).status).toBe(400);
+    expect((await post(body(), 'text/plain')).status).toBe(415);
+    const huge = await post(body({ tenant_id: 'x'.repeat(t.settings.bodyLimitBytes) }));
+    expect(huge.status).toBe(413);
+    expect(typeof huge.json.detail).toBe('string');
+    expect((await post([1, 2])).status).toBe(422);
+  });
+});

@@ -1,0 +1,83 @@
+// Settings: the reference names and defaults, and start-up refused with a message naming each bad setting.
+import { describe, expect, it } from 'vitest';
+
+import { ConfigError, loadSettings } from '../src/config.js';
+
+describe('settings', () => {
+  it('has the reference defaults', () => {
+    const s = loadSettings({});
+    expect(s).toMatchObject({
+      port: 1025,
+      host: '0.0.0.0',
+      maxWorkers: 2,
+      requestStoreMaxSize: 10_000,
+      requestStoreTtlSeconds: 1800,
+      gpuMemoryLimitBytes: 24 * 2 ** 30,
+      cpuMemoryLimitBytes: 32 * 2 ** 30,
+      logLevel: 'info',
+      builder: 'auto',
+      auth: null,
+      objectStore: 'local',
+    });
+    expect(s.s3.region).toBe('us-east-1');
+  });
+
+  it('reads every setting from its variable', () => {
+    const s = loadSettings({
+      PORT: '8080',
+      MAX_WORKERS: '4',
+      REQUEST_STORE_MAX_SIZE: '50',
+      REQUEST_STORE_TTL_SECONDS: '60',
+      GPU_MEMORY_LIMIT: '70.5',
+      CPU_MEMORY_LIMIT: '100',
+      LOG_LEVEL: 'DEBUG',
+      S3_ENDPOINT_URL: 'http://127.0.0.1:9000',
+      AWS_DEFAULT_REGION: 'eu-west-1',
+      BASIC_AUTH_USERNAME: 'u',
+      BASIC_AUTH_PASSWORD: 'p',
+      BUILDER: 'cpu',
+    });
+    expect(s).toMatchObject({
+      port: 8080,
+      maxWorkers: 4,
+      requestStoreMaxSize: 50,
+      requestStoreTtlSeconds: 60,
+      gpuMemoryLimitBytes: Math.floor(70.5 * 2 ** 30),
+      cpuMemoryLimitBytes: 100 * 2 ** 30,
+      logLevel: 'debug',
+      auth: { username: 'u', password: 'p' },
+      builder: 'cpu',
+      objectStore: 's3',
+      s3: { endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1' },
+    });
+  });
+
+  it('refuses invalid settings, naming each one', () => {
+    const bad = {
+      MAX_WORKERS: '0',
+      PORT: 'http',
+      REQUEST_STORE_TTL_SECONDS: '-5',
+      GPU_MEMORY_LIMIT: 'lots',
+      LOG_LEVEL: 'chatty',
+      BUILDER: 'tpu',
+      BASIC_AUTH_USERNAME: 'only-user',
+      S3_ENDPOINT_URL: 'localhost:9000',
+    };
+    try {
+      loadSettings(bad);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      const msg = (e as Error).message;
+      for (const name of Object.keys(bad)) expect(msg).toContain(name);
+      expect((e as ConfigError).problems).toHaveLength(Object.keys(bad).length);
+    }
+  });
+
+  it('picks S3 when any sign of S3 configuration exists, and OBJECT_STORE wins', () => {
+    expect(loadSettings({ AWS_ACCESS_KEY_ID: 'x' }).objectStore).toBe('s3');
+    expect(loadSettings({ AWS_PROFILE: 'prod' }).objectStore).toBe('s3');
+    expect(loadSettings({ OBJECT_STORE: 'local', S3_ENDPOINT_URL: 'http://h:1' }).objectStore).toBe('local');
+    expect(loadSettings({ OBJECT_STORE: 's3' }).objectStore).toBe('s3');
+  });
+});
