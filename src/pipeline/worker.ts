@@ -1,0 +1,74 @@
+// A job's worker process: runs one pipeline (run-job.ts) and reports to the service over IPC. A native crash,
+// an abort or an out-of-memory kill here ends only this process; the service fails just this job.
+import { CpuBuilder } from '../builders/cpu.js';
+import type { BuilderKind, GraphBuilder } from '../builders/types.js';
+import { formatPolicy } from '../faiss-format/policy.js';
+import { createLogger } from '../logger.js';
+import { createObjectStore } from '../storage/index.js';
+import type { FromWorker, ToWorker } from './messages.js';
+import { runJob } from './run-job.js';
+
+const abort = new AbortController();
+let gpuGranted: ((device: number) => void) | undefined;
+
+function send(message: FromWorker): void {
+  process.send?.(message);
+}
+
+async function loadBuilders(threads: number): Promise<Partial<Record<BuilderKind, GraphBuilder>>> {
+  return { cpu: new CpuBuilder({ threads }) };
+}
+
+async function start(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
+  const log = createLogger(m.config.logLevel).child({ jobId: m.jobId, worker: process.pid });
+  const store = createObjectStore(m.config.storage);
+  try {
+    const result = await runJob(m.request, m.builder, {
+      store,
+      builders: await loadBuilders(m.config.threads),
+      formatPolicy: formatPolicy(m.config.formatPolicy),
+      buildDefaults: { threads: m.config.threads, gpu: m.config.gpu },
+      ...(m.config.spoolDir ? { spoolDir: m.config.spoolDir } : {}),
+      signal: abort.signal,
+      report: (update) => send({ type: 'progress', update }),
+      acquireGpu: () =>
+        new Promise((resolve) => {
+          gpuGranted = (device) => resolve({ device, release: () => send({ type: 'release-gpu' }) });
+          send({ type: 'acquire-gpu' });
+        }),
+    });
+    log.info({ ...result }, 'pipeline finished');
+    send({ type: 'done', result });
+  } catch (e) {
+    const message = abort.signal.aborted
+      ? String((abort.signal.reason as Error)?.message ?? 'cancelled')
+      : errorText(e);
+    log.warn({ error: message }, 'pipeline failed');
+    send({ type: 'failed', message });
+  } finally {
+    await store.close().catch(() => undefined);
+    process.disconnect?.();
+    // Exit even if a library left a handle open (e.g. a keep-alive socket); unref'd, so it never delays.
+    setTimeout(() => process.exit(0), 2000).unref();
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message || e.name : String(e);
+}
+
+process.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'start':
+      void start(m);
+      break;
+    case 'gpu':
+      gpuGranted?.(m.device);
+      break;
+    case 'cancel':
+      abort.abort(new Error(m.reason));
+      break;
+  }
+});
+// The service went away: nobody is left to report to.
+process.on('disconnect', () => abort.abort(new Error('the service disconnected')));
