@@ -4,7 +4,7 @@
 #
 #   scripts/s3-test-server.sh start [DIR]   start a fresh cluster (in DIR, or a new folder under $TMPDIR); prints
 #                                           shell assignments: S3_TEST_DIR, S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
-#                                           AWS_SECRET_ACCESS_KEY (also written to DIR/env)
+#                                           AWS_SECRET_ACCESS_KEY, S3_TEST_KMS_KEYS (also written to DIR/env)
 #   scripts/s3-test-server.sh stop DIR      stop its daemons (SIGTERM, then SIGKILL after 15 s) and delete DIR
 #   scripts/s3-test-server.sh status DIR    exit 0 when its gateway answers
 #
@@ -20,6 +20,7 @@ die() { log "error: $*"; exit 1; }
 ACCESS_KEY="${S3_TEST_ACCESS_KEY:-knn-test-access-key}"
 SECRET_KEY="${S3_TEST_SECRET_KEY:-knn-test-secret-key}"
 DAEMONS=(client.rgw osd.0 mon.a) # stop order: gateway first, monitor last
+KMS_KEYS='knn-test-key-1 knn-test-key-2' # SSE-KMS key ids the gateway knows (random keys per cluster)
 
 # Prints a TCP port that is free on 127.0.0.1 right now (the kernel picks it; a daemon binds it moments later).
 free_port() {
@@ -32,7 +33,8 @@ gateway_up() {
 }
 
 write_conf() {
-  local dir=$1 mon_port=$2 rgw_port=$3 fsid=$4
+  local dir=$1 mon_port=$2 rgw_port=$3 fsid=$4 kms_keys="" name
+  for name in $KMS_KEYS; do kms_keys+="$name=$(head -c 32 /dev/urandom | base64) "; done
   cat >"$dir/ceph.conf" <<EOF
 [global]
 fsid = $fsid
@@ -77,6 +79,10 @@ rgw_data = $dir/rgw
 rgw_gc_obj_min_wait = 0
 rgw_gc_processor_period = 10
 rgw_thread_pool_size = 64
+# SSE-KMS with RGW's built-in test key store (keys named in KMS_KEYS), over plain HTTP on loopback.
+rgw_crypt_s3_kms_backend = testing
+rgw_crypt_s3_kms_encryption_keys = $kms_keys
+rgw_crypt_require_ssl = false
 EOF
 }
 
@@ -129,6 +135,7 @@ start() {
     echo "S3_ENDPOINT_URL=$endpoint"
     echo "AWS_ACCESS_KEY_ID=$ACCESS_KEY"
     echo "AWS_SECRET_ACCESS_KEY=$SECRET_KEY"
+    echo "S3_TEST_KMS_KEYS='$KMS_KEYS'"
   } >"$dir/env"
   log "ready: $endpoint (stop with: $0 stop $dir)"
   sed 's/^/export /' "$dir/env"

@@ -1,0 +1,162 @@
+// What an S3 failure means: retry it or not (classifyS3Error), and the StorageError a person reads (toStorageError).
+import { StorageError } from './errors.js';
+import type { StorageErrorCode } from './errors.js';
+import { RetriesExhausted } from './retry.js';
+import type { RetryKind } from './retry.js';
+import type { ObjectLocation } from './types.js';
+
+/** A transfer that went wrong in a way worth another attempt: short or long body, wrong length, stalled. */
+export class TransferError extends Error {
+  override readonly name = 'TransferError';
+  constructor(
+    readonly code: 'Corrupt' | 'Timeout',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const THROTTLING = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'ProvisionedThroughputExceededException',
+  'BandwidthLimitExceeded',
+]);
+
+const TRANSIENT_SERVICE = new Set([
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'InternalError',
+  'ServiceUnavailable',
+]);
+
+const CONNECTION_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+]);
+
+interface ErrorShape {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function shape(err: unknown): ErrorShape {
+  return typeof err === 'object' && err !== null ? (err as ErrorShape) : {};
+}
+
+function httpStatus(err: unknown): number | undefined {
+  return shape(err).$metadata?.httpStatusCode;
+}
+
+function isConnectionError(err: unknown): boolean {
+  const { code, name } = shape(err);
+  return (code !== undefined && CONNECTION_CODES.has(code)) || name === 'TimeoutError';
+}
+
+export function classifyS3Error(err: unknown): RetryKind {
+  if (err instanceof TransferError) return 'retry';
+  const { name = '' } = shape(err);
+  const status = httpStatus(err);
+  if (THROTTLING.has(name) || status === 429) return 'throttle';
+  if (TRANSIENT_SERVICE.has(name) || (status !== undefined && status >= 500)) return 'retry';
+  if (isConnectionError(err)) return 'retry';
+  return 'fatal';
+}
+
+export interface ErrorContext {
+  /** What we were doing, for the message: 'reading', 'writing', 'checking'. */
+  readonly action: string;
+  readonly address: string;
+  readonly location: ObjectLocation;
+  /** The endpoint (credentials removed) for unreachable-server messages. */
+  readonly endpoint: string;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Maps any failure to a StorageError whose message names the object and says what to do. */
+export function toStorageError(err: unknown, ctx: ErrorContext): StorageError {
+  if (err instanceof StorageError) return err;
+  const options = { location: ctx.location, cause: plainCause(err) };
+  if (ctx.signal?.aborted) {
+    return new StorageError('Aborted', `${ctx.action} ${ctx.address} was cancelled`, options);
+  }
+  const attempts = err instanceof RetriesExhausted ? err.attempts : 1;
+  const last = err instanceof RetriesExhausted ? err.last : err;
+  const after = attempts > 1 ? ` (after ${attempts} attempts)` : '';
+  const [code, reason] = describe(last, ctx);
+  return new StorageError(code, `${ctx.action} ${ctx.address} failed: ${reason}${after}`, options);
+}
+
+/**
+ * The cause to keep: SDK errors carry the raw HTTP exchange ($response: request headers with the Authorization
+ * header, sockets), which must never reach a log. Keep name, message, code, status and request id only.
+ */
+function plainCause(err: unknown): Error {
+  const last = err instanceof RetriesExhausted ? err.last : err;
+  const { name = 'Error', code, message = String(last) } = shape(last);
+  const requestId = (last as { $metadata?: { requestId?: string } } | undefined)?.$metadata?.requestId;
+  const cause = new Error(message);
+  cause.name = name;
+  if (last instanceof Error && last.stack) cause.stack = last.stack;
+  return Object.assign(cause, { code, httpStatusCode: httpStatus(last), requestId });
+}
+
+function describe(err: unknown, ctx: ErrorContext): [StorageErrorCode, string] {
+  const { name = 'Error', code, message = String(err) } = shape(err);
+  const status = httpStatus(err);
+  const bucket = ctx.location.container;
+  if (err instanceof TransferError) return [err.code, err.message];
+  switch (name) {
+    case 'NoSuchBucket':
+      return ['NoSuchBucket', `bucket '${bucket}' does not exist (NoSuchBucket); check container_name`];
+    case 'NoSuchKey':
+      return ['NoSuchKey', `no such object (NoSuchKey); check the path and that the upload finished`];
+    case 'AccessDenied':
+    case 'AllAccessDisabled':
+    case 'InvalidAccessKeyId':
+    case 'SignatureDoesNotMatch':
+    case 'ExpiredToken':
+    case 'InvalidToken':
+    case 'KMS.AccessDeniedException':
+      return [
+        'AccessDenied',
+        `access denied (${name}); the service's credentials need read and write access to bucket '${bucket}'` +
+          ' (and use of its KMS key, if any)',
+      ];
+    case 'PreconditionFailed':
+      return ['Changed', 'the object was replaced while it was being read (PreconditionFailed); try again'];
+  }
+  if (status === 403) return ['AccessDenied', `access denied (HTTP 403 ${name})`];
+  if (classifyS3Error(err) === 'throttle') {
+    return ['Throttled', `the server kept asking to slow down (${name}); lower S3_CONCURRENCY or try later`];
+  }
+  if (status !== undefined && status >= 500) {
+    return ['ServerError', `the server failed (HTTP ${status} ${name}: ${message})`];
+  }
+  if (name === 'TimeoutError' || code === 'ETIMEDOUT') {
+    return ['Timeout', `the request timed out talking to ${ctx.endpoint} (${message})`];
+  }
+  if (isConnectionError(err) || code === 'ENOTFOUND') {
+    return [
+      'Unreachable',
+      `cannot talk to ${ctx.endpoint} (${code ?? name}: ${message}); check S3_ENDPOINT_URL`,
+    ];
+  }
+  return ['Failed', `${name}${status ? ` (HTTP ${status})` : ''}: ${message}`];
+}
