@@ -5,7 +5,7 @@ import path from 'node:path';
 
 import type { Logger } from 'pino';
 
-import { gpuInfo } from './builders/native.js';
+import { probeGpu } from './builders/gpu-probe.js';
 import { ConfigError, type Settings, loadSettings } from './config.js';
 import type { BuildFn } from './jobs/scheduler.js';
 import { createLogger } from './logger.js';
@@ -31,7 +31,7 @@ export async function run(o: RunOptions): Promise<Service> {
     process.exit(2);
   }
   const log = createLogger(settings.logLevel);
-  const gpu = probeGpu(settings);
+  const gpu = await gpuCapacity(settings);
   if (settings.builder === 'gpu' && gpu.deviceCount === 0) {
     log.fatal({ reason: gpu.unavailableReason }, 'BUILDER=gpu but no usable GPU');
     process.exit(2);
@@ -70,9 +70,9 @@ export async function run(o: RunOptions): Promise<Service> {
   return service;
 }
 
-function probeGpu(settings: Settings): GpuCapacity {
+async function gpuCapacity(settings: Settings): Promise<GpuCapacity> {
   if (settings.builder === 'cpu') return { deviceCount: 0, deviceBytes: 0, unavailableReason: 'BUILDER=cpu' };
-  const info = gpuInfo(0);
+  const info = await probeGpu(0);
   if (!info.compiled || info.deviceCount === 0) {
     return { deviceCount: 0, deviceBytes: 0, unavailableReason: info.error ?? 'no GPU device found' };
   }

@@ -15,7 +15,7 @@ import {
   writeFaissIndex,
 } from '../faiss-format/writer.js';
 import type { ProgressUpdate } from '../jobs/job.js';
-import type { HostBlob, ObjectInfo, ObjectLocation, ObjectStore } from '../storage/types.js';
+import type { ObjectInfo, ObjectLocation, ObjectStore } from '../storage/types.js';
 import { parseDocIdBlob } from '../vectors/knndid.js';
 import {
   type VectorBlobSpec,
@@ -25,8 +25,31 @@ import {
 } from '../vectors/knnvec.js';
 import type { VectorSet } from '../vectors/types.js';
 
-export interface PipelineDeps {
+/** An object in a store. */
+export interface Place {
   store: ObjectStore;
+  at: ObjectLocation;
+}
+
+/** Where a job reads and writes; the service derives it from the request, the CLI from its arguments. */
+export interface JobIo {
+  vectors: Place;
+  ids: Place;
+  output: Place;
+}
+
+/** The service's places: everything in the request's container, the index next to the vectors. */
+export function ioForRequest(store: ObjectStore, request: BuildRequest): JobIo {
+  const at = (key: string): Place => ({ store, at: { container: request.container_name, key } });
+  return {
+    vectors: at(request.vector_path),
+    ids: at(request.doc_id_path),
+    output: at(indexKeyFor(request.vector_path)),
+  };
+}
+
+export interface PipelineDeps {
+  io: JobIo;
   builders: Partial<Record<BuilderKind, GraphBuilder>>;
   formatPolicy: FormatPolicy;
   /** Builder settings the request does not carry (threads, GPU options). */
@@ -66,7 +89,7 @@ export async function runJob(
   validateVectorSpec(spec);
 
   deps.report({ phase: 'downloading', fraction: 0 });
-  const { vectorInfo, vectorBlob, idBlob, bytes } = await download(request, spec, deps);
+  const { vectorInfo, vectorBlob, idBlob } = await download(request, spec, deps);
   const vectors = parseVectorBlob(vectorBlob, spec);
   const ids = parseDocIdBlob(idBlob, request.doc_count);
   clock.lap('download');
@@ -89,16 +112,15 @@ export async function runJob(
     efConstruction: request.index_parameters.algorithm_parameters.ef_construction,
     efSearch: request.index_parameters.algorithm_parameters.ef_search,
   };
-  const target: ObjectLocation = { container: request.container_name, key: indexKeyFor(request.vector_path) };
-  const uploaded = await upload(index, target, vectorInfo, deps);
+  const uploaded = await upload(index, deps.io.output, vectorInfo, deps);
   clock.lap('upload');
 
   return {
-    fileName: path.posix.basename(target.key),
+    fileName: path.posix.basename(deps.io.output.at.key),
     builder,
     seconds: clock.laps as JobResult['seconds'],
     buildStages: { ...built.stageSeconds },
-    bytesDownloaded: bytes,
+    bytesDownloaded: vectorInfo.size + idBlob.byteLength,
     bytesUploaded: uploaded,
     peakDeviceBytes: built.peakDeviceBytes,
     format: `${format.index}/${format.storage}`,
@@ -111,8 +133,7 @@ export function indexKeyFor(vectorPath: string): string {
 }
 
 async function download(request: BuildRequest, spec: VectorBlobSpec, deps: PipelineDeps) {
-  const vectorsAt: ObjectLocation = { container: request.container_name, key: request.vector_path };
-  const idsAt: ObjectLocation = { container: request.container_name, key: request.doc_id_path };
+  const { vectors, ids } = deps.io;
   const done = { vectors: 0, ids: 0 };
   const total = { vectors: 1, ids: 1 };
   const progress = (which: 'vectors' | 'ids') => (bytesDone: number, bytesTotal: number) => {
@@ -124,23 +145,19 @@ async function download(request: BuildRequest, spec: VectorBlobSpec, deps: Pipel
     });
   };
   const [vectorInfo, vectorBlob, idBlob] = await Promise.all([
-    deps.store.head(vectorsAt, deps.signal),
-    deps.store.read(vectorsAt, {
+    vectors.store.head(vectors.at, deps.signal),
+    vectors.store.read(vectors.at, {
       ...knnvecReadOptions(spec),
       signal: deps.signal,
       onProgress: progress('vectors'),
     }),
-    deps.store.read(idsAt, {
+    ids.store.read(ids.at, {
       expectedBytes: 4 * request.doc_count,
       signal: deps.signal,
       onProgress: progress('ids'),
     }),
   ]);
-  return { vectorInfo, vectorBlob, idBlob, bytes: sizeOf(vectorInfo, idBlob) };
-}
-
-function sizeOf(vectorInfo: ObjectInfo, idBlob: HostBlob): number {
-  return vectorInfo.size + idBlob.byteLength;
+  return { vectorInfo, vectorBlob, idBlob };
 }
 
 async function buildGraph(
@@ -171,20 +188,20 @@ async function buildGraph(
   }
 }
 
-async function upload(index: FaissIndexInput, target: ObjectLocation, like: ObjectInfo, deps: PipelineDeps) {
+async function upload(index: FaissIndexInput, target: Place, like: ObjectInfo, deps: PipelineDeps) {
   const total = faissIndexSize(index);
   const onProgress = (bytes: number) => deps.report({ bytesUploaded: bytes, fraction: bytes / total });
   const options = { signal: deps.signal, encryptLike: like, onProgress };
   if (!deps.spoolDir) {
-    const { bytes } = await deps.store.write(target, faissIndexReadable(index), options);
+    const { bytes } = await target.store.write(target.at, faissIndexReadable(index), options);
     return bytes;
   }
   // Spooling (a setting): the whole file on local disk first, then uploaded from there.
   const dir = await mkdtemp(path.join(deps.spoolDir, 'index-'));
   try {
-    const file = path.join(dir, path.posix.basename(target.key));
+    const file = path.join(dir, path.posix.basename(target.at.key));
     await writeFaissIndex(index, createWriteStream(file), { signal: deps.signal });
-    const { bytes } = await deps.store.write(target, createReadStream(file), options);
+    const { bytes } = await target.store.write(target.at, createReadStream(file), options);
     return bytes;
   } finally {
     await rm(dir, { recursive: true, force: true });

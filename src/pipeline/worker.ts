@@ -6,7 +6,7 @@ import { formatPolicy } from '../faiss-format/policy.js';
 import { createLogger } from '../logger.js';
 import { createObjectStore } from '../storage/index.js';
 import type { FromWorker, ToWorker } from './messages.js';
-import { runJob } from './run-job.js';
+import { ioForRequest, runJob } from './run-job.js';
 
 const abort = new AbortController();
 let gpuGranted: ((device: number) => void) | undefined;
@@ -24,7 +24,7 @@ async function start(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
   const store = createObjectStore(m.config.storage);
   try {
     const result = await runJob(m.request, m.builder, {
-      store,
+      io: ioForRequest(store, m.request),
       builders: await loadBuilders(m.config.threads),
       formatPolicy: formatPolicy(m.config.formatPolicy),
       buildDefaults: { threads: m.config.threads, gpu: m.config.gpu },

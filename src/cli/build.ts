@@ -1,0 +1,177 @@
+// `knn-build build`: one index from local files or s3:// URLs, without the server, through the same pipeline.
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { LIMITS, type BuildRequest } from '../api/schemas.js';
+import { CpuBuilder } from '../builders/cpu.js';
+import { gpuInfo } from '../builders/native.js';
+import type { BuilderKind, GraphBuilder } from '../builders/types.js';
+import { formatPolicy, FORMAT_POLICY_NAMES } from '../faiss-format/policy.js';
+import { createObjectStore } from '../storage/index.js';
+import type { ObjectStore } from '../storage/types.js';
+import { DATA_TYPES, SPACE_TYPES } from '../vectors/types.js';
+import { type Place, runJob } from '../pipeline/run-job.js';
+import { ProgressBar } from './progress-bar.js';
+
+export const BUILD_USAGE = `usage: knn-build build --vectors <file|s3://bucket/key> --doc-ids <file|s3://…> --dimension <d>
+                      [--count <n>] [--data-type float|half_float|byte|binary] [--space-type l2|innerproduct|hamming]
+                      [--m 16] [--ef-construction 100] [--ef-search 100] [--builder auto|gpu|cpu]
+                      [--format-policy ${FORMAT_POLICY_NAMES.join('|')}] [--skip-stored-vectors] [--threads 0]
+                      --out <file|s3://bucket/key>
+  S3 URLs use the standard AWS settings (S3_ENDPOINT_URL, AWS_DEFAULT_REGION, credentials chain).
+  --count defaults to the size of the doc-ids object / 4.`;
+
+/** "s3://bucket/key" or a local path, as a store and a location in it. */
+export function placeOf(
+  target: string,
+  stores: { s3: () => ObjectStore; local: (root: string) => ObjectStore },
+): Place {
+  const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(target);
+  if (m) return { store: stores.s3(), at: { container: m[1]!, key: m[2]! } };
+  if (target.startsWith('s3://')) throw new Error(`"${target}" is not s3://bucket/key`);
+  // A local file: its folder is the container, inside a store rooted one level up.
+  const abs = path.resolve(target);
+  const folder = path.dirname(abs);
+  return {
+    store: stores.local(path.dirname(folder)),
+    at: { container: path.basename(folder), key: path.basename(abs) },
+  };
+}
+
+export async function buildCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      vectors: { type: 'string' },
+      'doc-ids': { type: 'string' },
+      out: { type: 'string' },
+      dimension: { type: 'string' },
+      count: { type: 'string' },
+      'data-type': { type: 'string', default: 'float' },
+      'space-type': { type: 'string' },
+      m: { type: 'string', default: '16' },
+      'ef-construction': { type: 'string', default: '100' },
+      'ef-search': { type: 'string', default: '100' },
+      builder: { type: 'string', default: 'auto' },
+      'format-policy': { type: 'string', default: 'compatible' },
+      'skip-stored-vectors': { type: 'boolean', default: false },
+      threads: { type: 'string', default: '0' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(BUILD_USAGE);
+    return 0;
+  }
+  const need = (name: 'vectors' | 'doc-ids' | 'out' | 'dimension') => {
+    const v = values[name];
+    if (!v) throw new UsageError(`--${name} is required`);
+    return v;
+  };
+  const dataType = oneOf('--data-type', values['data-type'], DATA_TYPES);
+  const spaceType = oneOf(
+    '--space-type',
+    values['space-type'] ?? (dataType === 'binary' ? 'hamming' : 'l2'),
+    SPACE_TYPES,
+  );
+
+  const storeCache = new Map<string, ObjectStore>();
+  const stores = {
+    s3: () => cached(storeCache, 's3', () => createObjectStore({ kind: 's3', ...s3FromEnv() })),
+    local: (root: string) =>
+      cached(storeCache, `local:${root}`, () => createObjectStore({ kind: 'local', localRoot: root })),
+  };
+  const io = {
+    vectors: placeOf(need('vectors'), stores),
+    ids: placeOf(need('doc-ids'), stores),
+    output: placeOf(need('out'), stores),
+  };
+  const count = values.count
+    ? int('--count', values.count, LIMITS.minDocCount, LIMITS.maxDocCount)
+    : (await io.ids.store.head(io.ids.at)).size / 4;
+
+  const request: BuildRequest = {
+    repository_type: 's3',
+    container_name: io.vectors.at.container,
+    vector_path: io.vectors.at.key,
+    doc_id_path: io.ids.at.key,
+    tenant_id: '',
+    dimension: int('--dimension', need('dimension'), LIMITS.minDimension, LIMITS.maxDimension),
+    doc_count: count,
+    data_type: dataType,
+    engine: 'faiss',
+    index_parameters: {
+      space_type: spaceType,
+      algorithm: 'hnsw',
+      algorithm_parameters: {
+        m: int('--m', values.m, LIMITS.minM, LIMITS.maxM),
+        ef_construction: int('--ef-construction', values['ef-construction'], LIMITS.minEf, LIMITS.maxEf),
+        ef_search: int('--ef-search', values['ef-search'], LIMITS.minEf, LIMITS.maxEf),
+      },
+    },
+    skip_stored_vectors: values['skip-stored-vectors'],
+  };
+  const threads = int('--threads', values.threads, 0, 4096);
+  const builder = chooseCliBuilder(oneOf('--builder', values.builder, ['auto', 'gpu', 'cpu'] as const));
+  const builders: Partial<Record<BuilderKind, GraphBuilder>> = { cpu: new CpuBuilder({ threads }) };
+
+  const bar = new ProgressBar();
+  const abort = new AbortController();
+  process.once('SIGINT', () => abort.abort(new Error('interrupted')));
+  try {
+    const result = await runJob(request, builder, {
+      io,
+      builders,
+      formatPolicy: formatPolicy(values['format-policy']),
+      buildDefaults: { threads },
+      signal: abort.signal,
+      report: (u) => bar.update(u),
+      acquireGpu: async () => ({ device: 0, release: () => undefined }),
+    });
+    bar.done(
+      `wrote ${values.out} (${result.format}, ${(result.bytesUploaded / 2 ** 20).toFixed(1)} MiB, ${result.builder} builder; ` +
+        `download ${result.seconds.download}s, build ${result.seconds.build}s, upload ${result.seconds.upload}s)`,
+    );
+    return 0;
+  } finally {
+    await Promise.all([...storeCache.values()].map((s) => s.close()));
+  }
+}
+
+function chooseCliBuilder(choice: 'auto' | 'gpu' | 'cpu'): BuilderKind {
+  if (choice === 'cpu') return 'cpu';
+  const info = gpuInfo(0);
+  const usable = info.compiled && info.deviceCount > 0;
+  if (choice === 'gpu' && !usable)
+    throw new UsageError(`--builder gpu but no usable GPU: ${info.error ?? 'no device'}`);
+  return usable ? 'gpu' : 'cpu';
+}
+
+function s3FromEnv() {
+  const endpoint = process.env.S3_ENDPOINT_URL;
+  const region = process.env.AWS_DEFAULT_REGION ?? process.env.AWS_REGION;
+  return { ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}) };
+}
+
+function cached<T>(cache: Map<string, T>, key: string, make: () => T): T {
+  let v = cache.get(key);
+  if (!v) cache.set(key, (v = make()));
+  return v;
+}
+
+export class UsageError extends Error {}
+
+function int(name: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return Number(value);
+}
+
+function oneOf<T extends string>(name: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`${name} must be one of ${choices.join(', ')}, got "${value}"`);
+  }
+  return value as T;
+}
