@@ -9,10 +9,21 @@ import type { ObjectLocation } from './types.js';
 export class TransferError extends Error {
   override readonly name = 'TransferError';
   constructor(
-    readonly code: 'Corrupt' | 'Timeout',
+    readonly code: 'Corrupt' | 'Timeout' | 'Unreachable',
     message: string,
   ) {
     super(message);
+  }
+}
+
+/** A failure plus something the person reading it must know too (e.g. an upload that could not be aborted). */
+export class AnnotatedError extends Error {
+  override readonly name = 'AnnotatedError';
+  constructor(
+    readonly original: unknown,
+    readonly note: string,
+  ) {
+    super(note, { cause: original });
   }
 }
 
@@ -33,6 +44,10 @@ const TRANSIENT_SERVICE = new Set([
   'RequestTimeoutException',
   'InternalError',
   'ServiceUnavailable',
+  // The body the server received does not match its checksum: damaged on the way, worth sending again.
+  'BadDigest',
+  'XAmzContentSHA256Mismatch',
+  'IncompleteBody',
 ]);
 
 const CONNECTION_CODES = new Set([
@@ -91,6 +106,13 @@ export interface ErrorContext {
 
 /** Maps any failure to a StorageError whose message names the object and says what to do. */
 export function toStorageError(err: unknown, ctx: ErrorContext): StorageError {
+  if (err instanceof AnnotatedError) {
+    const inner = toStorageError(err.original, ctx);
+    return new StorageError(inner.code, `${inner.message} (${err.note})`, {
+      location: ctx.location,
+      cause: inner.cause,
+    });
+  }
   if (err instanceof StorageError) return err;
   const options = { location: ctx.location, cause: plainCause(err) };
   if (ctx.signal?.aborted) {
@@ -150,7 +172,7 @@ function describe(err: unknown, ctx: ErrorContext): [StorageErrorCode, string] {
     return ['ServerError', `the server failed (HTTP ${status} ${name}: ${message})`];
   }
   if (name === 'TimeoutError' || code === 'ETIMEDOUT') {
-    return ['Timeout', `the request timed out talking to ${ctx.endpoint} (${message})`];
+    return ['Timeout', `${ctx.endpoint} sent no data within the idle timeout (${message})`];
   }
   if (isConnectionError(err) || code === 'ENOTFOUND') {
     return [

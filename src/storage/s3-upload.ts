@@ -19,8 +19,8 @@ import {
 import type { CompletedPart } from '@aws-sdk/client-s3';
 import { crc32, crc32Combine, crc32ToBase64 } from './crc32.js';
 import { StorageError } from './errors.js';
-import { childController, withRetries } from './retry.js';
-import { classifyS3Error } from './s3-errors.js';
+import { RetriesExhausted, childController, withRetries } from './retry.js';
+import { AnnotatedError, classifyS3Error } from './s3-errors.js';
 import type { S3Access } from './s3.js';
 import type { ObjectLocation, WriteOptions } from './types.js';
 
@@ -180,8 +180,7 @@ async function putMultipart(
     );
     return bytes;
   } catch (err) {
-    await abortUpload(s3, location, uploadId, err);
-    throw err;
+    throw await abortUpload(s3, location, uploadId, err);
   }
 }
 
@@ -289,14 +288,15 @@ async function uploadPart(
 
 /**
  * Aborts the multipart upload, whatever made the write fail (cancellation included: it uses its own signal,
- * bounded by the retry policy and the idle timeout). A failure here is attached to the original error.
+ * bounded by the retry policy and the idle timeout). Returns the error to throw: `cause`, annotated when the
+ * abort failed too, since parts are then left behind.
  */
 async function abortUpload(
   s3: S3Access,
   location: ObjectLocation,
   uploadId: string,
   cause: unknown,
-): Promise<void> {
+): Promise<unknown> {
   const timeout = AbortSignal.timeout(Math.max(5_000, 2 * s3.settings.idleTimeoutMs));
   try {
     await send(s3, timeout, (abortSignal) =>
@@ -309,12 +309,14 @@ async function abortUpload(
         { abortSignal },
       ),
     );
+    return cause;
   } catch (abortErr) {
-    if (cause instanceof Error) {
-      cause.message +=
-        ` (and aborting multipart upload ${uploadId} failed: ${(abortErr as Error).message}; ` +
-        'a bucket lifecycle rule AbortIncompleteMultipartUpload removes such leftovers)';
-    }
+    const why = abortErr instanceof RetriesExhausted ? abortErr.last : abortErr;
+    return new AnnotatedError(
+      cause,
+      `and aborting multipart upload ${uploadId} failed: ${(why as Error).message}; its parts remain until ` +
+        'a bucket lifecycle rule AbortIncompleteMultipartUpload removes them',
+    );
   }
 }
 

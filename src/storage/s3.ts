@@ -212,6 +212,33 @@ export class S3ObjectStore implements ObjectStore, S3Access {
     );
   }
 
+  /** Streams a response body into the sink; a connection lost mid-body becomes a clear, retryable error. */
+  private async receive(
+    body: Readable,
+    sink: PartSink,
+    watchdog: NodeJS.Timeout,
+    progress: ProgressReporter,
+    from: number,
+    expected: number,
+  ): Promise<void> {
+    try {
+      for await (const piece of body as AsyncIterable<Buffer>) {
+        watchdog.refresh();
+        const before = sink.resumeAt;
+        sink.write(piece);
+        progress.add(sink.resumeAt - before);
+      }
+    } catch (err) {
+      const { code } = err as NodeJS.ErrnoException;
+      if (code !== 'ECONNRESET' && code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'EPIPE') throw err;
+      const got = sink.received - (from - sink.start);
+      throw new TransferError(
+        'Unreachable',
+        `the connection broke after ${got} of ${expected} bytes of range ${from}-${sink.end - 1} (${code})`,
+      );
+    }
+  }
+
   /** One GET of the rest of the sink's range. A stalled body (no byte for idleTimeoutMs) fails with Timeout. */
   private async fetchRange(
     location: ObjectLocation,
@@ -250,12 +277,7 @@ export class S3ObjectStore implements ObjectStore, S3Access {
           `asked for ${expected} bytes at ${from}, the server announced ${out.ContentLength}`,
         );
       }
-      for await (const piece of body as AsyncIterable<Buffer>) {
-        watchdog.refresh();
-        const before = sink.resumeAt;
-        sink.write(piece);
-        progress.add(sink.resumeAt - before);
-      }
+      await this.receive(body, sink, watchdog, progress, from, expected);
       if (!sink.complete) {
         const got = sink.received - (from - sink.start);
         throw new TransferError(

@@ -20,8 +20,10 @@ export type Fault =
   | { kind: 'stall'; afterBytes: number }
   /** Never answer at all (the request hangs before any response header). */
   | { kind: 'hang' }
-  /** Flip the bits of the body byte at `atByte`. */
+  /** Flip the bits of the response body byte at `atByte`. */
   | { kind: 'corrupt'; atByte: number }
+  /** Flip the bits of the request body byte at `atByte` (an upload damaged on the way). */
+  | { kind: 'corrupt-request'; atByte: number }
   /** Add or replace response headers. */
   | { kind: 'headers'; set: Record<string, string> };
 
@@ -166,7 +168,8 @@ export class FaultProxy {
     upstreamReq.on('error', () => res.destroy());
     req.on('error', () => upstreamReq.destroy());
     res.on('close', () => upstreamReq.destroy());
-    req.pipe(upstreamReq);
+    if (fault?.kind === 'corrupt-request') this.corruptRequest(req, upstreamReq, fault.atByte);
+    else req.pipe(upstreamReq);
     if (fault?.kind === 'reset-request') this.resetAfterRequestBytes(req, upstreamReq, fault.afterBytes);
     upstreamReq.on('response', (upstreamRes) => {
       if (fault?.kind === 'status') {
@@ -182,6 +185,20 @@ export class FaultProxy {
       res.flushHeaders();
       this.relayBody(upstreamRes, res, fault);
     });
+  }
+
+  private corruptRequest(req: http.IncomingMessage, upstreamReq: http.ClientRequest, atByte: number): void {
+    let seen = 0;
+    req.on('data', (data: Buffer) => {
+      if (atByte >= seen && atByte < seen + data.length) {
+        data = Buffer.from(data);
+        data[atByte - seen] = data[atByte - seen]! ^ 0xff;
+      }
+      seen += data.length;
+      if (!upstreamReq.write(data)) req.pause();
+    });
+    upstreamReq.on('drain', () => req.resume());
+    req.on('end', () => upstreamReq.end());
   }
 
   private resetAfterRequestBytes(

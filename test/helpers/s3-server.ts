@@ -19,8 +19,11 @@ export interface S3TestServer {
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** null when the run was told not to start one (S3_TEST_SERVER=none). */
-    s3TestServer: S3TestServer | null;
+    /**
+     * null when the run was told not to start one (S3_TEST_SERVER=none); `notStarted` when the global set-up
+     * found no test file of the run that uses it.
+     */
+    s3TestServer: S3TestServer | null | { notStarted: string };
   }
 }
 

@@ -15,14 +15,20 @@ import { inject } from 'vitest';
 import type { StorageSettings } from '../../src/storage/settings.js';
 import type { S3TestServer } from './s3-server.js';
 
-/** Why S3 tests are skipped, or undefined when a server is there: use with describe.skipIf / it.skipIf. */
+/** Why S3 tests are skipped (S3_TEST_SERVER=none), else undefined: use with describe.skipIf / it.skipIf. */
 export function s3Unavailable(): string | undefined {
-  return inject('s3TestServer') ? undefined : 'no S3 test server in this run (S3_TEST_SERVER=none)';
+  return inject('s3TestServer') === null ? 'no S3 test server in this run (S3_TEST_SERVER=none)' : undefined;
 }
 
 export function s3TestServer(): S3TestServer {
   const server = inject('s3TestServer');
-  if (!server) throw new Error(s3Unavailable());
+  if (server === null) throw new Error(s3Unavailable());
+  if ('notStarted' in server) {
+    throw new Error(
+      `the S3 test server was not started (${server.notStarted}): import test/helpers/s3.ts from the test ` +
+        'file or one of its relative imports, or run with S3_TEST_SERVER=always',
+    );
+  }
   return server;
 }
 

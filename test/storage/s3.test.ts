@@ -1,0 +1,185 @@
+// What only the S3 store does: SSE-KMS key reuse, the checksums each mode sends, consistency of a read while
+// the object is replaced, and close() stopping transfers. On the real RGW test server (through a recording proxy).
+import zlib from 'node:zlib';
+import { Readable } from 'node:stream';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { crc32ToBase64 } from '../../src/storage/crc32.js';
+import { createObjectStore } from '../../src/storage/index.js';
+import type { StorageErrorCode } from '../../src/storage/index.js';
+import type { StorageSettings } from '../../src/storage/settings.js';
+import type { ObjectStore } from '../../src/storage/types.js';
+import { FaultProxy, on } from '../helpers/fault-proxy.js';
+import {
+  createTestBucket,
+  deleteTestBucket,
+  getObject,
+  putObject,
+  s3StoreSettings,
+  s3TestServer,
+  s3Unavailable,
+  testS3Client,
+} from '../helpers/s3.js';
+import { joined, pattern } from './fixtures.js';
+
+const MiB = 2 ** 20;
+
+async function failure(promise: Promise<unknown>): Promise<Error & { code?: StorageErrorCode }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error & { code?: StorageErrorCode };
+  }
+  throw new Error('expected a failure');
+}
+
+describe.skipIf(s3Unavailable() !== undefined)('S3 store', () => {
+  let proxy: FaultProxy;
+  let client: S3Client;
+  let bucket: string;
+  const stores: ObjectStore[] = [];
+
+  function makeStore(overrides: Partial<StorageSettings> = {}): ObjectStore {
+    const store = createObjectStore(
+      s3StoreSettings({
+        endpoint: proxy.endpoint,
+        readPartBytes: 256 * 1024,
+        writePartBytes: 5 * MiB,
+        idleTimeoutMs: 1_000,
+        ...overrides,
+      }),
+    );
+    stores.push(store);
+    return store;
+  }
+
+  beforeAll(async () => {
+    proxy = await FaultProxy.start(s3TestServer().endpoint);
+    client = testS3Client();
+    bucket = await createTestBucket(client, 's3store');
+  });
+  afterEach(() => proxy.clear());
+  afterAll(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    await proxy?.close();
+    if (bucket) await deleteTestBucket(client, bucket);
+    client?.destroy();
+  });
+
+  describe('SSE-KMS', () => {
+    it.each([
+      ['a single PUT', 3 * MiB],
+      ['a multipart upload', 11 * MiB],
+    ])('writes next to an encrypted object with its KMS key (%s)', async (_name, size) => {
+      const kmsKey = s3TestServer().kmsKeyIds[1]!;
+      const source = { container: bucket, key: `kms/${size}/vectors.knnvec` };
+      await client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: source.key,
+          Body: pattern(4096),
+          ServerSideEncryption: 'aws:kms',
+          SSEKMSKeyId: kmsKey,
+        }),
+      );
+      const store = makeStore();
+      const info = await store.head(source);
+      expect(info).toEqual({ size: 4096, kmsKeyId: kmsKey });
+      expect(joined((await store.read(source)).chunks).equals(pattern(4096))).toBe(true);
+
+      const target = { container: bucket, key: `kms/${size}/vectors.faiss` };
+      const payload = pattern(size, 3);
+      await store.write(target, Readable.from([payload]), { encryptLike: info });
+      const written = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: target.key }));
+      expect(written.ServerSideEncryption).toBe('aws:kms');
+      expect(written.SSEKMSKeyId).toBe(kmsKey);
+      expect((await getObject(client, bucket, target.key)).equals(payload)).toBe(true);
+    });
+
+    it('reports no KMS key for an object without one', async () => {
+      await putObject(client, bucket, 'plain.bin', pattern(10));
+      expect(await makeStore().head({ container: bucket, key: 'plain.bin' })).toEqual({ size: 10 });
+    });
+  });
+
+  describe('checksums', () => {
+    const payload = pattern(11 * MiB + 1, 5);
+
+    it("'md5' sends Content-MD5 with every part and no flexible checksum", async () => {
+      await makeStore({ checksums: 'md5' }).write(
+        { container: bucket, key: 'md5.bin' },
+        Readable.from([payload]),
+      );
+      const parts = proxy.log.filter(on.uploadPart());
+      expect(parts).toHaveLength(3);
+      for (const part of parts) {
+        expect(part.headers['content-md5']).toMatch(/^[A-Za-z0-9+/]{22}==$/);
+        expect(Object.keys(part.headers).filter((h) => h.startsWith('x-amz-checksum'))).toEqual([]);
+      }
+      expect((await getObject(client, bucket, 'md5.bin')).equals(payload)).toBe(true);
+    });
+
+    it("'crc32' sends part CRC32s and the whole object's CRC32, never aws-chunked bodies", async () => {
+      await makeStore({ checksums: 'crc32' }).write(
+        { container: bucket, key: 'crc.bin' },
+        Readable.from([payload]),
+      );
+      const create = proxy.log.find((r) => r.method === 'POST' && r.url.includes('?uploads'))!;
+      expect(create.headers['x-amz-checksum-algorithm']).toBe('CRC32');
+      expect(create.headers['x-amz-checksum-type']).toBe('FULL_OBJECT');
+      const parts = proxy.log.filter(on.uploadPart());
+      expect(parts.map((p) => p.headers['x-amz-checksum-crc32'])).toEqual([
+        crc32ToBase64(zlib.crc32(payload.subarray(0, 5 * MiB))),
+        crc32ToBase64(zlib.crc32(payload.subarray(5 * MiB, 10 * MiB))),
+        crc32ToBase64(zlib.crc32(payload.subarray(10 * MiB))),
+      ]);
+      for (const part of parts) expect(part.headers['content-encoding'] ?? '').not.toContain('aws-chunked');
+      const complete = proxy.log.find(on.complete())!;
+      expect(complete.headers['x-amz-checksum-crc32']).toBe(crc32ToBase64(zlib.crc32(payload)));
+      expect((await getObject(client, bucket, 'crc.bin')).equals(payload)).toBe(true);
+    });
+
+    it("'auto' means md5 with a custom endpoint", async () => {
+      await makeStore({ checksums: 'auto' }).write(
+        { container: bucket, key: 'auto.bin' },
+        Readable.from([payload]),
+      );
+      expect(proxy.log.filter(on.uploadPart()).every((p) => p.headers['content-md5'])).toBe(true);
+    });
+
+    it('a single PUT carries the checksum too', async () => {
+      await makeStore({ checksums: 'crc32' }).write(
+        { container: bucket, key: 'one.bin' },
+        Readable.from(['abc']),
+      );
+      expect(proxy.log.find(on.put())!.headers['x-amz-checksum-crc32']).toBe(
+        crc32ToBase64(zlib.crc32('abc')),
+      );
+    });
+  });
+
+  it('fails with Changed when the object is replaced in the middle of a read', async () => {
+    const key = 'replaced.knnvec';
+    await putObject(client, bucket, key, pattern(2 * MiB, 1));
+    proxy.inject(on.rangedGet(), { kind: 'stall', afterBytes: 1000 }); // holds one range while we replace it
+    const reading = failure(makeStore({ readConcurrency: 1 }).read({ container: bucket, key }));
+    await expect.poll(() => proxy.pendingFaults, { timeout: 5_000 }).toBe(0);
+    await putObject(client, bucket, key, pattern(2 * MiB, 2));
+    const err = await reading;
+    expect(err.code).toBe('Changed');
+    expect(err.message).toContain(`s3://${bucket}/${key}`);
+  });
+
+  it('close() stops transfers still running', async () => {
+    await putObject(client, bucket, 'closing.bin', pattern(MiB));
+    proxy.inject(on.rangedGet(), { kind: 'hang' }, Infinity);
+    const store = makeStore({ idleTimeoutMs: 60_000 });
+    const reading = failure(store.read({ container: bucket, key: 'closing.bin' }));
+    await expect.poll(() => proxy.log.filter((r) => r.method === 'GET').length).toBeGreaterThan(0);
+    const t0 = Date.now();
+    await store.close();
+    expect((await reading).code).toBe('Aborted');
+    expect(Date.now() - t0).toBeLessThan(1_000);
+  });
+});
