@@ -134,13 +134,14 @@ describe('CpuBuilder', () => {
     for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThanOrEqual(seen[i - 1]!);
   });
 
-  it('gives the same graph with one thread whatever the chunking (batches cross chunk boundaries)', async () => {
+  it('gives the same graph with one thread whatever the chunking (batches cross chunks, one is empty)', async () => {
     const one = new CpuBuilder({ threads: 1 });
     for (const dataType of ['float', 'half_float', 'byte'] as const) {
       const { vectors } = floatCase('l2', dataType);
       const whole = vectors.chunks[0]!;
       const split = [
         whole.subarray(0, 1000 * D),
+        whole.subarray(0, 0),
         whole.subarray(1000 * D, 2500 * D),
         whole.subarray(2500 * D),
       ];

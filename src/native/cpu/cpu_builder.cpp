@@ -1,10 +1,12 @@
-// The CPU graph builder: Faiss 1.7.3 IndexHNSWFlat over float vectors (half_float and byte on their exact float
-// values) with L2 or inner product, IndexBinaryHNSW over packed bits with hamming. Vectors are added batch by
-// batch (progress = fraction of vectors added) and the graph is moved out of Faiss for the TypeScript writer.
+// The CPU graph builder: Faiss 1.7.3's HNSW construction (IndexHNSW, the algorithm of IndexHNSWFlat) over float
+// vectors, half_float and byte on their exact float values, with L2 or inner product; IndexBinaryHNSW over packed
+// bits with hamming. Vectors are added batch by batch (progress = fraction of vectors added) and the graph is
+// moved out of Faiss for the TypeScript writer.
 //
-// Memory beyond the caller's vectors: Faiss's flat storage (count * dimension * 4 bytes; count * dimension / 8
-// for binary), the graph (about count * (8M + 12) bytes), one staging batch (at most 64 MiB) and one visited
-// table of `count` bytes per thread. Everything is owned by this call: nothing survives it but the result.
+// Memory beyond the caller's vectors: the graph (about count * (8M + 16) bytes while building, count * (8M + 8)
+// handed over), one staging batch of float queries (at most 64 MiB) and one visited table of `count` bytes per
+// thread; binary adds Faiss's copy of the codes (count * dimension / 8). Float vectors are read in place
+// (InPlaceStorage), never copied whole. Everything is owned by this call: nothing survives it but the result.
 #include <faiss/IndexBinaryHNSW.h>
 #include <faiss/IndexHNSW.h>
 #include <omp.h>
@@ -16,6 +18,7 @@
 #include <string>
 
 #include "hnsw_graph.h"
+#include "in_place_storage.h"
 #include "knn/build.h"
 #include "vector_batches.h"
 
@@ -93,16 +96,15 @@ void addInBatches(int64_t count, int64_t batch, const ProgressFn& progress, Add&
   }
 }
 
-faiss::MetricType faissMetric(Metric m) {
-  return m == Metric::InnerProduct ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2;
-}
-
+// Faiss's HNSW construction over the caller's vectors in place (InPlaceStorage), not IndexHNSWFlat's float copy.
 GraphResult buildFloat(const BuildOptions& o, const ProgressFn& progress) {
-  faiss::IndexHNSWFlat index(o.dimension, o.m, faissMetric(o.metric));
+  cpu::InPlaceStorage storage(o);
+  faiss::IndexHNSW index(&storage, o.m);
+  index.own_fields = false;  // the storage lives on this stack frame
   configure(index.hnsw, o);
-  cpu::FloatBatches batches(o);
+  cpu::FloatBatches queries(o);
   const int64_t batch = cpu::batchSize(o.count, sizeof(float) * static_cast<std::size_t>(o.dimension));
-  addInBatches(o.count, batch, progress, [&](int64_t n) { index.add(n, batches.next(n)); });
+  addInBatches(o.count, batch, progress, [&](int64_t n) { index.add(n, queries.next(n)); });
   return cpu::takeGraph(index.hnsw, o.m, o.hierarchical);
 }
 

@@ -1,0 +1,33 @@
+// Distance kernels for the CPU builder's in-place storage: squared L2 or inner product between a float query and
+// a stored vector (float32, fp16 bits or int8), or between two stored vectors, always on exact float values.
+// Debian's libfaiss is built for baseline x86-64 (its fvec_L2sqr is a scalar loop), so we bring our own:
+// AVX2/FMA/F16C where the CPU has them, portable loops elsewhere.
+#pragma once
+
+#include <cstddef>
+
+namespace knn::cpu {
+
+enum class Element { Float32, Float16, Int8 };
+
+// distance(query floats, stored vector, dimension)
+using QueryKernel = float (*)(const float* query, const void* vector, std::size_t dimension);
+// distance(stored vector, stored vector, dimension)
+using PairKernel = float (*)(const void* a, const void* b, std::size_t dimension);
+
+struct Kernels {
+  QueryKernel query = nullptr;
+  PairKernel pair = nullptr;
+  const char* isa = "";  // "avx2" or "scalar", for logs and tests
+};
+
+// The fastest kernels this CPU runs. KNN_CPU_KERNELS=scalar in the environment forces the portable ones
+// (tests compare both).
+Kernels kernelsFor(Element element, bool innerProduct);
+
+Kernels scalarKernels(Element element, bool innerProduct);
+#if defined(KNN_AVX2_KERNELS)
+Kernels avx2Kernels(Element element, bool innerProduct);  // only where the CPU has AVX2, FMA and F16C
+#endif
+
+}  // namespace knn::cpu
