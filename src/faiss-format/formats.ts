@@ -111,16 +111,16 @@ export function checkFormat(format: FaissFormat, dataType: DataType, spaceType: 
       `unknown index fourcc '${String(index)}' (${INDEX_FOURCCS.join(', ')})`,
     );
   }
-  if (!STORAGES_OF[index].includes(storage)) {
-    throw new FaissFormatError(
-      'UNSUPPORTED',
-      `${index} cannot hold '${storage}' storage (it holds ${STORAGES_OF[index].join(', ')})`,
-    );
-  }
   if (!INDEXES_FOR[dataType].includes(index)) {
     throw new FaissFormatError(
       'UNSUPPORTED',
       `${dataType} vectors go into ${INDEXES_FOR[dataType].join(' or ')}, not ${index}`,
+    );
+  }
+  if (!STORAGES_OF[index].includes(storage)) {
+    throw new FaissFormatError(
+      'UNSUPPORTED',
+      `${index} cannot hold '${storage}' storage (it holds ${STORAGES_OF[index].join(', ')})`,
     );
   }
   if (storage !== 'none' && storage !== STORAGE_FOR[dataType]) {

@@ -413,7 +413,7 @@ class IndexReader {
       assignProbas,
       cumNeighborPerLevel: Array.from(cum),
       nodesPerLevel: levelStats.nodesPerLevel,
-      linksPerLevel: links.linksPerLevel,
+      linksPerLevel: links.linksPerLevel.slice(0, levelStats.nodesPerLevel.length),
       baseDegree: links.baseDegree,
       neighborSlots: slots,
       entryPoint: tail.entryPoint,

@@ -20,6 +20,8 @@ one JSON document on stdout; failures exit non-zero with the reason on stderr.
       Exact ground truth from the .knnvec (numpy brute force; L2, inner product, or Hamming for binary), mapped
       to doc ids through the .knndid, against the index's search results (which go through its id map).
       Without --queries, queries are stored vectors plus small noise. Prints recall@k and details.
+  faiss_check.py hnsw-defaults M [M ...]
+      Faiss's own assign_probas and cum_nneighbor_per_level for each M (from a serialized empty IndexHNSWFlat).
   faiss_check.py batch
       Reads a JSON list of {"cmd": ..., ...options} from stdin (options named as above, without dashes, e.g.
       {"cmd": "info", "file": "a.faiss", "ids": true}) and prints a JSON list of results, each with "ok" and
@@ -203,10 +205,25 @@ def recall(path, vectors, doc_ids, data_type, dimension, k=10, ef=None, queries=
     }
 
 
+def hnsw_defaults(ms):
+    out = {}
+    for m in ms:
+        b = bytes(faiss.serialize_index(faiss.IndexHNSWFlat(4, int(m))))
+        at = 4 + 4 + 8 + 8 + 8 + 1 + 4  # fourcc and index header
+        n = int(np.frombuffer(b, "<u8", 1, at)[0])
+        probas = np.frombuffer(b, "<f8", n, at + 8)
+        at += 8 + 8 * n
+        n = int(np.frombuffer(b, "<u8", 1, at)[0])
+        cum = np.frombuffer(b, "<i4", n, at + 8)
+        out[str(m)] = {"assign_probas": probas.tolist(), "cum_nneighbor_per_level": cum.tolist()}
+    return out
+
+
 COMMANDS = {
     "info": lambda o: describe(o["file"], o.get("ids", False)),
     "search": lambda o: search(o["file"], o["queries"], o.get("k", 10), o.get("ef"), o.get("entry")),
     "rewrite": lambda o: rewrite(o["file"], o["out"]),
+    "hnsw-defaults": lambda o: hnsw_defaults(o["m"]),
     "recall": lambda o: recall(
         o["file"], o["vectors"], o["doc_ids"], o["data_type"], o["dimension"], o.get("k", 10), o.get("ef"),
         o.get("queries"), o.get("num_queries", 100), o.get("seed", 1), o.get("space", "l2")),
@@ -251,6 +268,8 @@ def main():
     s.add_argument("--num-queries", dest="num_queries", type=int, default=100)
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--space", choices=["l2", "innerproduct", "hamming"], default="l2")
+    s = sub.add_parser("hnsw-defaults")
+    s.add_argument("m", nargs="+", type=int)
     sub.add_parser("batch")
     args = vars(p.parse_args())
     cmd = args.pop("cmd")
