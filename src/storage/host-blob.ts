@@ -176,7 +176,9 @@ export class PartSink {
       const take = Math.min(input.length - done, ((chunk.length - within) / outputUnit) * inputUnit);
       const source = input.subarray(done, done + take);
       if (transform) {
-        transform.apply(source, chunk.subarray(within, within + (take / inputUnit) * outputUnit));
+        // A plain Uint8Array view, not the socket's Buffer: Buffer#slice does not copy, which surprises transforms.
+        const plain = new Uint8Array(source.buffer, source.byteOffset, source.length);
+        transform.apply(plain, chunk.subarray(within, within + (take / inputUnit) * outputUnit));
       } else {
         chunk.set(source, within);
       }

@@ -11,7 +11,7 @@ import {
   planParts,
 } from '../../src/storage/host-blob.js';
 import { resolveStorageSettings } from '../../src/storage/settings.js';
-import { halfOfEachWord, pattern } from './fixtures.js';
+import { halfOfEachWord, halved, pattern } from './fixtures.js';
 
 const where = { location: { container: 'c', key: 'k' }, address: 'test://c/k' };
 
@@ -125,6 +125,23 @@ describe('PartSink', () => {
     feed(sink, input, [5]);
     expect(sink.complete).toBe(true);
     expect(sink.crc).toBe(zlib.crc32(input));
+  });
+
+  it('hands a transform plain Uint8Array views, even of Buffers at odd offsets', () => {
+    const seen: string[] = [];
+    const transform = {
+      ...halfOfEachWord(),
+      apply: (input: Uint8Array, output: Uint8Array) => {
+        seen.push(Object.getPrototypeOf(input) === Uint8Array.prototype ? 'plain' : 'other');
+        halfOfEachWord().apply(input, output);
+      },
+    };
+    const input = Buffer.concat([Buffer.alloc(1), pattern(4 * 64)]).subarray(1); // odd byteOffset
+    const layout = planLayout(input.length, { transform, maxChunkBytes: 1000 }, where);
+    const blob = allocateBlob(layout);
+    feed(new PartSink(layout, blob.chunks, 0, input.length), input, [6, 10]);
+    expect(new Set(seen)).toEqual(new Set(['plain']));
+    expect(concat(blob.chunks).equals(halved(input))).toBe(true);
   });
 
   it('refuses more bytes than its range holds', () => {
