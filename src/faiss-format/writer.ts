@@ -38,7 +38,7 @@ interface Section {
   chunks(pieceBytes: number): Iterable<Uint8Array>;
 }
 
-/** The exact size of the file faissIndexChunks() produces for this input (no validation, no scan). */
+/** The exact size of the file faissIndexChunks() produces for this input (reads the levels, not the neighbors). */
 export function faissIndexSize(input: FaissIndexInput): number {
   return sections(input, resolveGraph(input.graph, input.vectors.count)).reduce((sum, s) => sum + s.bytes, 0);
 }

@@ -18,6 +18,7 @@ import {
   tempDir,
   testData,
   twoLevelGraph,
+  unlessPython,
   writeIndexFile,
 } from '../helpers/faiss-files.js';
 import {
@@ -197,131 +198,136 @@ function unwrap<T>(r: Result<T> | undefined, what: string): T {
   return r.result;
 }
 
-describe.skipIf(!faissPythonAvailable())('Faiss 1.15 reads what we write', () => {
-  const tmp = tempDir('faiss-compat-');
-  const files = new Map<string, { file: string; data: TestData; graph: HnswGraph }>();
-  let results: Result<unknown>[] = [];
-  const tasks: Record<string, unknown>[] = [];
+describe.skipIf(!faissPythonAvailable())(
+  `Faiss 1.15 reads what we write${unlessPython(faissPythonAvailable(), FAISS_115_PYTHON)}`,
+  () => {
+    const tmp = tempDir('faiss-compat-');
+    const files = new Map<string, { file: string; data: TestData; graph: HnswGraph }>();
+    let results: Result<unknown>[] = [];
+    const tasks: Record<string, unknown>[] = [];
 
-  beforeAll(async () => {
-    for (const v of VARIANTS) {
-      const data = testData(v.dataType, N, v.dimension, 11, v.space);
-      const graph = graphFor(v, data);
-      const file = path.join(tmp.dir, `${v.name}.faiss`);
-      const written = await writeIndexFile(indexInput(data, graph, v.format), file);
-      expect(written).toBe(faissIndexSize(indexInput(data, graph, v.format)));
-      files.set(v.name, { file, data, graph });
-      const queries = path.join(tmp.dir, `${v.name}.queries`);
-      writeFileSync(queries, plantedQueries(data, PICKS));
-      tasks.push({ cmd: 'info', file, ids: true, variant: v.name });
-      if (v.format.storage !== 'none')
-        tasks.push({
-          cmd: 'search',
-          file,
-          queries,
-          k: 5,
-          ef: 64,
-          entry: v.searchEntry?.node,
-          variant: v.name,
-        });
-      tasks.push({ cmd: 'rewrite', file, out: `${file}.rewritten`, variant: v.name });
-    }
-    // Our own IHc2 for the IHNc inputs, to compare with Faiss's rewrite of the IHNc files.
-    for (const name of ['IHNc', 'IHNc-null']) {
-      const { data, graph } = files.get(name)!;
-      const storage = name === 'IHNc' ? 'flat' : 'none';
-      await writeIndexFile(
-        indexInput(data, graph, { index: 'IHc2', storage }),
-        path.join(tmp.dir, `${name}.as-IHc2`),
-      );
-    }
-    // An IBHf with null storage, to document that Faiss cannot load it (see policy.ts).
-    const bin = files.get('IBHf')!;
-    const binaryNull = path.join(tmp.dir, 'IBHf-null.faiss');
-    await writeIndexFile(indexInput(bin.data, bin.graph, { index: 'IBHf', storage: 'none' }), binaryNull);
-    tasks.push({ cmd: 'info', file: binaryNull, variant: 'IBHf-null' });
-    results = await runPythonJson<Result<unknown>[]>(
-      FAISS_115_PYTHON,
-      CHECK,
-      ['batch'],
-      JSON.stringify(tasks),
-    );
-  });
-
-  afterAll(() => tmp.remove());
-
-  const result = <T>(variant: string, cmd: string): T => {
-    const i = tasks.findIndex((t) => t.variant === variant && t.cmd === cmd);
-    return unwrap(results[i] as Result<T>, `${cmd} ${variant}`);
-  };
-
-  for (const v of VARIANTS) {
-    describe(v.name, () => {
-      it('loads with the expected types, d, ntotal, metric, ids and HNSW fields', () => {
-        const { data, graph } = files.get(v.name)!;
-        const info = result<Info>(v.name, 'info');
-        expect(info.classes).toEqual(v.classes);
-        expect(info.d).toBe(v.dimension);
-        expect(info.ntotal).toBe(N);
-        expect(info.metric_type).toBe(v.space === 'innerproduct' ? 0 : 1);
-        expect(info.ids).toEqual(Array.from(data.ids));
-        expect(info.hnsw.entry_point).toBe(graph.entryPoint);
-        expect(info.hnsw.max_level).toBe(graph.maxLevel);
-        expect(info.hnsw.efSearch).toBe(64);
-        expect(info.hnsw.efConstruction).toBe(40);
-        expect(info.hnsw.levels).toEqual(v.graph === 'two-level' ? [0, 270, 30] : [0, N]);
-        if (v.format.index !== 'IHNf' && v.format.index !== 'IHNs' && v.format.index !== 'IBHf') {
-          expect(info.hnsw.base_level_only).toBe(v.graph === 'two-level' ? 0 : 1);
-          expect(info.hnsw.num_base_level_search_entrypoints).toBe(32);
-        }
-        if (v.format.index === 'IHc2')
-          expect(info.hnsw.numeric_type).toBe(v.dataType === 'half_float' ? 1 : 0);
-        if (v.format.storage === 'none') {
-          expect(info.storage).toBeUndefined();
-          return;
-        }
-        expect(info.storage).toMatchObject({ d: v.dimension, ntotal: N });
-        if (QTYPE[v.format.storage]) expect(info.storage?.qtype).toBe(QTYPE[v.format.storage]);
-      });
-
-      if (v.format.storage !== 'none') {
-        const how = v.searchEntry ? ` (searched from node ${v.searchEntry.node}: ${v.searchEntry.why})` : '';
-        it(`finds the planted nearest neighbours through the id map${how}`, () => {
-          const { data } = files.get(v.name)!;
-          const { ids } = result<{ ids: number[][] }>(v.name, 'search');
-          expect(ids.map((row) => row[0])).toEqual(PICKS.map((p) => data.ids[p]));
-        });
+    beforeAll(async () => {
+      for (const v of VARIANTS) {
+        const data = testData(v.dataType, N, v.dimension, 11, v.space);
+        const graph = graphFor(v, data);
+        const file = path.join(tmp.dir, `${v.name}.faiss`);
+        const written = await writeIndexFile(indexInput(data, graph, v.format), file);
+        expect(written).toBe(faissIndexSize(indexInput(data, graph, v.format)));
+        files.set(v.name, { file, data, graph });
+        const queries = path.join(tmp.dir, `${v.name}.queries`);
+        writeFileSync(queries, plantedQueries(data, PICKS));
+        tasks.push({ cmd: 'info', file, ids: true, variant: v.name });
+        if (v.format.storage !== 'none')
+          tasks.push({
+            cmd: 'search',
+            file,
+            queries,
+            k: 5,
+            ef: 64,
+            entry: v.searchEntry?.node,
+            variant: v.name,
+          });
+        tasks.push({ cmd: 'rewrite', file, out: `${file}.rewritten`, variant: v.name });
       }
-
-      it(
-        v.rewriteDiffers
-          ? `is rewritten by Faiss as expected (${v.rewriteDiffers})`
-          : 'is written back by Faiss byte for byte',
-        () => {
-          const { file } = files.get(v.name)!;
-          const rewrite = result<{ identical: boolean; bytes: number }>(v.name, 'rewrite');
-          if (!v.rewriteDiffers) {
-            expect(rewrite.identical).toBe(true);
-            return;
-          }
-          expect(rewrite.identical).toBe(false);
-          const ours = readFileSync(path.join(tmp.dir, `${v.name}.as-IHc2`));
-          expect(readFileSync(`${file}.rewritten`).equals(ours)).toBe(true);
-        },
+      // Our own IHc2 for the IHNc inputs, to compare with Faiss's rewrite of the IHNc files.
+      for (const name of ['IHNc', 'IHNc-null']) {
+        const { data, graph } = files.get(name)!;
+        const storage = name === 'IHNc' ? 'flat' : 'none';
+        await writeIndexFile(
+          indexInput(data, graph, { index: 'IHc2', storage }),
+          path.join(tmp.dir, `${name}.as-IHc2`),
+        );
+      }
+      // An IBHf with null storage, to document that Faiss cannot load it (see policy.ts).
+      const bin = files.get('IBHf')!;
+      const binaryNull = path.join(tmp.dir, 'IBHf-null.faiss');
+      await writeIndexFile(indexInput(bin.data, bin.graph, { index: 'IBHf', storage: 'none' }), binaryNull);
+      tasks.push({ cmd: 'info', file: binaryNull, variant: 'IBHf-null' });
+      results = await runPythonJson<Result<unknown>[]>(
+        FAISS_115_PYTHON,
+        CHECK,
+        ['batch'],
+        JSON.stringify(tasks),
       );
     });
-  }
 
-  it('cannot load a binary index with null storage (why binary keeps IBxF under skip_stored_vectors)', () => {
-    const i = tasks.findIndex((t) => t.variant === 'IBHf-null');
-    const r = results[i] as Result<unknown>;
-    expect(r.ok).toBe(false);
-    expect(r.ok ? '' : r.error).toMatch(/not recognized/);
-  });
-});
+    afterAll(() => tmp.remove());
+
+    const result = <T>(variant: string, cmd: string): T => {
+      const i = tasks.findIndex((t) => t.variant === variant && t.cmd === cmd);
+      return unwrap(results[i] as Result<T>, `${cmd} ${variant}`);
+    };
+
+    for (const v of VARIANTS) {
+      describe(v.name, () => {
+        it('loads with the expected types, d, ntotal, metric, ids and HNSW fields', () => {
+          const { data, graph } = files.get(v.name)!;
+          const info = result<Info>(v.name, 'info');
+          expect(info.classes).toEqual(v.classes);
+          expect(info.d).toBe(v.dimension);
+          expect(info.ntotal).toBe(N);
+          expect(info.metric_type).toBe(v.space === 'innerproduct' ? 0 : 1);
+          expect(info.ids).toEqual(Array.from(data.ids));
+          expect(info.hnsw.entry_point).toBe(graph.entryPoint);
+          expect(info.hnsw.max_level).toBe(graph.maxLevel);
+          expect(info.hnsw.efSearch).toBe(64);
+          expect(info.hnsw.efConstruction).toBe(40);
+          expect(info.hnsw.levels).toEqual(v.graph === 'two-level' ? [0, 270, 30] : [0, N]);
+          if (v.format.index !== 'IHNf' && v.format.index !== 'IHNs' && v.format.index !== 'IBHf') {
+            expect(info.hnsw.base_level_only).toBe(v.graph === 'two-level' ? 0 : 1);
+            expect(info.hnsw.num_base_level_search_entrypoints).toBe(32);
+          }
+          if (v.format.index === 'IHc2')
+            expect(info.hnsw.numeric_type).toBe(v.dataType === 'half_float' ? 1 : 0);
+          if (v.format.storage === 'none') {
+            expect(info.storage).toBeUndefined();
+            return;
+          }
+          expect(info.storage).toMatchObject({ d: v.dimension, ntotal: N });
+          if (QTYPE[v.format.storage]) expect(info.storage?.qtype).toBe(QTYPE[v.format.storage]);
+        });
+
+        if (v.format.storage !== 'none') {
+          const how = v.searchEntry
+            ? ` (searched from node ${v.searchEntry.node}: ${v.searchEntry.why})`
+            : '';
+          it(`finds the planted nearest neighbours through the id map${how}`, () => {
+            const { data } = files.get(v.name)!;
+            const { ids } = result<{ ids: number[][] }>(v.name, 'search');
+            expect(ids.map((row) => row[0])).toEqual(PICKS.map((p) => data.ids[p]));
+          });
+        }
+
+        it(
+          v.rewriteDiffers
+            ? `is rewritten by Faiss as expected (${v.rewriteDiffers})`
+            : 'is written back by Faiss byte for byte',
+          () => {
+            const { file } = files.get(v.name)!;
+            const rewrite = result<{ identical: boolean; bytes: number }>(v.name, 'rewrite');
+            if (!v.rewriteDiffers) {
+              expect(rewrite.identical).toBe(true);
+              return;
+            }
+            expect(rewrite.identical).toBe(false);
+            const ours = readFileSync(path.join(tmp.dir, `${v.name}.as-IHc2`));
+            expect(readFileSync(`${file}.rewritten`).equals(ours)).toBe(true);
+          },
+        );
+      });
+    }
+
+    it('cannot load a binary index with null storage (why binary keeps IBxF under skip_stored_vectors)', () => {
+      const i = tasks.findIndex((t) => t.variant === 'IBHf-null');
+      const r = results[i] as Result<unknown>;
+      expect(r.ok).toBe(false);
+      expect(r.ok ? '' : r.error).toMatch(/not recognized/);
+    });
+  },
+);
 
 describe.skipIf(!faissPythonAvailable(FAISS_173_PYTHON))(
-  "Debian's Faiss 1.7.3 reads IHNf (old clusters)",
+  `Debian's Faiss 1.7.3 reads IHNf (old clusters)${unlessPython(faissPythonAvailable(FAISS_173_PYTHON), FAISS_173_PYTHON)}`,
   () => {
     const tmp = tempDir('faiss-173-');
     afterAll(() => tmp.remove());

@@ -88,7 +88,7 @@ export function distanceOf(data: TestData): (a: number, b: number) => number {
   const { vectors, floats, spaceType } = data;
   const d = vectors.dimension;
   if (vectors.dataType === 'binary') {
-    const bytes = vectors.chunks[0] as Uint8Array;
+    const bytes = Uint8Array.from(vectors.chunks.flatMap((c) => Array.from(c)));
     const w = d / 8;
     return (a, b) => {
       let dist = 0;
@@ -180,6 +180,11 @@ export function writeIndexFile(
   pieceBytes = 64 * 1024,
 ): Promise<number> {
   return writeFaissIndex(input, createWriteStream(file), { pieceBytes });
+}
+
+/** Appended to the name of a suite that needs a Faiss Python: says why it is skipped when it is. */
+export function unlessPython(available: boolean, python: string): string {
+  return available ? '' : ` [skipped: no ${python}; run scripts/setup.sh --test]`;
 }
 
 /** A fresh temporary folder and a function that removes it. */

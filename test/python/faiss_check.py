@@ -17,6 +17,7 @@ one JSON document on stdout; failures exit non-zero with the reason on stderr.
       Writes the loaded index back with faiss.write_index(_binary); prints {"bytes": n, "identical": bool}.
   faiss_check.py recall FILE --vectors V.knnvec --doc-ids D.knndid --data-type T --dimension N
                         [--queries Q.bin | --num-queries Q --seed S] [--k 10] [--ef EF] [--space l2|innerproduct]
+                        [--entry NODE]
       Exact ground truth from the .knnvec (numpy brute force; L2, inner product, or Hamming for binary), mapped
       to doc ids through the .knndid, against the index's search results (which go through its id map).
       Without --queries, queries are stored vectors plus small noise. Prints recall@k and details.
@@ -173,7 +174,7 @@ def exact_neighbors(base, queries, k, data_type, space):
 
 
 def recall(path, vectors, doc_ids, data_type, dimension, k=10, ef=None, queries=None, num_queries=100, seed=1,
-           space="l2"):
+           space="l2", entry=None):
     index, binary = load(path)
     base = load_vectors(vectors, data_type, int(dimension))
     ids = np.fromfile(doc_ids, dtype="<i4")
@@ -194,7 +195,7 @@ def recall(path, vectors, doc_ids, data_type, dimension, k=10, ef=None, queries=
         else:
             q = q + rng.normal(0, 1e-3, size=q.shape).astype(np.float32)
     truth = ids[exact_neighbors(base, q if binary else q.astype(np.float32), k, data_type, space)]
-    found, _ = run_search(index, binary, q if binary else np.ascontiguousarray(q, dtype=np.float32), k, ef)
+    found, _ = run_search(index, binary, q if binary else np.ascontiguousarray(q, dtype=np.float32), k, ef, entry)
     hits = sum(len(set(t.tolist()) & set(f.tolist())) for t, f in zip(truth, found))
     return {
         "recall": hits / float(truth.size),
@@ -226,7 +227,7 @@ COMMANDS = {
     "hnsw-defaults": lambda o: hnsw_defaults(o["m"]),
     "recall": lambda o: recall(
         o["file"], o["vectors"], o["doc_ids"], o["data_type"], o["dimension"], o.get("k", 10), o.get("ef"),
-        o.get("queries"), o.get("num_queries", 100), o.get("seed", 1), o.get("space", "l2")),
+        o.get("queries"), o.get("num_queries", 100), o.get("seed", 1), o.get("space", "l2"), o.get("entry")),
 }
 
 
@@ -268,6 +269,7 @@ def main():
     s.add_argument("--num-queries", dest="num_queries", type=int, default=100)
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--space", choices=["l2", "innerproduct", "hamming"], default="l2")
+    s.add_argument("--entry", type=int)
     s = sub.add_parser("hnsw-defaults")
     s.add_argument("m", nargs="+", type=int)
     sub.add_parser("batch")

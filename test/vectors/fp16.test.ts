@@ -12,7 +12,7 @@ import {
   float32ToFloat16,
   halfFloatTransform,
 } from '../../src/vectors/fp16.js';
-import { tempDir } from '../helpers/faiss-files.js';
+import { tempDir, unlessPython } from '../helpers/faiss-files.js';
 import { FAISS_115_PYTHON, REPO_ROOT, faissPythonAvailable, runPythonJson } from '../helpers/python.js';
 
 const bitsOf = (x: number) => new Uint32Array(Float32Array.of(x).buffer)[0]!;
@@ -92,42 +92,47 @@ describe('halfFloatTransform', () => {
   });
 });
 
-describe.skipIf(!faissPythonAvailable())('float32 -> fp16 agrees with numpy', () => {
-  const tmp = tempDir('fp16-');
-  afterAll(() => tmp.remove());
+describe.skipIf(!faissPythonAvailable())(
+  `float32 -> fp16 agrees with numpy${unlessPython(faissPythonAvailable(), FAISS_115_PYTHON)}`,
+  () => {
+    const tmp = tempDir('fp16-');
+    afterAll(() => tmp.remove());
 
-  it('on a sweep of float32 bit patterns and the edge cases', async () => {
-    const patterns: number[] = [];
-    for (let bits = 0; bits < 2 ** 32; bits += 4093) patterns.push(bits);
-    // Around the subnormal, normal and overflow boundaries, bit by bit.
-    for (const edge of [0x33000000, 0x33800000, 0x387fc000, 0x38800000, 0x477fe000, 0x477ff000, 0x7f800000]) {
-      for (let k = -40; k <= 40; k++) patterns.push(edge + k, (edge + k) | 0x80000000);
-    }
-    const input = Uint32Array.from(patterns, (b) => b >>> 0);
-    const inFile = path.join(tmp.dir, 'in.f32');
-    const outFile = path.join(tmp.dir, 'out.f16');
-    writeFileSync(inFile, new Uint8Array(input.buffer));
-    await runPythonJson(FAISS_115_PYTHON, path.join(REPO_ROOT, 'test/python/fp16_reference.py'), [
-      inFile,
-      outFile,
-    ]);
-    const reference = new Uint16Array(new Uint8Array(readFileSync(outFile)).buffer);
-    const ours = float32ToFloat16(new Float32Array(input.buffer), new Uint16Array(input.length));
-    let compared = 0;
-    for (let i = 0; i < input.length; i++) {
-      const isNaN = (input[i]! & 0x7fffffff) > 0x7f800000;
-      if (isNaN) {
-        // numpy keeps the payload bits; we return a quiet NaN. Both are NaN with the same sign.
-        expect(ours[i]! & 0xfc00).toBe(reference[i]! & 0xfc00);
-        continue;
+    it('on a sweep of float32 bit patterns and the edge cases', async () => {
+      const patterns: number[] = [];
+      for (let bits = 0; bits < 2 ** 32; bits += 4093) patterns.push(bits);
+      // Around the subnormal, normal and overflow boundaries, bit by bit.
+      for (const edge of [
+        0x33000000, 0x33800000, 0x387fc000, 0x38800000, 0x477fe000, 0x477ff000, 0x7f800000,
+      ]) {
+        for (let k = -40; k <= 40; k++) patterns.push(edge + k, (edge + k) | 0x80000000);
       }
-      if (ours[i] !== reference[i]) {
-        throw new Error(
-          `float32 bits 0x${input[i]!.toString(16)}: ours 0x${ours[i]!.toString(16)}, numpy 0x${reference[i]!.toString(16)}`,
-        );
+      const input = Uint32Array.from(patterns, (b) => b >>> 0);
+      const inFile = path.join(tmp.dir, 'in.f32');
+      const outFile = path.join(tmp.dir, 'out.f16');
+      writeFileSync(inFile, new Uint8Array(input.buffer));
+      await runPythonJson(FAISS_115_PYTHON, path.join(REPO_ROOT, 'test/python/fp16_reference.py'), [
+        inFile,
+        outFile,
+      ]);
+      const reference = new Uint16Array(new Uint8Array(readFileSync(outFile)).buffer);
+      const ours = float32ToFloat16(new Float32Array(input.buffer), new Uint16Array(input.length));
+      let compared = 0;
+      for (let i = 0; i < input.length; i++) {
+        const isNaN = (input[i]! & 0x7fffffff) > 0x7f800000;
+        if (isNaN) {
+          // numpy keeps the payload bits; we return a quiet NaN. Both are NaN with the same sign.
+          expect(ours[i]! & 0xfc00).toBe(reference[i]! & 0xfc00);
+          continue;
+        }
+        if (ours[i] !== reference[i]) {
+          throw new Error(
+            `float32 bits 0x${input[i]!.toString(16)}: ours 0x${ours[i]!.toString(16)}, numpy 0x${reference[i]!.toString(16)}`,
+          );
+        }
+        compared++;
       }
-      compared++;
-    }
-    expect(compared).toBeGreaterThan(1_000_000);
-  });
-});
+      expect(compared).toBeGreaterThan(1_000_000);
+    });
+  },
+);
