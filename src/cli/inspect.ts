@@ -20,12 +20,12 @@ export async function inspectFaissFile(
   options: InspectOptions = {},
 ): Promise<FaissIndexSummary> {
   const summary = readFaissIndexFile(path);
-  out.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : describe(path, summary));
+  out.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(path, summary));
   return summary;
 }
 
 /** The text form of a summary. */
-export function describe(path: string, s: FaissIndexSummary): string {
+export function formatSummary(path: string, s: FaissIndexSummary): string {
   const h = s.hnsw;
   const lines = [
     `${path}: ${s.fileBytes} bytes, Faiss ${s.idMap} > ${s.index} > ${s.storage}`,

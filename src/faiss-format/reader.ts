@@ -525,7 +525,7 @@ class IndexReader {
   /** Bytes at an absolute offset, copied when needed so typed views of them are aligned. */
   private aligned(offset: number, length: number): Uint8Array {
     const b = this.source.read(offset, length);
-    return b.byteOffset % 8 === 0 ? b : b.slice();
+    return b.byteOffset % 8 === 0 ? b : new Uint8Array(b); // a copy, also when b is a Buffer
   }
 
   private int32At(offset: number, count: number): Int32Array {
@@ -591,7 +591,7 @@ class IndexReader {
     const bytes = header.ntotal * codeSize;
     const dataAt = this.pos;
     this.skip(bytes, `${fourcc} vector data`);
-    const codes = this.options.arrays ? this.source.read(dataAt, bytes).slice() : undefined;
+    const codes = this.options.arrays ? new Uint8Array(this.source.read(dataAt, bytes)) : undefined;
     return done({ fourcc, vectors: { codeSize, bytes, ...(sqType ? { sqType } : {}) }, codes });
   }
 

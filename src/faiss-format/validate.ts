@@ -11,6 +11,8 @@ import { defaultAssignProbas, defaultCumNeighborPerLevel } from './hnsw-defaults
 /** Faiss 1.14+ rejects headers with d outside [0, 2^20]. */
 export const MAX_DIMENSION = 1 << 20;
 const INT32_MAX = 0x7fffffff;
+/** Element size of each data type in host memory (half_float as fp16 bits). */
+const ELEMENT_BYTES = { float: 4, half_float: 2, byte: 1, binary: 1 } as const;
 
 export interface FaissIndexInput {
   readonly format: FaissFormat;
@@ -87,8 +89,14 @@ function checkVectors(vectors: VectorSet, stored: boolean): void {
   }
   if (!stored) return;
   const perVector = dataType === 'binary' ? dimension / 8 : dimension;
+  const elementBytes = ELEMENT_BYTES[dataType];
   let elements = 0;
   for (const [i, chunk] of vectors.chunks.entries()) {
+    if (chunk.BYTES_PER_ELEMENT !== elementBytes) {
+      throw bad(
+        `vector chunk ${i} has ${chunk.BYTES_PER_ELEMENT}-byte elements; ${dataType} vectors need ${elementBytes}-byte elements`,
+      );
+    }
     if (chunk.length % perVector !== 0) {
       throw bad(
         `vector chunk ${i} holds ${chunk.length} elements, not a whole number of ${perVector}-element vectors`,

@@ -93,5 +93,6 @@ export const halfFloatTransform: PartTransform = {
 
 // A typed view when the bytes sit at an aligned offset, else a view over an aligned copy.
 function aligned<T>(bytes: Uint8Array, alignment: number, view: (b: Uint8Array) => T): T {
-  return view(bytes.byteOffset % alignment === 0 ? bytes : bytes.slice());
+  // new Uint8Array(x) copies even when x is a Buffer (whose slice() would only be another view).
+  return view(bytes.byteOffset % alignment === 0 ? bytes : new Uint8Array(bytes));
 }

@@ -136,7 +136,7 @@ export function wholeVectorPieces(
     const whole = Math.floor((chunk.length - pos) / vectorBytes) * vectorBytes;
     if (whole > 0) {
       const run = chunk.subarray(pos, pos + whole);
-      out.push(run.byteOffset % elementBytes === 0 ? run : run.slice());
+      out.push(run.byteOffset % elementBytes === 0 ? run : new Uint8Array(run)); // a copy, also for Buffers
       pos += whole;
     }
     if (pos < chunk.length) {

@@ -116,6 +116,14 @@ describe('reading our files back', () => {
     });
   }
 
+  it('reads from a Buffer, whose sections sit at unaligned offsets', () => {
+    const input = indexInput(f, twoLevelGraph(f, 4), { index: 'IHNf', storage: 'flat' });
+    const buffer = Buffer.concat([Buffer.alloc(1), Buffer.from(bytesOf(input))]).subarray(1);
+    const s = readFaissIndex(buffer, { arrays: true, windowBytes: 96 });
+    expect(Array.from(s.arrays!.neighbors)).toEqual(Array.from(input.graph.neighbors));
+    expect(Array.from(s.arrays!.ids)).toEqual(Array.from(f.ids));
+  });
+
   it('reads a file from disk in windows, without the arrays', () => {
     const tmp = tempDir('reader-');
     try {

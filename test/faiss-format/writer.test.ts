@@ -234,6 +234,12 @@ describe('validation before the first byte', () => {
     rejects({ ...indexInput(data, base, ihnc), ids }, 'BAD_INPUT', /position 7 holds \d+ after \d+/);
     const vectors = { ...data.vectors, chunks: [data.vectors.chunks[0]!.subarray(8)] };
     rejects({ ...indexInput(data, base, ihnc), vectors }, 'BAD_INPUT', /hold 39 vectors but the set says 40/);
+    const halfBits = { ...data.vectors, chunks: [new Uint16Array(40 * 8)] };
+    rejects(
+      { ...indexInput(data, base, ihnc), vectors: halfBits },
+      'BAD_INPUT',
+      /vector chunk 0 has 2-byte elements; float vectors need 4-byte elements/,
+    );
   });
 
   it('refuses layouts that do not fit the data', () => {

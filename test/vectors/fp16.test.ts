@@ -87,6 +87,15 @@ describe('halfFloatTransform', () => {
     expect(Array.from(bits)).toEqual(Array.from(values, half));
   });
 
+  it('copies misaligned Buffers (whose slice() is a view) before viewing them as words', () => {
+    const values = Float32Array.of(0.5, -3, 1e-6);
+    const input = Buffer.alloc(values.byteLength + 3).subarray(3);
+    input.set(new Uint8Array(values.buffer));
+    const output = Buffer.alloc(values.length * 2 + 1).subarray(1);
+    halfFloatTransform.apply(input, output);
+    expect(Array.from(new Uint16Array(new Uint8Array(output).buffer))).toEqual(Array.from(values, half));
+  });
+
   it('rejects inputs that are not whole float32 values', () => {
     expect(() => halfFloatTransform.apply(new Uint8Array(6), new Uint8Array(3))).toThrow(/multiple of 4/);
   });

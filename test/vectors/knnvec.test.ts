@@ -59,6 +59,16 @@ describe('parseVectorBlob', () => {
     expect(set.chunks.every((c) => c.length % 4 === 0)).toBe(true);
   });
 
+  it('copies misaligned Buffer chunks too (Buffer.slice would only make another view)', () => {
+    const shifted = Buffer.alloc(floats.byteLength + 2).subarray(2);
+    shifted.set(bytesOf(floats));
+    const set = parseVectorBlob(
+      { byteLength: shifted.length, chunks: [shifted] },
+      { dataType: 'float', dimension: 4, count: 5 },
+    );
+    expect(Array.from(set.chunks[0] as Float32Array)).toEqual(Array.from(floats));
+  });
+
   it('keeps aligned runs as views and copies only the straddling vector', () => {
     const pieces = wholeVectorPieces([bytesOf(floats).subarray(0, 24), bytesOf(floats).subarray(24)], 16, 4);
     expect(pieces.map((p) => p.length)).toEqual([16, 16, 48]);
