@@ -5,7 +5,7 @@
 #   scripts/s3-test-server.sh start [DIR]   start a fresh cluster (in DIR, or a new folder under $TMPDIR); prints
 #                                           shell assignments: S3_TEST_DIR, S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
 #                                           AWS_SECRET_ACCESS_KEY, S3_TEST_KMS_KEYS (also written to DIR/env)
-#   scripts/s3-test-server.sh stop DIR      stop its daemons (SIGTERM, then SIGKILL after 15 s) and delete DIR
+#   scripts/s3-test-server.sh stop DIR      stop its daemons (SIGTERM, then SIGKILL after 3 s) and delete DIR
 #   scripts/s3-test-server.sh status DIR    exit 0 when its gateway answers
 #
 # Example: eval "$(scripts/s3-test-server.sh start)"; ...; scripts/s3-test-server.sh stop "$S3_TEST_DIR"
@@ -20,6 +20,8 @@ die() { log "error: $*"; exit 1; }
 ACCESS_KEY="${S3_TEST_ACCESS_KEY:-knn-test-access-key}"
 SECRET_KEY="${S3_TEST_SECRET_KEY:-knn-test-secret-key}"
 DAEMONS=(client.rgw osd.0 mon.a) # stop order: gateway first, monitor last
+RGW_POOLS=(.rgw.root default.rgw.control default.rgw.meta default.rgw.log default.rgw.buckets.index
+  default.rgw.buckets.data default.rgw.buckets.non-ec)
 KMS_KEYS='knn-test-key-1 knn-test-key-2' # SSE-KMS key ids the gateway knows (random keys per cluster)
 
 # Prints a TCP port that is free on 127.0.0.1 right now (the kernel picks it; a daemon binds it moments later).
@@ -115,8 +117,16 @@ start() {
   local osd_id
   osd_id=$(ceph -c "$conf" --connect-timeout 30 osd new "$osd_uuid" 2>>"$dir/log/mkfs.log")
   [ "$osd_id" = 0 ] || die "expected osd id 0, got '$osd_id'"
+  # RGW would create its pools one by one at start, each waiting for its placement groups; created here, in
+  # parallel and while the OSD is being made, they cost almost nothing (saves ~6 s of the cold start).
+  local pool
+  for pool in "${RGW_POOLS[@]}"; do
+    { ceph -c "$conf" osd pool create "$pool" 8 8 --autoscale-mode=off &&
+      ceph -c "$conf" osd pool application enable "$pool" rgw; } >>"$dir/log/mkfs.log" 2>&1 &
+  done
   ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$dir/log/mkfs.log" 2>&1
   ceph-osd -c "$conf" -i 0 2>>"$dir/log/mkfs.log"
+  wait # for the pools
 
   log "starting radosgw on 127.0.0.1:$rgw_port"
   radosgw -c "$conf" -n client.rgw 2>>"$dir/log/mkfs.log"
@@ -143,10 +153,12 @@ start() {
 
 daemon_pid() { cat "$1/run/$2.pid" 2>/dev/null || true; }
 
+# True while the daemon runs: its pid file names a live process started with this cluster's ceph.conf (so a
+# recycled pid of some other process is never signalled).
 daemon_alive() {
   local pid
   pid=$(daemon_pid "$1" "$2")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$1/ceph.conf"
 }
 
 stop() {
@@ -154,20 +166,27 @@ stop() {
   [ -n "$dir" ] || die "usage: $0 stop DIR"
   [ -d "$dir" ] || { log "$dir does not exist: nothing to stop"; return 0; }
   [ -f "$dir/ceph.conf" ] || die "$dir is not a test cluster folder (no ceph.conf): refusing to touch it"
-  local name pid deadline
+  dir=$(cd "$dir" && pwd)
+  local name pids=() pid
   for name in "${DAEMONS[@]}"; do
-    pid=$(daemon_pid "$dir" "$name")
-    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+    daemon_alive "$dir" "$name" && pids+=("$(daemon_pid "$dir" "$name")")
   done
-  deadline=$((SECONDS + 15))
-  for name in "${DAEMONS[@]}"; do
-    while daemon_alive "$dir" "$name" && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-    if daemon_alive "$dir" "$name"; then
-      log "$name did not stop on SIGTERM; killing it"
-      kill -KILL "$(daemon_pid "$dir" "$name")" 2>/dev/null || true
-    fi
-  done
+  [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null
+  # Throw-away data: a daemon still shutting down after 3 s is killed rather than waited for.
+  wait_gone 30 "${pids[@]}" || { kill -KILL "${pids[@]}" 2>/dev/null; wait_gone 50 "${pids[@]}"; } || true
   if [ "${S3_TEST_KEEP:-0}" = 1 ]; then log "stopped; kept $dir"; else rm -rf "$dir"; fi
+}
+
+# Waits up to $1 tenths of a second for the processes after it to exit; fails if one is still there.
+wait_gone() {
+  local tenths=$1 pid
+  shift
+  for _ in $(seq "$tenths"); do
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && break; pid=; done
+    [ -z "${pid:-}" ] && return 0
+    sleep 0.1
+  done
+  return 1
 }
 
 status() {

@@ -98,8 +98,9 @@ export class LocalObjectStore implements ObjectStore {
       await ensureFolder(where.containerDir, path.dirname(where.file));
       handle = await open(temp, 'wx');
       let bytes = 0;
-      for await (const piece of body as AsyncIterable<Uint8Array>) {
+      for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
         signal?.throwIfAborted();
+        const piece = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
         await handle.write(piece);
         bytes += piece.length;
         options.onProgress?.(bytes);

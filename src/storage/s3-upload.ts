@@ -60,8 +60,8 @@ export async function uploadToS3(
   );
   try {
     const first = await reader.next();
-    const second = first ? await reader.peekEnd() : true;
-    const bytes = second
+    const fitsOnePart = first ? await reader.peekEnd() : true;
+    const bytes = fitsOnePart
       ? await putSingle(s3, location, first, options)
       : await putMultipart(s3, location, first!, reader, options);
     await checkWritten(s3, location, bytes, signal);
