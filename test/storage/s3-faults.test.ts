@@ -23,7 +23,7 @@ import {
   s3Unavailable,
   testS3Client,
 } from '../helpers/s3.js';
-import { joined, pattern } from './fixtures.js';
+import { halfOfEachWord, halved, joined, pattern } from './fixtures.js';
 
 const MiB = 2 ** 20;
 const PART = 64 * 1024;
@@ -108,6 +108,18 @@ describe.skipIf(s3Unavailable() !== undefined)('S3 store under faults', () => {
       const resumed = starts.filter((s) => s % PART !== 0);
       expect(resumed).toHaveLength(1);
       expect(resumed[0]! % PART).toBeGreaterThan(0);
+    });
+
+    it('resumes a transformed read cut in the middle of a value', async () => {
+      const values = pattern(4 * 100_000, 3);
+      await putObject(client, bucket, 'faults/values.knnvec', values);
+      proxy.inject(on.rangedGet(), { kind: 'reset', afterBytes: 30_001 }, 2);
+      const blob = await store.read(
+        { container: bucket, key: 'faults/values.knnvec' },
+        { transform: halfOfEachWord(), alignBytes: 2 },
+      );
+      expect(proxy.pendingFaults).toBe(0);
+      expect(joined(blob.chunks).equals(halved(values))).toBe(true);
     });
 
     it('recovers from a failed HEAD', async () => {
