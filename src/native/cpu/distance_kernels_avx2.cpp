@@ -39,21 +39,23 @@ inline __m256 accumulate(__m256 sum, __m256 x, __m256 y) {
   return _mm256_fmadd_ps(t, t, sum);
 }
 
-// Two accumulators of 8 lanes hide the FMA latency; the tail (d % 8) runs one element at a time.
+// Four accumulators of 8 lanes keep two FMA units busy despite the FMA latency (long vectors: 768 dims and
+// more); the rest runs 8 lanes at a time, the tail (d % 8) one element at a time.
 template <bool InnerProduct, typename A, typename B>
 float distance(const A* a, const B* b, std::size_t d) {
   __m256 s0 = _mm256_setzero_ps();
   __m256 s1 = _mm256_setzero_ps();
+  __m256 s2 = _mm256_setzero_ps();
+  __m256 s3 = _mm256_setzero_ps();
   std::size_t i = 0;
-  for (; i + 16 <= d; i += 16) {
+  for (; i + 32 <= d; i += 32) {
     s0 = accumulate<InnerProduct>(s0, load8(a + i), load8(b + i));
     s1 = accumulate<InnerProduct>(s1, load8(a + i + 8), load8(b + i + 8));
+    s2 = accumulate<InnerProduct>(s2, load8(a + i + 16), load8(b + i + 16));
+    s3 = accumulate<InnerProduct>(s3, load8(a + i + 24), load8(b + i + 24));
   }
-  if (i + 8 <= d) {
-    s0 = accumulate<InnerProduct>(s0, load8(a + i), load8(b + i));
-    i += 8;
-  }
-  float s = horizontalSum(_mm256_add_ps(s0, s1));
+  for (; i + 8 <= d; i += 8) s0 = accumulate<InnerProduct>(s0, load8(a + i), load8(b + i));
+  float s = horizontalSum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
   for (; i < d; i++) {
     const float x = load1(a + i);
     const float y = load1(b + i);
