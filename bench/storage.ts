@@ -142,17 +142,23 @@ async function main(): Promise<void> {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
-  const store = createObjectStore({
-    kind: 's3',
+  const storeSettings = {
+    kind: 's3' as const,
     endpoint: server.endpoint,
     region: server.region,
     credentials,
-  });
+  };
+  const store = createObjectStore(storeSettings);
   try {
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     const where = { container: bucket, key };
     const uploadCeiling = await best(() => plainUpload(client));
     const upload = await best(async () => void (await store.write(where, Readable.from(payloadPieces()))));
+    const crcStore = createObjectStore({ ...storeSettings, checksums: 'crc32' });
+    const uploadCrc = await best(
+      async () => void (await crcStore.write(where, Readable.from(payloadPieces()))),
+    );
+    await crcStore.close();
     const downloadCeiling = await best(() => plainDownload(client));
     const download = await best(async () => {
       const blob = await store.read(where);
@@ -164,6 +170,7 @@ async function main(): Promise<void> {
     const rows = [
       row('upload ceiling (plain multipart, in-memory parts)', uploadCeiling),
       row('upload: store.write(stream), Content-MD5 per part', upload, uploadCeiling),
+      row('upload: store.write(stream), CRC32 per part + object', uploadCrc, uploadCeiling),
       row('download ceiling (plain ranged GETs, bodies dropped)', downloadCeiling),
       row('download: store.read into HostBlob', download, downloadCeiling),
       row('download: store.read, fp32 -> fp16 transform', halfFloat, downloadCeiling),

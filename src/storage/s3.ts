@@ -52,6 +52,8 @@ export class S3ObjectStore implements ObjectStore, S3Access {
   readonly endpointLabel: string;
   /** Aborted by close(): stops every transfer still running. */
   private readonly closing = new AbortController();
+  /** Operations in progress, so close() can wait for their clean-up. */
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(readonly settings: StorageSettings) {
     setMaxListeners(0, this.closing.signal);
@@ -90,8 +92,10 @@ export class S3ObjectStore implements ObjectStore, S3Access {
     );
   }
 
+  /** Cancels every transfer, waits for their clean-up (multipart aborts), then releases connections. */
   async close(): Promise<void> {
     this.closing.abort(new Error('the object store was closed'));
+    await Promise.allSettled(this.running);
     this.client.destroy();
   }
 
@@ -104,8 +108,10 @@ export class S3ObjectStore implements ObjectStore, S3Access {
   ): Promise<T> {
     const signal = callerSignal ? AbortSignal.any([callerSignal, this.closing.signal]) : this.closing.signal;
     setMaxListeners(0, signal); // one listener per part in flight
+    const running = work(signal);
+    this.running.add(running);
     try {
-      return await work(signal);
+      return await running;
     } catch (err) {
       const context = {
         action,
@@ -115,6 +121,8 @@ export class S3ObjectStore implements ObjectStore, S3Access {
         signal,
       };
       throw toStorageError(err, context);
+    } finally {
+      this.running.delete(running);
     }
   }
 

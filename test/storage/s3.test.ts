@@ -1,7 +1,7 @@
 // What only the S3 store does: SSE-KMS key reuse, the checksums each mode sends, consistency of a read while
 // the object is replaced, and close() stopping transfers. On the real RGW test server (through a recording proxy).
 import zlib from 'node:zlib';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import {
   createTestBucket,
   deleteTestBucket,
   getObject,
+  listMultipartUploads,
   putObject,
   s3StoreSettings,
   s3TestServer,
@@ -169,6 +170,17 @@ describe.skipIf(s3Unavailable() !== undefined)('S3 store', () => {
     const err = await reading;
     expect(err.code).toBe('Changed');
     expect(err.message).toContain(`s3://${bucket}/${key}`);
+  });
+
+  it('close() during a multipart write aborts the upload before it resolves', async () => {
+    const store = makeStore();
+    const source = new PassThrough();
+    const writing = failure(store.write({ container: bucket, key: 'closing.faiss' }, source));
+    source.write(pattern(11 * MiB));
+    await expect.poll(() => listMultipartUploads(client, bucket), { timeout: 5_000 }).toHaveLength(1);
+    await store.close();
+    expect((await writing).code).toBe('Aborted');
+    expect(await listMultipartUploads(client, bucket)).toEqual([]);
   });
 
   it('close() stops transfers still running', async () => {
