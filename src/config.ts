@@ -2,12 +2,17 @@
 // An invalid setting stops start-up with a message naming it (ConfigError lists them all).
 import os from 'node:os';
 
+import { FORMAT_POLICY_NAMES, type FormatPolicyName } from './faiss-format/policy.js';
+import { type StorageSettings, resolveStorageSettings } from './storage/settings.js';
+
 export const BUILDER_CHOICES = ['auto', 'gpu', 'cpu'] as const;
 export type BuilderChoice = (typeof BUILDER_CHOICES)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const OBJECT_STORES = ['s3', 'local'] as const;
 export type ObjectStoreKind = (typeof OBJECT_STORES)[number];
+export const KNN_ALGORITHMS = ['auto', 'exact', 'approximate'] as const;
+export const CHECKSUM_MODES = ['auto', 'crc32', 'md5'] as const;
 
 export interface Settings {
   host: string;
@@ -37,6 +42,18 @@ export interface Settings {
     region: string;
   };
   localStoreRoot: string;
+  /** Everything the object store needs (defaults filled, bounds checked); credentials come from the AWS chain. */
+  storage: StorageSettings;
+  /** Which Faiss layouts the service writes (src/faiss-format/README.md). */
+  indexFormatPolicy: FormatPolicyName;
+  /** Write each index file here first and upload it from disk (default: streamed straight into the upload). */
+  spoolDir: string | null;
+  gpu: {
+    knnAlgorithm: (typeof KNN_ALGORITHMS)[number];
+    /** 0 = the GPU builder's default. */
+    graphDegree: number;
+    intermediateDegree: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -60,11 +77,20 @@ export function loadSettings(env: Env = process.env): Settings {
     problems.push('BASIC_AUTH_USERNAME and BASIC_AUTH_PASSWORD must be set together (or neither)');
   }
   if (username.includes(':')) problems.push('BASIC_AUTH_USERNAME must not contain ":"');
-  const endpoint = r.string('S3_ENDPOINT_URL', '') || null;
+  let endpoint = r.string('S3_ENDPOINT_URL', '') || null;
   if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
     problems.push(`S3_ENDPOINT_URL must be an http(s) URL, got "${endpoint}"`);
+    endpoint = null;
   }
   const store = chooseObjectStore(env, r);
+  const region = r.string('AWS_DEFAULT_REGION', '') || r.string('AWS_REGION', '') || 'us-east-1';
+  const localStoreRoot = r.string('LOCAL_STORE_ROOT', 'data');
+  const storage = storageSettings(r, problems, {
+    kind: store.kind,
+    localRoot: localStoreRoot,
+    region,
+    ...(endpoint ? { endpoint } : {}),
+  });
 
   const settings: Settings = {
     host: r.string('HOST', '0.0.0.0'),
@@ -82,11 +108,50 @@ export function loadSettings(env: Env = process.env): Settings {
     buildThreads: r.integer('BUILD_THREADS', 0, 0, 4096),
     objectStore: store.kind,
     objectStoreReason: store.reason,
-    s3: { endpoint, region: r.string('AWS_DEFAULT_REGION', '') || r.string('AWS_REGION', '') || 'us-east-1' },
-    localStoreRoot: r.string('LOCAL_STORE_ROOT', 'data'),
+    s3: { endpoint, region },
+    localStoreRoot,
+    storage,
+    indexFormatPolicy: r.oneOf('INDEX_FORMAT_POLICY', 'compatible', FORMAT_POLICY_NAMES, (v) =>
+      v.toLowerCase(),
+    ),
+    spoolDir: r.string('INDEX_SPOOL_DIR', '') || null,
+    gpu: {
+      knnAlgorithm: r.oneOf('GPU_KNN_ALGORITHM', 'auto', KNN_ALGORITHMS, (v) => v.toLowerCase()),
+      graphDegree: r.integer('GPU_GRAPH_DEGREE', 0, 0, 1024),
+      intermediateDegree: r.integer('GPU_INTERMEDIATE_DEGREE', 0, 0, 1024),
+    },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return settings;
+}
+
+/** The object store's settings from S3_* variables (names in src/storage/README.md), checked by the store. */
+function storageSettings(r: Reader, problems: string[], base: Partial<StorageSettings>): StorageSettings {
+  const MIB = 2 ** 20;
+  const partMb = r.integer('S3_PART_SIZE_MB', 0, 0, 5 * 1024);
+  const pathStyle = r.string('S3_FORCE_PATH_STYLE', '');
+  if (pathStyle && !['true', 'false'].includes(pathStyle)) {
+    problems.push(`S3_FORCE_PATH_STYLE must be true or false, got "${pathStyle}"`);
+  }
+  const given = (name: string, v: number) => (r.has(name) ? v : undefined);
+  const partial: Partial<StorageSettings> = {
+    ...base,
+    ...(pathStyle === 'true' || pathStyle === 'false' ? { forcePathStyle: pathStyle === 'true' } : {}),
+    checksums: r.oneOf('S3_CHECKSUMS', 'auto', CHECKSUM_MODES, (v) => v.toLowerCase()),
+    ...(partMb > 0 ? { readPartBytes: partMb * MIB, writePartBytes: Math.max(5, partMb) * MIB } : {}),
+    readConcurrency: given('S3_CONCURRENCY', r.integer('S3_CONCURRENCY', 16, 1, 1024)),
+    writeConcurrency: given('S3_UPLOAD_CONCURRENCY', r.integer('S3_UPLOAD_CONCURRENCY', 4, 1, 256)),
+    maxAttempts: given('S3_MAX_ATTEMPTS', r.integer('S3_MAX_ATTEMPTS', 5, 1, 20)),
+    retryBaseDelayMs: given('S3_RETRY_BASE_DELAY_MS', r.integer('S3_RETRY_BASE_DELAY_MS', 100, 0, 60_000)),
+    connectTimeoutMs: given('S3_CONNECT_TIMEOUT_MS', r.integer('S3_CONNECT_TIMEOUT_MS', 5000, 1, 600_000)),
+    idleTimeoutMs: given('S3_IDLE_TIMEOUT_MS', r.integer('S3_IDLE_TIMEOUT_MS', 30_000, 1, 3_600_000)),
+  };
+  try {
+    return resolveStorageSettings(partial);
+  } catch (e) {
+    problems.push((e as Error).message);
+    return resolveStorageSettings({ kind: base.kind ?? 'local' });
+  }
 }
 
 // Real deployments use S3, often with credentials from an instance role (no variables at all), so an explicit
@@ -120,6 +185,10 @@ class Reader {
     private readonly env: Env,
     private readonly problems: string[],
   ) {}
+
+  has(name: string): boolean {
+    return this.raw(name) !== undefined;
+  }
 
   private raw(name: string): string | undefined {
     const v = this.env[name];

@@ -7,7 +7,7 @@ import type { ProgressUpdate } from '../jobs/job.js';
 import type { StorageSettings } from '../storage/settings.js';
 import type { JobResult } from './run-job.js';
 
-/** What a worker needs besides the request: no secrets (credentials come from the inherited environment). */
+/** What a worker needs besides the request. In the service, S3 credentials come from the inherited environment. */
 export interface WorkerConfig {
   storage: Partial<StorageSettings>;
   formatPolicy: FormatPolicyName;

@@ -4,15 +4,16 @@ import type { WorkerConfig } from './messages.js';
 
 export function workerConfigFrom(s: Settings): WorkerConfig {
   return {
-    storage: {
-      kind: s.objectStore,
-      localRoot: s.localStoreRoot,
-      region: s.s3.region,
-      ...(s.s3.endpoint ? { endpoint: s.s3.endpoint } : {}),
-    },
-    formatPolicy: 'compatible',
+    storage: s.storage,
+    formatPolicy: s.indexFormatPolicy,
     threads: s.buildThreads,
-    gpu: { memoryLimitBytes: s.gpuMemoryLimitBytes },
+    gpu: {
+      memoryLimitBytes: s.gpuMemoryLimitBytes,
+      knnAlgorithm: s.gpu.knnAlgorithm,
+      ...(s.gpu.graphDegree > 0 ? { graphDegree: s.gpu.graphDegree } : {}),
+      ...(s.gpu.intermediateDegree > 0 ? { intermediateDegree: s.gpu.intermediateDegree } : {}),
+    },
+    ...(s.spoolDir ? { spoolDir: s.spoolDir } : {}),
     logLevel: s.logLevel,
   };
 }

@@ -1,0 +1,65 @@
+// The real service (real pipeline in worker processes) on loopback, composed as src/run.ts composes it but
+// without process signals, for integration tests. KNN_SERVICE_URL points tests at an external one instead.
+import { Writable } from 'node:stream';
+
+import { type Settings, loadSettings } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { createPlanner, roughGpuBytes } from '../../src/pipeline/plan.js';
+import { createProcessBuild } from '../../src/pipeline/process-build.js';
+import { workerConfigFrom } from '../../src/pipeline/worker-config.js';
+import { type Service, createService } from '../../src/service.js';
+import type { StorageSettings } from '../../src/storage/settings.js';
+
+export interface RealService {
+  url: string;
+  settings: Settings;
+  service: Service;
+  logs: string[];
+  close(): Promise<void>;
+}
+
+/** Starts the service with the CPU builder and the given store settings (credentials included). */
+export async function startRealService(
+  storage: Partial<StorageSettings>,
+  env: Record<string, string> = {},
+): Promise<RealService> {
+  const settings = loadSettings({ LOG_LEVEL: 'info', BUILDER: 'cpu', BUILD_THREADS: '2', ...env });
+  const logs: string[] = [];
+  const log = createLogger(
+    settings.logLevel,
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        logs.push(...chunk.toString().split('\n').filter(Boolean));
+        cb();
+      },
+    }),
+  );
+  const config = workerConfigFrom(settings);
+  config.storage = { ...config.storage, ...storage };
+  const service = await createService({
+    settings,
+    log,
+    build: createProcessBuild({ config }),
+    plan: createPlanner({
+      builder: settings.builder,
+      gpu: { deviceCount: 0, deviceBytes: 0, unavailableReason: 'integration tests use the CPU builder' },
+      gpuMemoryLimitBytes: settings.gpuMemoryLimitBytes,
+      cpuMemoryLimitBytes: settings.cpuMemoryLimitBytes,
+      estimateGpuBytes: roughGpuBytes,
+    }),
+    gpuDeviceCount: 0,
+    version: 'test',
+  });
+  await service.app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = service.app.server.address();
+  if (!addr || typeof addr === 'string') throw new Error('no address');
+  return {
+    url: `http://127.0.0.1:${addr.port}`,
+    settings,
+    service,
+    logs,
+    close: async () => {
+      await service.shutdown(10_000);
+    },
+  };
+}
