@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { type GpuInfo, gpuInfo } from './native.js';
+import { tsxExecArgv } from '../tsx-loader.js';
 
 const NO_GPU = (error: string): GpuInfo => ({
   compiled: false,
@@ -20,7 +21,7 @@ const NO_GPU = (error: string): GpuInfo => ({
 /** gpuInfo(device) measured in a child process; never throws. */
 export async function probeGpu(device = 0): Promise<GpuInfo> {
   const self = fileURLToPath(import.meta.url);
-  const execArgv = self.endsWith('.ts') && existsSync(self) ? ['--import', 'tsx'] : [];
+  const execArgv = self.endsWith('.ts') && existsSync(self) ? tsxExecArgv() : [];
   try {
     const { stdout } = await promisify(execFile)(process.execPath, [...execArgv, self, String(device)], {
       timeout: 60_000,

@@ -1,4 +1,5 @@
 // `knn-build build`: one index from local files or s3:// URLs, without the server, through the same pipeline.
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -82,10 +83,12 @@ export async function buildCommand(argv: string[]): Promise<number> {
     local: (root: string) =>
       cached(storeCache, `local:${root}`, () => createObjectStore({ kind: 'local', localRoot: root })),
   };
+  const [vectorsArg, idsArg, out] = [need('vectors'), need('doc-ids'), need('out')];
+  if (!out.startsWith('s3://')) mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
   const io = {
-    vectors: placeOf(need('vectors'), stores),
-    ids: placeOf(need('doc-ids'), stores),
-    output: placeOf(need('out'), stores),
+    vectors: placeOf(vectorsArg, stores),
+    ids: placeOf(idsArg, stores),
+    output: placeOf(out, stores),
   };
   const count = values.count
     ? int('--count', values.count, LIMITS.minDocCount, LIMITS.maxDocCount)

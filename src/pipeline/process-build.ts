@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { BuildContext, BuildFn, BuildOutcome } from '../jobs/scheduler.js';
 import type { FromWorker, ToWorker, WorkerConfig } from './messages.js';
 import type { JobResult } from './run-job.js';
+import { tsxExecArgv } from '../tsx-loader.js';
 
 /** How long a cancelled worker may take to abort its uploads and exit before it is killed. */
 const CANCEL_GRACE_MS = 5_000;
@@ -21,7 +22,7 @@ export interface ProcessBuildOptions {
 /** The worker entry next to this file: worker.ts under tsx (dev, tests), worker.js when compiled. */
 function workerEntry(): { file: string; execArgv: string[] } {
   const ts = fileURLToPath(new URL('./worker.ts', import.meta.url));
-  if (import.meta.url.endsWith('.ts') && existsSync(ts)) return { file: ts, execArgv: ['--import', 'tsx'] };
+  if (import.meta.url.endsWith('.ts') && existsSync(ts)) return { file: ts, execArgv: tsxExecArgv() };
   return { file: fileURLToPath(new URL('./worker.js', import.meta.url)), execArgv: [] };
 }
 

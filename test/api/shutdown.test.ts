@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KnnClient, knnBuildBody } from '../helpers/knn-client.js';
 import { REPO_ROOT } from '../helpers/python.js';
 import { type TestService, startTestService } from '../helpers/service.js';
+import { tsxExecArgv } from '../../src/tsx-loader.js';
 
 const body = (i: number) => knnBuildBody({ vector_path: `p/${i}.knnvec`, doc_id_path: `p/${i}.knndid` });
 
@@ -61,7 +62,7 @@ describe('graceful shutdown (real process, SIGTERM)', () => {
   it('finishes the job in flight, answers _status meanwhile, and exits 0', async () => {
     child = spawn(
       process.execPath,
-      ['--import', 'tsx', path.join(REPO_ROOT, 'test/fixtures/service-with-double.ts')],
+      [...tsxExecArgv(), path.join(REPO_ROOT, 'test/fixtures/service-with-double.ts')],
       {
         cwd: REPO_ROOT,
         env: {
