@@ -5,6 +5,7 @@
 //                              [--ef-search 100] [--space l2|innerproduct] [--threads N] [--baseline]
 //
 // --baseline also times Faiss 1.15 (pip wheel, SIMD-dispatched) building the same index from Python.
+// *_cpu_s columns are CPU seconds (all threads): a fairer comparison than wall time on a busy machine.
 // Needs .venv-faiss (scripts/setup.sh --test).
 import { createWriteStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -43,6 +44,7 @@ interface FaissSearch {
   searchSeconds: number;
   groundTruthSeconds: number;
   baselineBuildSeconds?: number;
+  baselineBuildCpuSeconds?: number;
   baselineRecall?: number;
 }
 
@@ -91,10 +93,13 @@ async function benchOne(d: number): Promise<Row> {
   const vectors: VectorSet = { dataType: 'float', dimension: d, count: n, chunks: [base] };
   let shown = 0;
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   const built = await new CpuBuilder().build(vectors, params, (f) => {
     if (f >= shown + 0.1) process.stderr.write(`  ${n} x ${d}: ${Math.round((shown = f) * 100)}%\r`);
   });
   const buildSeconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  const buildCpuSeconds = (cpu.user + cpu.system) / 1e6;
   process.stderr.write('\n');
 
   const file = await writeIndexFile(path.join(dir, 'index.faiss'), built.graph, vectors, params);
@@ -116,6 +121,7 @@ async function benchOne(d: number): Promise<Row> {
     ef_construction: params.efConstruction,
     threads: params.threads!,
     build_s: buildSeconds,
+    build_cpu_s: buildCpuSeconds,
     vectors_per_s: Math.round(n / buildSeconds),
     file: file.fourcc,
     file_mib: file.bytes / 2 ** 20,
@@ -124,6 +130,7 @@ async function benchOne(d: number): Promise<Row> {
     ...(args.baseline
       ? {
           faiss115_build_s: search.baselineBuildSeconds ?? null,
+          faiss115_build_cpu_s: search.baselineBuildCpuSeconds ?? null,
           faiss115_recall: search.baselineRecall ?? null,
         }
       : {}),
