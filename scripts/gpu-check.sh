@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The one script for the GPU machine: builds the addon with CUDA (sm_90), runs the kernel self-test, the GPU tests
+# and the benchmark, and prints a short table at the end; logs go to $OUT (or .tmp/gpu-check).
+#   scripts/gpu-check.sh [STEP ...]   steps: build selftest tests bench (default: all four)
+# Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --dims 128,768 --variants flat,hier
+# --baseline"), KNN_CUDA_ARCHS (default 90).
+# Needs what scripts/gpu-bundle.sh prepared (carry .gpu-pack build/gpu-bundle .whl node_modules/node-addon-api
+# node_modules/node-api-headers).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/.tmp/gpu-check}"
+mkdir -p "$OUT"
+steps="${*:-build selftest tests bench}"
+source .gpu-pack/env.sh
+summary=()
+step() { summary+=("$(printf '%-9s %-5s %6.1f s' "$1" "$2" "$3")"); }
+run_step() {  # name, command...: runs with a log, records status and time
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "=== $name: $*"
+  if "$@" > >(tee "$OUT/$name.log") 2>&1; then step "$name" ok $((SECONDS - t0)); return 0; fi
+  step "$name" FAIL $((SECONDS - t0)); return 1
+}
+
+build() {
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  nvcc --version | tail -1
+  cmake -S src/native -B build/native -G Ninja -DKNN_GPU=ON -DKNN_GPU_TESTS=ON \
+    -DKNN_CUDA_ARCHS="${KNN_CUDA_ARCHS:-90}" -DCMAKE_JS_INC="$PWD/node_modules/node-api-headers/include" &&
+    cmake --build build/native -j "$(nproc)" &&
+    test -f build/native/knn_native.node
+}
+python_deps() {
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl &&
+    echo "faiss $(PYTHONPATH=/tmp/site python3 -c 'import faiss; print(faiss.__version__)')"
+}
+
+export KNN_NATIVE_ADDON="$PWD/build/native/knn_native.node"
+for s in $steps; do
+  case $s in
+    build) run_step build build || break ;;
+    selftest) run_step selftest build/native/gpu_selftest ;;
+    tests) run_step tests node --test --test-reporter=tap build/gpu-bundle/test/gpu/run.mjs ;;
+    bench)
+      run_step pydeps python_deps || continue
+      export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 KNN_GPU_VERBOSE=1
+      # shellcheck disable=SC2086
+      run_step bench node build/gpu-bundle/bench/gpu-build.mjs \
+        ${BENCH_ARGS:---n 1000000 --dims 128,768 --variants flat,hier --baseline}
+      cp build/gpu-bundle/bench/results/gpu-build.json "$OUT/" 2>/dev/null
+      ;;
+    *) echo "unknown step $s" ;;
+  esac
+done
+echo
+echo "=== summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
+grep -h -E "^(  ok|  FAIL|all GPU|.*check\(s\) failed)" "$OUT/selftest.log" 2>/dev/null | sed 's/^/selftest: /' | tail -20
+grep -h -E "^# (tests|pass|fail|skipped)" "$OUT/tests.log" 2>/dev/null | sed 's/^/tests: /'
+sed -n '/^GPU build (m 16/,/^results:/p' "$OUT/bench.log" 2>/dev/null | grep -v '^results:'
+printf '%s\n' "${summary[@]}"

@@ -1,0 +1,114 @@
+// The GPU graph builder: CAGRA-style construction in our own CUDA (src/native/gpu, see its README). This layer
+// owns validation and defaults (the sharp pattern); the addon gets one complete options object, runs the build
+// off the JS thread and hands back the graph in Faiss's HNSW layout.
+import { BuildInputError, checkBuildParams, checkSpaceFitsData, checkVectors } from './cpu.js';
+import { nativeBuild, type NativeBuildOptions } from './native.js';
+import type { BuildParams, BuildProgress, BuiltGraph, GpuBuildOptions, GraphBuilder } from './types.js';
+import type { VectorSet } from '../vectors/types.js';
+
+/** Largest graph degree and intermediate degree the kernels take (warp lists of at most 256 candidates). */
+export const MAX_GRAPH_DEGREE = 192;
+export const MAX_INTERMEDIATE_DEGREE = 192;
+export const KNN_ALGORITHMS = ['auto', 'exact', 'approximate'] as const;
+
+/** The GPU builder's defaults for a build with HNSW parameter m (see src/native/gpu/README.md for why). */
+export function gpuDefaults(
+  m: number,
+): Required<Pick<GpuBuildOptions, 'intermediateDegree' | 'graphDegree'>> {
+  return { intermediateDegree: 4 * m, graphDegree: 2 * m };
+}
+
+/** The GPU options of one build: the build's own, then the builder's, then the defaults for m. */
+export function resolveGpuOptions(
+  m: number,
+  own: GpuBuildOptions = {},
+  builder: GpuBuildOptions = {},
+): Required<GpuBuildOptions> {
+  const pick = <K extends keyof GpuBuildOptions>(key: K) =>
+    own[key] !== undefined && own[key] !== 0 ? own[key] : builder[key] !== 0 ? builder[key] : undefined;
+  const d = gpuDefaults(m);
+  const graphDegree = pick('graphDegree') ?? d.graphDegree;
+  return {
+    device: pick('device') ?? 0,
+    memoryLimitBytes: pick('memoryLimitBytes') ?? 0,
+    graphDegree,
+    intermediateDegree: pick('intermediateDegree') ?? Math.max(d.intermediateDegree, graphDegree),
+    knnAlgorithm: pick('knnAlgorithm') ?? 'auto',
+  };
+}
+
+function check(ok: boolean, message: string): asserts ok {
+  if (!ok) throw new BuildInputError(message);
+}
+
+/** Checks resolved GPU options; messages name the setting. */
+export function checkGpuOptions(g: Required<GpuBuildOptions>): void {
+  const int = (v: number, min: number, max: number) => Number.isInteger(v) && v >= min && v <= max;
+  check(int(g.device, 0, 1024), `gpu device must be an integer >= 0, got ${g.device}`);
+  check(
+    int(g.memoryLimitBytes, 0, Number.MAX_SAFE_INTEGER),
+    `gpu memory limit must be a whole number of bytes >= 0, got ${g.memoryLimitBytes}`,
+  );
+  check(
+    int(g.graphDegree, 1, MAX_GRAPH_DEGREE),
+    `gpu graph degree must be an integer in [1, ${MAX_GRAPH_DEGREE}], got ${g.graphDegree}`,
+  );
+  check(
+    int(g.intermediateDegree, g.graphDegree, MAX_INTERMEDIATE_DEGREE),
+    `gpu intermediate degree must be an integer in [graph degree ${g.graphDegree}, ${MAX_INTERMEDIATE_DEGREE}], got ${g.intermediateDegree}`,
+  );
+  check(
+    (KNN_ALGORITHMS as readonly string[]).includes(g.knnAlgorithm),
+    `gpu k-NN algorithm must be one of ${KNN_ALGORITHMS.join(', ')}, got ${g.knnAlgorithm}`,
+  );
+}
+
+export interface GpuBuilderOptions extends GpuBuildOptions {
+  /** CPU threads for staging the upload (0 or absent: all cores). */
+  readonly threads?: number;
+  /** Seed of the level draw and the k-means sample; the same inputs and seed give the same graph. */
+  readonly seed?: number;
+}
+
+export class GpuBuilder implements GraphBuilder {
+  readonly kind = 'gpu' as const;
+
+  constructor(private readonly defaults: GpuBuilderOptions = {}) {
+    const { seed } = defaults;
+    check(
+      seed === undefined || (Number.isInteger(seed) && seed >= 0),
+      `GPU builder seed must be a non-negative integer, got ${seed}`,
+    );
+  }
+
+  async build(vectors: VectorSet, params: BuildParams, onProgress?: BuildProgress): Promise<BuiltGraph> {
+    checkVectors(vectors);
+    checkBuildParams(params);
+    checkSpaceFitsData(vectors.dataType, params.spaceType);
+    check(vectors.count >= 2, `the GPU builder needs at least 2 vectors, got ${vectors.count}`);
+    const gpu = resolveGpuOptions(params.m, params.gpu, this.defaults);
+    checkGpuOptions(gpu);
+    return nativeBuild('gpu', this.nativeOptions(vectors, params, gpu), onProgress);
+  }
+
+  private nativeOptions(
+    vectors: VectorSet,
+    params: BuildParams,
+    gpu: Required<GpuBuildOptions>,
+  ): NativeBuildOptions {
+    const threads = params.threads || this.defaults.threads || 0;
+    return {
+      dataType: vectors.dataType,
+      metric: params.spaceType,
+      dimension: vectors.dimension,
+      chunks: vectors.chunks,
+      m: params.m,
+      efConstruction: params.efConstruction,
+      efSearch: params.efSearch,
+      hierarchical: params.hierarchical,
+      threads,
+      ...(this.defaults.seed !== undefined ? { seed: this.defaults.seed } : {}),
+      gpu,
+    };
+  }
+}

@@ -1,0 +1,521 @@
+// buildGpu: vectors in host memory -> an HNSW-layout graph, on one GPU. Stages (see gpu/README.md):
+//   upload   host chunks -> pinned staging -> device, converted to fp16 rows (+ squared norms for L2)
+//   knn      initial k-NN graph of intermediate degree: exact tiled GEMMs, or k-means lists (approximate)
+//   ladder   each vector's 8 nearest members of every upper HNSW level set (long-range candidates)
+//   prune    candidate merge + CAGRA rank-based detour pruning to the graph degree
+//   reverse  reverse edges merged in (CAGRA)
+//   hierarchy upper HNSW levels (only when options.hierarchical), same method on each level's node set
+//   download the graph back to the host, laid out as Faiss's HNSW
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "blas.h"
+#include "internal.h"
+#include "knn/build.h"
+
+namespace knn {
+
+namespace gpu {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kLadderPerLevel = 8;
+constexpr int kMaxLadderLevels = 8;
+constexpr std::size_t kStageBytes = std::size_t(64) << 20;      // one upload piece
+constexpr std::size_t kReserveBytes = std::size_t(512) << 20;  // cuBLAS/CUB workspaces, context growth
+
+int paddedDim(const BuildOptions& o) { return (o.dimension + 7) / 8 * 8; }
+
+std::size_t hostBytesPerVector(DataType t, int d) {
+  switch (t) {
+    case DataType::Float32: return 4u * d;
+    case DataType::Float16: return 2u * d;
+    case DataType::Int8: return static_cast<std::size_t>(d);
+    case DataType::Binary: return static_cast<std::size_t>(d) / 8;
+  }
+  return 0;
+}
+
+// Faiss's HNSW defaults for M: level probabilities and cumulative neighbour counts [0, 2M, 3M, ...].
+void faissLevelTables(int M, std::vector<double>& probas, std::vector<int32_t>& cum) {
+  const double mult = 1.0 / std::log(static_cast<double>(M));
+  probas.clear();
+  cum.assign(1, 0);
+  int nn = 0;
+  for (int level = 0;; ++level) {
+    const double p = std::exp(-level / mult) * (1.0 - std::exp(-1.0 / mult));
+    if (p < 1e-9) break;
+    probas.push_back(p);
+    nn += level == 0 ? 2 * M : M;
+    cum.push_back(nn);
+  }
+}
+
+// Top level (0-based) of every node, drawn as Faiss's HNSW::random_level does (seeded).
+std::vector<int8_t> drawLevels(int64_t n, const std::vector<double>& probas, uint64_t seed) {
+  std::vector<int8_t> lv(n);
+  std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ull);
+  std::uniform_real_distribution<double> uni(0.0, 1.0);
+  for (int64_t i = 0; i < n; ++i) {
+    double f = uni(rng);
+    int level = 0;
+    for (; level < static_cast<int>(probas.size()) - 1; ++level) {
+      if (f < probas[level]) break;
+      f -= probas[level];
+    }
+    lv[i] = static_cast<int8_t>(level);
+  }
+  return lv;
+}
+
+struct Plan {
+  int64_t n = 0;
+  int dim = 0;         // padded fp16 elements per row
+  int k = 0;           // intermediate degree
+  int knnWidth = 0;    // list width for k
+  int degree = 0;      // final level-0 degree
+  int M = 0;           // Faiss M (level 0 has 2M slots)
+  int ladderLevels = 0;
+  int candWidth = 0;
+  bool approximate = false;
+};
+
+// Device bytes the build needs at its peak, apart from the score tiles (which shrink to what is left).
+std::size_t estimatePeak(const Plan& p) {
+  const double n = static_cast<double>(p.n);
+  const double rows = n * (2.0 * p.dim + 4);
+  const double knn = n * 8.0 * p.knnWidth;
+  const double ladder = n * 8.0 * kLadderPerLevel * p.ladderLevels + n * 8.0 * 32 + n / 16 * (2.0 * p.dim + 8);
+  const double cand = n * 4.0 * p.candWidth;
+  const double reverse = n * 4.0 * p.degree * 8 + n * 16.0;
+  const double ivf = p.approximate ? n * 4.0 * 32 + 512.0 * (1 << 20) : 0.0;
+  const double peak = rows + std::max({knn + ivf, knn + ladder + cand, cand + reverse});
+  return static_cast<std::size_t>(peak) + (std::size_t(256) << 20);
+}
+
+class Stopwatch {
+ public:
+  Stopwatch(GraphResult& out, cudaStream_t stream) : out_(out), stream_(stream), t0_(Clock::now()) {}
+  void lap(const char* stage) {
+    KNN_CUDA(cudaStreamSynchronize(stream_));
+    const auto t = Clock::now();
+    out_.stageSeconds.emplace_back(stage, std::chrono::duration<double>(t - t0_).count());
+    t0_ = t;
+  }
+
+ private:
+  GraphResult& out_;
+  cudaStream_t stream_;
+  Clock::time_point t0_;
+};
+
+// Streams the host chunks through two pinned buffers: the CPU copies piece i+1 (all threads) while the GPU
+// copies and converts piece i.
+class Uploader {
+ public:
+  Uploader(Context& ctx, const BuildOptions& o, int dim) : ctx_(ctx), o_(o), dim_(dim) {}
+
+  // Returns max |x| seen (floats; 0 for other types).
+  float run(__half* out, float scale) {
+    const std::size_t vecBytes = hostBytesPerVector(o_.dataType, o_.dimension);
+    const std::size_t pieceVecs = std::max<std::size_t>(1, kStageBytes / vecBytes);
+    const std::size_t pieceBytes = pieceVecs * vecBytes;
+    const std::size_t totalBytes = static_cast<std::size_t>(o_.count) * vecBytes;
+    const std::size_t stage = std::min(pieceBytes, totalBytes);
+    PinnedBuffer<unsigned char> pinned[2] = {PinnedBuffer<unsigned char>(stage), PinnedBuffer<unsigned char>(stage)};
+    DeviceBuffer<unsigned char> raw[2] = {DeviceBuffer<unsigned char>(ctx_.mem, stage, "upload staging"),
+                                          DeviceBuffer<unsigned char>(ctx_.mem, stage, "upload staging")};
+    DeviceBuffer<unsigned> maxAbs(ctx_.mem, 1, "max |x|");
+    KNN_CUDA(cudaMemsetAsync(maxAbs.get(), 0, sizeof(unsigned), ctx_.stream));
+    Event done[2];
+    int64_t row = 0;
+    int piece = 0;
+    for (const VectorChunk& c : o_.chunks) {
+      const auto* src = static_cast<const unsigned char*>(c.data);
+      for (int64_t v = 0; v < c.count; v += static_cast<int64_t>(pieceVecs)) {
+        const int64_t cnt = std::min<int64_t>(static_cast<int64_t>(pieceVecs), c.count - v);
+        const std::size_t bytes = static_cast<std::size_t>(cnt) * vecBytes;
+        const int slot = piece & 1;
+        if (piece >= 2) KNN_CUDA(cudaEventSynchronize(done[slot].get()));
+        parallelCopy(pinned[slot].get(), src + static_cast<std::size_t>(v) * vecBytes, bytes);
+        KNN_CUDA(cudaMemcpyAsync(raw[slot].get(), pinned[slot].get(), bytes, cudaMemcpyHostToDevice, ctx_.stream));
+        convertRows(raw[slot].get(), o_.dataType, cnt, o_.dimension, dim_, scale, out + row * dim_, maxAbs.get(),
+                    ctx_.stream);
+        KNN_CUDA(cudaEventRecord(done[slot].get(), ctx_.stream));
+        row += cnt;
+        ++piece;
+      }
+    }
+    unsigned bits = 0;
+    KNN_CUDA(cudaMemcpyAsync(&bits, maxAbs.get(), sizeof bits, cudaMemcpyDeviceToHost, ctx_.stream));
+    KNN_CUDA(cudaStreamSynchronize(ctx_.stream));
+    float m;
+    std::memcpy(&m, &bits, sizeof m);
+    return m;
+  }
+
+ private:
+  void parallelCopy(unsigned char* dst, const unsigned char* src, std::size_t bytes) const {
+    const int threads = o_.threads > 0 ? o_.threads : omp_get_max_threads();
+    const std::size_t block = std::size_t(1) << 20;
+    const int64_t blocks = static_cast<int64_t>((bytes + block - 1) / block);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const std::size_t off = static_cast<std::size_t>(b) * block;
+      std::memcpy(dst + off, src + off, std::min(block, bytes - off));
+    }
+  }
+
+  Context& ctx_;
+  const BuildOptions& o_;
+  int dim_;
+};
+
+// Builds one graph of `degree` over `rows` (the base level, or an upper level's node set): candidate merge,
+// detour pruning, reverse edges. Candidates come as sources (ids local to `rows`).
+DeviceBuffer<int32_t> optimiseGraph(Context& ctx, const std::vector<CandidateSource>& sources, int64_t rows,
+                                    int candWidth, int degree, Stopwatch* sw) {
+  DeviceBuffer<int32_t> pruned(ctx.mem, static_cast<std::size_t>(rows) * degree, "pruned graph");
+  {
+    DeviceBuffer<int32_t> cand(ctx.mem, static_cast<std::size_t>(rows) * candWidth, "candidates");
+    mergeCandidates(sources, rows, cand.get(), candWidth, ctx.stream);
+    detourPrune(cand.get(), rows, candWidth, candWidth, degree, pruned.get(), ctx.stream);
+    KNN_CUDA(cudaStreamSynchronize(ctx.stream));
+  }
+  if (sw) sw->lap("prune");
+  DeviceBuffer<int32_t> graph(ctx.mem, static_cast<std::size_t>(rows) * degree, "graph");
+  reverseMerge(ctx, pruned.get(), rows, degree, graph.get());
+  if (sw) sw->lap("reverse");
+  return graph;
+}
+
+template <typename T>
+std::vector<T> download(const T* src, std::size_t count, cudaStream_t stream) {
+  std::vector<T> out(count);
+  if (count) KNN_CUDA(cudaMemcpyAsync(out.data(), src, count * sizeof(T), cudaMemcpyDeviceToHost, stream));
+  KNN_CUDA(cudaStreamSynchronize(stream));
+  return out;
+}
+
+template <typename T>
+DeviceBuffer<T> uploadVector(DeviceMemory& mem, const std::vector<T>& v, const char* what, cudaStream_t stream) {
+  DeviceBuffer<T> d(mem, v.size(), what);
+  if (!v.empty()) KNN_CUDA(cudaMemcpyAsync(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
+  return d;
+}
+
+std::string knobString(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+int knobInt(const char* name, int fallback) {
+  const std::string s = knobString(name);
+  return s.empty() ? fallback : std::stoi(s);
+}
+
+}  // namespace
+}  // namespace gpu
+
+GpuInfo gpuInfo(int device) {
+  GpuInfo info;
+  info.compiled = true;
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    info.error = std::string("no usable CUDA device: ") + cudaGetErrorString(err);
+    return info;
+  }
+  info.deviceCount = count;
+  if (count == 0) {
+    info.error = "no CUDA device found";
+    return info;
+  }
+  if (device < 0 || device >= count) {
+    info.error = "GPU device " + std::to_string(device) + " does not exist (" + std::to_string(count) + " found)";
+    return info;
+  }
+  cudaDeviceProp prop{};
+  KNN_CUDA(cudaGetDeviceProperties(&prop, device));
+  info.name = prop.name;
+  info.computeMajor = prop.major;
+  info.computeMinor = prop.minor;
+  KNN_CUDA(cudaSetDevice(device));
+  KNN_CUDA(cudaMemGetInfo(&info.freeBytes, &info.totalBytes));
+  return info;
+}
+
+GraphResult buildGpu(const BuildOptions& o, const ProgressFn& progress) {
+  using namespace gpu;
+  const auto report = [&](double f, const char* stage) {
+    if (progress) progress(std::min(1.0, std::max(0.0, f)), stage);
+  };
+  // --- checks and the plan
+  const bool binary = o.dataType == DataType::Binary;
+  if ((o.metric == Metric::Hamming) != binary)
+    throw std::invalid_argument("hamming distance goes with binary data, and binary data with hamming only");
+  if (o.dimension <= 0 || (binary && o.dimension % 8 != 0)) throw std::invalid_argument("bad dimension");
+  if (o.count < 2) throw std::invalid_argument("the GPU builder needs at least 2 vectors");
+  if (o.count >= (int64_t(1) << 31) - 1) throw std::invalid_argument("at most 2^31 - 2 vectors per graph");
+  if (o.m < 2) throw std::invalid_argument("m must be at least 2");
+  int devices = 0;
+  KNN_CUDA(cudaGetDeviceCount(&devices));
+  if (o.gpu.device < 0 || o.gpu.device >= devices)
+    throw std::invalid_argument("GPU device " + std::to_string(o.gpu.device) + " does not exist (" +
+                                std::to_string(devices) + " found)");
+  KNN_CUDA(cudaSetDevice(o.gpu.device));
+
+  Plan plan;
+  plan.n = o.count;
+  plan.dim = paddedDim(o);
+  const int64_t maxNeighbours = plan.n - 1;
+  const int requestedDegree = o.gpu.graphDegree > 0 ? o.gpu.graphDegree : 2 * o.m;
+  if (requestedDegree > 256) throw std::invalid_argument("graph degree must be at most 256");
+  plan.k = o.gpu.intermediateDegree > 0 ? o.gpu.intermediateDegree : 4 * o.m;
+  plan.k = static_cast<int>(std::min<int64_t>({std::max(plan.k, requestedDegree), 192, maxNeighbours}));
+  plan.degree = std::min(requestedDegree, plan.k);
+  // The file's M follows the request, not n: tiny sets just leave slots empty.
+  plan.M = (requestedDegree + 1) / 2;
+  plan.knnWidth = listWidthFor(plan.k);
+  const std::string algo = knobString("KNN_GPU_KNN").empty() ? o.gpu.knnAlgorithm : knobString("KNN_GPU_KNN");
+  if (algo != "auto" && algo != "exact" && algo != "approximate")
+    throw std::invalid_argument("gpu.knnAlgorithm must be auto, exact or approximate (got '" + algo + "')");
+  // Exact while the all-pairs GEMM stays small (~8e12 multiply-adds: well under a second); lists beyond.
+  plan.approximate = algo == "approximate" ||
+                     (algo == "auto" && static_cast<double>(plan.n) * plan.n * plan.dim > 8e12);
+  const Score score = o.metric == Metric::L2 ? Score::L2 : Score::IP;
+
+  GraphResult result;
+  result.M = plan.M;
+  std::vector<double> probas;
+  std::vector<int32_t> cum;
+  faissLevelTables(std::max(2, plan.M), probas, cum);
+  const std::vector<int8_t> levels = drawLevels(plan.n, probas, o.seed);
+  std::vector<std::vector<int32_t>> levelSets;  // levelSets[l-1] = ids with top level >= l
+  int maxLevel = 0;
+  for (int64_t i = 0; i < plan.n; ++i) maxLevel = std::max<int>(maxLevel, levels[i]);
+  for (int l = 1; l <= maxLevel; ++l) {
+    std::vector<int32_t> s;
+    for (int64_t i = 0; i < plan.n; ++i)
+      if (levels[i] >= l) s.push_back(static_cast<int32_t>(i));
+    levelSets.push_back(std::move(s));
+  }
+  for (const auto& s : levelSets)
+    if (s.size() >= 2 && plan.ladderLevels < kMaxLadderLevels &&
+        plan.k + (plan.ladderLevels + 1) * kLadderPerLevel <= 256)
+      plan.ladderLevels++;
+  plan.candWidth = listWidthFor(plan.k + plan.ladderLevels * kLadderPerLevel);
+
+  // --- memory: the budget is the smaller of the limit and what the device has free
+  std::size_t freeBytes = 0, totalBytes = 0;
+  KNN_CUDA(cudaMemGetInfo(&freeBytes, &totalBytes));
+  std::size_t budget = freeBytes > kReserveBytes ? freeBytes - kReserveBytes : 0;
+  if (o.gpu.memoryLimitBytes > 0) budget = std::min(budget, o.gpu.memoryLimitBytes);
+  const std::size_t need = estimatePeak(plan);
+  if (need > budget) {
+    throw std::runtime_error("GPU memory: this build needs about " + gib(need) + " (" + std::to_string(plan.n) +
+                             " vectors of " + std::to_string(o.dimension) + " dimensions) but only " + gib(budget) +
+                             " may be used (limit " +
+                             (o.gpu.memoryLimitBytes ? gib(o.gpu.memoryLimitBytes) : std::string("none")) + ", " +
+                             gib(freeBytes) + " free on the device); use the CPU builder or a larger GPU");
+  }
+  DeviceMemory mem(budget);
+  Stream stream;
+  Blas blas(stream.get());
+  Context ctx{mem, stream.get(), blas};
+  Stopwatch sw(result, stream.get());
+  report(0.0, "upload");
+
+  // --- upload
+  DeviceBuffer<__half> x(mem, static_cast<std::size_t>(plan.n) * plan.dim, "vectors (fp16)");
+  {
+    Uploader up(ctx, o, plan.dim);
+    const float maxAbs = up.run(x.get(), 1.0f);
+    // fp16 keeps 11 bits over [6e-5, 65504]: rescale by a power of two when floats sit outside a safe band.
+    if (o.dataType == DataType::Float32 && maxAbs > 0.0f && (maxAbs > 16384.0f || maxAbs < 1.0f / 64)) {
+      const float scale = std::ldexp(1.0f, 6 - static_cast<int>(std::ceil(std::log2(maxAbs))));
+      up.run(x.get(), scale);
+    }
+  }
+  DeviceBuffer<float> norms;
+  if (score == Score::L2) {
+    norms = DeviceBuffer<float>(mem, plan.n, "norms");
+    rowNorms(x.get(), plan.n, plan.dim, norms.get(), stream.get());
+  }
+  const Rows all{x.get(), plan.n, plan.dim, norms.get()};
+  sw.lap("upload");
+  report(0.1, "knn");
+
+  // --- initial k-NN graph
+  ListsBuffer knnLists(mem, plan.n, plan.knnWidth, "k-NN lists");
+  if (plan.approximate) {
+    IvfParams ivf;
+    ivf.probes = knobInt("KNN_GPU_IVF_PROBES", ivf.probes);
+    ivf.lists = knobInt("KNN_GPU_IVF_LISTS", 0);
+    ivf.seed = o.seed;
+    knnIvf(ctx, all, score, ivf, knnLists.view, [&](double f) { report(0.1 + 0.4 * f, "knn"); });
+  } else {
+    initLists(knnLists.view, stream.get());
+    knnExact(ctx, all, nullptr, all, nullptr, score, true, knnLists.view, [&](int64_t done, int64_t total) {
+      report(0.1 + 0.4 * static_cast<double>(done) / total, "knn");
+    });
+  }
+  sw.lap("knn");
+  if (knobString("KNN_GPU_DEBUG_STAGE") == "knn") {
+    // Tests only: the raw k-NN lists as a base-level graph, to compare with an exact CPU reference.
+    const std::vector<int32_t> ids =
+        download(knnLists.view.ids, static_cast<std::size_t>(plan.n) * plan.knnWidth, stream.get());
+    result.M = (plan.k + 1) / 2;
+    result.neighbors.assign(static_cast<std::size_t>(plan.n) * 2 * result.M, -1);
+    for (int64_t i = 0; i < plan.n; ++i)
+      std::memcpy(&result.neighbors[i * 2 * result.M], &ids[i * plan.knnWidth], sizeof(int32_t) * plan.k);
+    result.peakDeviceBytes = mem.peak();
+    return result;
+  }
+  report(0.5, "ladder");
+
+  // --- ladder: 8 nearest members of each upper level set (long-range candidates that keep the base level
+  // navigable when the data is clustered; see README)
+  DeviceBuffer<float> ladderKeys(mem, static_cast<std::size_t>(plan.n) * kLadderPerLevel * std::max(1, plan.ladderLevels),
+                                 "ladder");
+  DeviceBuffer<int32_t> ladderIds(mem, static_cast<std::size_t>(plan.n) * kLadderPerLevel * std::max(1, plan.ladderLevels),
+                                  "ladder");
+  {
+    ListsBuffer lvl(mem, plan.n, 32, "ladder lists");
+    int used = 0;
+    for (std::size_t l = 0; l < levelSets.size() && used < plan.ladderLevels; ++l) {
+      const auto& set = levelSets[l];
+      if (set.size() < 2) continue;
+      const int64_t m = static_cast<int64_t>(set.size());
+      DeviceBuffer<int32_t> ids = uploadVector(mem, set, "level ids", stream.get());
+      DeviceBuffer<__half> rows(mem, static_cast<std::size_t>(m) * plan.dim, "level vectors");
+      DeviceBuffer<float> rowNormsBuf(mem, m, "level norms");
+      gatherRows(x.get(), plan.dim, ids.get(), m, rows.get(), norms.get(), score == Score::L2 ? rowNormsBuf.get() : nullptr,
+                 stream.get());
+      initLists(lvl.view, stream.get());
+      const Rows base{rows.get(), m, plan.dim, score == Score::L2 ? rowNormsBuf.get() : nullptr};
+      knnExact(ctx, all, nullptr, base, ids.get(), score, true, lvl.view);
+      const std::size_t pitch = sizeof(float) * kLadderPerLevel * plan.ladderLevels;
+      KNN_CUDA(cudaMemcpy2DAsync(ladderKeys.get() + used * kLadderPerLevel, pitch, lvl.view.keys, 32 * sizeof(float),
+                                 kLadderPerLevel * sizeof(float), plan.n, cudaMemcpyDeviceToDevice, stream.get()));
+      KNN_CUDA(cudaMemcpy2DAsync(ladderIds.get() + used * kLadderPerLevel, pitch, lvl.view.ids, 32 * sizeof(int32_t),
+                                 kLadderPerLevel * sizeof(int32_t), plan.n, cudaMemcpyDeviceToDevice, stream.get()));
+      KNN_CUDA(cudaStreamSynchronize(stream.get()));
+      ++used;
+    }
+  }
+  sw.lap("ladder");
+  report(0.6, "prune");
+
+  // --- CAGRA optimisation of the base level
+  std::vector<CandidateSource> sources;
+  sources.push_back({knnLists.view.keys, knnLists.view.ids, plan.knnWidth, plan.k});
+  for (int l = 0; l < plan.ladderLevels; ++l)
+    sources.push_back({ladderKeys.get() + l * kLadderPerLevel, ladderIds.get() + l * kLadderPerLevel,
+                       kLadderPerLevel * plan.ladderLevels, kLadderPerLevel});
+  DeviceBuffer<int32_t> graph;
+  {
+    // the k-NN lists and the ladder die once merged
+    DeviceBuffer<int32_t> pruned(mem, static_cast<std::size_t>(plan.n) * plan.degree, "pruned graph");
+    {
+      DeviceBuffer<int32_t> cand(mem, static_cast<std::size_t>(plan.n) * plan.candWidth, "candidates");
+      mergeCandidates(sources, plan.n, cand.get(), plan.candWidth, stream.get());
+      KNN_CUDA(cudaStreamSynchronize(stream.get()));
+      knnLists = ListsBuffer();
+      ladderKeys.reset();
+      ladderIds.reset();
+      detourPrune(cand.get(), plan.n, plan.candWidth, plan.candWidth, plan.degree, pruned.get(), stream.get());
+      KNN_CUDA(cudaStreamSynchronize(stream.get()));
+    }
+    sw.lap("prune");
+    report(0.75, "reverse");
+    graph = DeviceBuffer<int32_t>(mem, static_cast<std::size_t>(plan.n) * plan.degree, "graph");
+    reverseMerge(ctx, pruned.get(), plan.n, plan.degree, graph.get());
+  }
+  sw.lap("reverse");
+  report(0.8, o.hierarchical ? "hierarchy" : "download");
+
+  // --- upper levels (kNN among the level's nodes, pruned to M, reverse edges), ids mapped back to global
+  std::vector<std::vector<int32_t>> upper(levelSets.size());
+  if (o.hierarchical) {
+    for (std::size_t l = 0; l < levelSets.size(); ++l) {
+      const auto& set = levelSets[l];
+      const int64_t m = static_cast<int64_t>(set.size());
+      upper[l].assign(static_cast<std::size_t>(m) * plan.M, -1);
+      if (m < 2) continue;
+      const int kl = static_cast<int>(std::min<int64_t>(2 * plan.M, m - 1));
+      const int width = listWidthFor(kl);
+      const int deg = std::min(plan.M, kl);
+      DeviceBuffer<int32_t> ids = uploadVector(mem, set, "level ids", stream.get());
+      DeviceBuffer<__half> rows(mem, static_cast<std::size_t>(m) * plan.dim, "level vectors");
+      DeviceBuffer<float> rn(mem, m, "level norms");
+      gatherRows(x.get(), plan.dim, ids.get(), m, rows.get(), norms.get(), score == Score::L2 ? rn.get() : nullptr,
+                 stream.get());
+      const Rows lr{rows.get(), m, plan.dim, score == Score::L2 ? rn.get() : nullptr};
+      ListsBuffer lists(mem, m, width, "level lists");
+      initLists(lists.view, stream.get());
+      knnExact(ctx, lr, nullptr, lr, nullptr, score, true, lists.view);
+      DeviceBuffer<int32_t> g = optimiseGraph(ctx, {{lists.view.keys, lists.view.ids, width, kl}}, m, width, deg,
+                                              nullptr);
+      const std::vector<int32_t> local = download(g.get(), static_cast<std::size_t>(m) * deg, stream.get());
+      for (int64_t i = 0; i < m; ++i)
+        for (int j = 0; j < deg; ++j) {
+          const int32_t v = local[i * deg + j];
+          upper[l][i * plan.M + j] = v >= 0 ? set[v] : -1;
+        }
+    }
+    sw.lap("hierarchy");
+  }
+  report(0.9, "download");
+
+  // --- download and lay out as Faiss's HNSW
+  const std::vector<int32_t> base = download(graph.get(), static_cast<std::size_t>(plan.n) * plan.degree, stream.get());
+  graph.reset();
+  x.reset();
+  const int slots0 = 2 * plan.M;
+  if (!o.hierarchical) {
+    result.neighbors.assign(static_cast<std::size_t>(plan.n) * slots0, -1);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < plan.n; ++i)
+      std::memcpy(&result.neighbors[i * slots0], &base[i * plan.degree], sizeof(int32_t) * plan.degree);
+    result.entryPoint = -1;
+    result.maxLevel = -1;
+  } else {
+    result.levels.resize(plan.n);
+    std::vector<int64_t> offsets(plan.n + 1, 0);
+    for (int64_t i = 0; i < plan.n; ++i) {
+      result.levels[i] = levels[i] + 1;
+      offsets[i + 1] = offsets[i] + cum.at(levels[i] + 1);
+    }
+    result.neighbors.assign(static_cast<std::size_t>(offsets[plan.n]), -1);
+    for (int64_t i = 0; i < plan.n; ++i)
+      std::memcpy(&result.neighbors[offsets[i]], &base[i * plan.degree], sizeof(int32_t) * plan.degree);
+    for (std::size_t l = 0; l < levelSets.size(); ++l) {
+      const auto& set = levelSets[l];
+      for (std::size_t i = 0; i < set.size(); ++i)
+        std::memcpy(&result.neighbors[offsets[set[i]] + cum[l + 1]], &upper[l][i * plan.M],
+                    sizeof(int32_t) * plan.M);
+    }
+    result.entryPoint = maxLevel > 0 ? levelSets.back().front() : 0;
+    result.maxLevel = maxLevel;
+    result.assignProbas = probas;
+    result.cumNeighborPerLevel = cum;
+  }
+  result.peakDeviceBytes = mem.peak();
+  sw.lap("download");
+  report(1.0, "done");
+  return result;
+}
+
+}  // namespace knn
