@@ -1,5 +1,6 @@
 // Seeded synthetic vectors shaped like real embeddings (clusters on a low-dimensional manifold), their byte,
 // half_float and binary variants, and exact k-NN ground truth for recall checks in tests and benchmarks.
+import { float16ToFloat32, float32ToFloat16 } from '../../src/vectors/fp16.js';
 
 export type Metric = 'l2' | 'innerproduct' | 'hamming';
 
@@ -119,51 +120,14 @@ export function clusteredBinary(o: ClusteredOptions): Uint8Array {
   return toBits(clusteredFloat({ noise: 0.2, ...o }));
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE fp16 bits of a float, rounded to nearest even (what a half_float field stores). */
-export function toFloat16(v: number): number {
-  f32[0] = v;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // inf, NaN
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // overflow to infinity
-  if (e <= 0) {
-    if (e < -10) return sign; // underflow to zero
-    mant |= 0x800000; // subnormal: shift the implicit bit in, then round
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    const rest = mant & ((1 << shift) - 1);
-    let h = mant >>> shift;
-    if (rest > half || (rest === half && h & 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // a carry into the exponent is still correct
-  return sign | h;
-}
-
-/** The exact float value of fp16 bits. */
-export function fromFloat16(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
-
+/** half_float vectors as the index stores them: fp16 bits, rounded to nearest even (the service's conversion). */
 export function toFloat16Array(x: Float32Array): Uint16Array {
-  return Uint16Array.from(x, toFloat16);
+  return float32ToFloat16(x, new Uint16Array(x.length));
 }
 
+/** The exact float values of fp16 bits. */
 export function fromFloat16Array(h: Uint16Array): Float32Array {
-  return Float32Array.from(h, fromFloat16);
+  return float16ToFloat32(h);
 }
 
 const POPCOUNT = Uint8Array.from({ length: 256 }, (_, i) => {
