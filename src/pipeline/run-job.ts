@@ -200,7 +200,9 @@ async function upload(index: FaissIndexInput, target: Place, like: ObjectInfo, d
   const dir = await mkdtemp(path.join(deps.spoolDir, 'index-'));
   try {
     const file = path.join(dir, path.posix.basename(target.at.key));
+    deps.report({ phase: 'writing', fraction: 0 });
     await writeFaissIndex(index, createWriteStream(file), { signal: deps.signal });
+    deps.report({ phase: 'uploading', fraction: 0 });
     const { bytes } = await target.store.write(target.at, createReadStream(file), options);
     return bytes;
   } finally {

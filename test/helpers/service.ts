@@ -6,7 +6,7 @@ import { type Settings, loadSettings } from '../../src/config.js';
 import type { BuildContext, BuildOutcome } from '../../src/jobs/scheduler.js';
 import { createLogger } from '../../src/logger.js';
 import { createPlanner, roughGpuBytes } from '../../src/pipeline/plan.js';
-import { type Service, createService } from '../../src/service.js';
+import { type Service, type ServiceOptions, createService } from '../../src/service.js';
 
 interface Pending {
   ctx: BuildContext;
@@ -85,6 +85,7 @@ export interface TestService {
 export async function startTestService(
   env: Record<string, string> = {},
   gpuDeviceCount = 0,
+  plugins: ServiceOptions['plugins'] = [],
 ): Promise<TestService> {
   const settings = loadSettings({ LOG_LEVEL: 'debug', HOST: '127.0.0.1', PORT: '0', ...env });
   const logs: string[] = [];
@@ -113,6 +114,7 @@ export async function startTestService(
     }),
     gpuDeviceCount,
     version: 'test',
+    plugins,
   });
   await service.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = service.app.server.address();
