@@ -144,6 +144,11 @@ function describe(err: unknown, ctx: ErrorContext): [StorageErrorCode, string] {
   const status = httpStatus(err);
   const bucket = ctx.location.container;
   if (err instanceof TransferError) return [err.code, err.message];
+  const denied = (why: string): [StorageErrorCode, string] => [
+    'AccessDenied',
+    `access denied (${why}); the service's credentials need read and write access to bucket '${bucket}'` +
+      ' (and use of its KMS key, if any)',
+  ];
   switch (name) {
     case 'NoSuchBucket':
       return ['NoSuchBucket', `bucket '${bucket}' does not exist (NoSuchBucket); check container_name`];
@@ -156,15 +161,11 @@ function describe(err: unknown, ctx: ErrorContext): [StorageErrorCode, string] {
     case 'ExpiredToken':
     case 'InvalidToken':
     case 'KMS.AccessDeniedException':
-      return [
-        'AccessDenied',
-        `access denied (${name}); the service's credentials need read and write access to bucket '${bucket}'` +
-          ' (and use of its KMS key, if any)',
-      ];
+      return denied(name);
     case 'PreconditionFailed':
       return ['Changed', 'the object was replaced while it was being read (PreconditionFailed); try again'];
   }
-  if (status === 403) return ['AccessDenied', `access denied (HTTP 403 ${name})`];
+  if (status === 403) return denied('HTTP 403'); // HEAD answers carry no error code
   if (classifyS3Error(err) === 'throttle') {
     return ['Throttled', `the server kept asking to slow down (${name}); lower S3_CONCURRENCY or try later`];
   }

@@ -160,6 +160,24 @@ describe.skipIf(s3Unavailable() !== undefined)('S3 store', () => {
     });
   });
 
+  it('names wrong credentials AccessDenied, without printing them', async () => {
+    await putObject(client, bucket, 'secret.bin', pattern(10));
+    const credentials = { accessKeyId: s3TestServer().accessKeyId, secretAccessKey: 'wrong-secret-3f9a' };
+    const store = makeStore({ credentials });
+    for (const attempt of [
+      () => store.head({ container: bucket, key: 'secret.bin' }),
+      () => store.read({ container: bucket, key: 'secret.bin' }),
+      () => store.write({ container: bucket, key: 'new.bin' }, Readable.from(['x'])),
+    ]) {
+      const err = await failure(attempt());
+      expect(err.code).toBe('AccessDenied');
+      expect(err.message).toContain(`s3://${bucket}/`);
+      expect(JSON.stringify({ ...err, message: err.message, cause: String(err.cause) })).not.toContain(
+        'wrong-secret',
+      );
+    }
+  });
+
   it('fails with Changed when the object is replaced in the middle of a read', async () => {
     const key = 'replaced.knnvec';
     await putObject(client, bucket, key, pattern(2 * MiB, 1));
