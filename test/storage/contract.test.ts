@@ -119,134 +119,137 @@ describe.each(stores)('%s store', (_name, makeFixture, skipReason) => {
     await f?.dispose();
   });
 
-  describe.skipIf(skipReason !== undefined)(skipReason ?? 'contract', () => {
-    it.each([0, 1, 1000, 5 * MiB + 1, 12 * MiB + 3])('round-trips %i bytes', async (size) => {
-      const data = pattern(size, size);
-      const key = `round-trip/${size}.bin`;
-      const progress: number[] = [];
-      const written = await f.store.write({ container: f.container, key }, pieces(data), {
-        onProgress: (done) => progress.push(done),
+  describe.skipIf(skipReason !== undefined)(
+    skipReason ? `contract (skipped: ${skipReason})` : 'contract',
+    () => {
+      it.each([0, 1, 1000, 5 * MiB + 1, 12 * MiB + 3])('round-trips %i bytes', async (size) => {
+        const data = pattern(size, size);
+        const key = `round-trip/${size}.bin`;
+        const progress: number[] = [];
+        const written = await f.store.write({ container: f.container, key }, pieces(data), {
+          onProgress: (done) => progress.push(done),
+        });
+        expect(written.bytes).toBe(size);
+        if (size > 0) expect(progress.at(-1)).toBe(size);
+        expect((await f.store.head({ container: f.container, key })).size).toBe(size);
+        const blob = await f.store.read({ container: f.container, key });
+        expect(blob.byteLength).toBe(size);
+        expect(joined(blob.chunks).equals(data)).toBe(true);
       });
-      expect(written.bytes).toBe(size);
-      if (size > 0) expect(progress.at(-1)).toBe(size);
-      expect((await f.store.head({ container: f.container, key })).size).toBe(size);
-      const blob = await f.store.read({ container: f.container, key });
-      expect(blob.byteLength).toBe(size);
-      expect(joined(blob.chunks).equals(data)).toBe(true);
-    });
 
-    it('splits a read into chunks of whole records, with parts straddling chunk boundaries', async () => {
-      const data = pattern(12 * 50_000, 7); // 12-byte records; 64 KiB parts cross 99,996-byte chunks
-      await f.put('aligned.bin', data);
-      const progress: [number, number][] = [];
-      const blob = await f.store.read(
-        { container: f.container, key: 'aligned.bin' },
-        { alignBytes: 12, expectedBytes: data.length, onProgress: (d, t) => progress.push([d, t]) },
-      );
-      expect(blob.chunks.length).toBe(7);
-      for (const chunk of blob.chunks) expect(chunk.length % 12).toBe(0);
-      expect(blob.chunks[0]!.length).toBe(99_996);
-      expect(joined(blob.chunks).equals(data)).toBe(true);
-      expect(progress.at(-1)).toEqual([data.length, data.length]);
-    });
+      it('splits a read into chunks of whole records, with parts straddling chunk boundaries', async () => {
+        const data = pattern(12 * 50_000, 7); // 12-byte records; 64 KiB parts cross 99,996-byte chunks
+        await f.put('aligned.bin', data);
+        const progress: [number, number][] = [];
+        const blob = await f.store.read(
+          { container: f.container, key: 'aligned.bin' },
+          { alignBytes: 12, expectedBytes: data.length, onProgress: (d, t) => progress.push([d, t]) },
+        );
+        expect(blob.chunks.length).toBe(7);
+        for (const chunk of blob.chunks) expect(chunk.length % 12).toBe(0);
+        expect(blob.chunks[0]!.length).toBe(99_996);
+        expect(joined(blob.chunks).equals(data)).toBe(true);
+        expect(progress.at(-1)).toEqual([data.length, data.length]);
+      });
 
-    it('applies a transform while the bytes arrive (4 bytes in, 2 out)', async () => {
-      const data = pattern(4 * 3 * 100_001, 9); // 3 values per record, 6 output bytes per record
-      await f.put('vectors.knnvec', data);
-      const blob = await f.store.read(
-        { container: f.container, key: 'vectors.knnvec' },
-        { transform: halfOfEachWord(), alignBytes: 6 },
-      );
-      expect(blob.byteLength).toBe(data.length / 2);
-      for (const chunk of blob.chunks.slice(0, -1)) expect(chunk.length).toBe(99_996);
-      expect(joined(blob.chunks).equals(halved(data))).toBe(true);
-    });
+      it('applies a transform while the bytes arrive (4 bytes in, 2 out)', async () => {
+        const data = pattern(4 * 3 * 100_001, 9); // 3 values per record, 6 output bytes per record
+        await f.put('vectors.knnvec', data);
+        const blob = await f.store.read(
+          { container: f.container, key: 'vectors.knnvec' },
+          { transform: halfOfEachWord(), alignBytes: 6 },
+        );
+        expect(blob.byteLength).toBe(data.length / 2);
+        for (const chunk of blob.chunks.slice(0, -1)) expect(chunk.length).toBe(99_996);
+        expect(joined(blob.chunks).equals(halved(data))).toBe(true);
+      });
 
-    it('overwrites an object', async () => {
-      const key = 'overwrite.bin';
-      await f.store.write({ container: f.container, key }, Readable.from([pattern(100, 1)]));
-      await f.store.write({ container: f.container, key }, Readable.from([pattern(50, 2)]));
-      expect(joined((await f.store.read({ container: f.container, key })).chunks)).toEqual(pattern(50, 2));
-    });
+      it('overwrites an object', async () => {
+        const key = 'overwrite.bin';
+        await f.store.write({ container: f.container, key }, Readable.from([pattern(100, 1)]));
+        await f.store.write({ container: f.container, key }, Readable.from([pattern(50, 2)]));
+        expect(joined((await f.store.read({ container: f.container, key })).chunks)).toEqual(pattern(50, 2));
+      });
 
-    it('names a missing container NoSuchBucket, for head, read and write', async () => {
-      const where = { container: 'no-such-container-4f1e', key: 'x.knnvec' };
-      for (const attempt of [
-        () => f.store.head(where),
-        () => f.store.read(where),
-        () => f.store.write(where, Readable.from([Buffer.from('abc')])),
-      ]) {
-        const err = await failure(attempt());
-        expect(err.code).toBe('NoSuchBucket');
-        expect(err.message).toContain('no-such-container-4f1e');
-      }
-    });
+      it('names a missing container NoSuchBucket, for head, read and write', async () => {
+        const where = { container: 'no-such-container-4f1e', key: 'x.knnvec' };
+        for (const attempt of [
+          () => f.store.head(where),
+          () => f.store.read(where),
+          () => f.store.write(where, Readable.from([Buffer.from('abc')])),
+        ]) {
+          const err = await failure(attempt());
+          expect(err.code).toBe('NoSuchBucket');
+          expect(err.message).toContain('no-such-container-4f1e');
+        }
+      });
 
-    it('names a missing object NoSuchKey, with its key', async () => {
-      const where = { container: f.container, key: 'missing/x.knnvec' };
-      for (const attempt of [() => f.store.head(where), () => f.store.read(where)]) {
-        const err = await failure(attempt());
-        expect(err.code).toBe('NoSuchKey');
-        expect(err.message).toContain(`${f.container}/missing/x.knnvec`);
-      }
-    });
+      it('names a missing object NoSuchKey, with its key', async () => {
+        const where = { container: f.container, key: 'missing/x.knnvec' };
+        for (const attempt of [() => f.store.head(where), () => f.store.read(where)]) {
+          const err = await failure(attempt());
+          expect(err.code).toBe('NoSuchKey');
+          expect(err.message).toContain(`${f.container}/missing/x.knnvec`);
+        }
+      });
 
-    it('fails with SizeMismatch when the object is not the expected size, or not whole records', async () => {
-      await f.put('sized.bin', pattern(1000));
-      const where = { container: f.container, key: 'sized.bin' };
-      const wrongSize = await failure(f.store.read(where, { expectedBytes: 1200 }));
-      expect(wrongSize.code).toBe('SizeMismatch');
-      expect(wrongSize.message).toMatch(/has 1000 bytes but 1200 were expected/);
-      expect((await failure(f.store.read(where, { alignBytes: 12 }))).code).toBe('SizeMismatch');
-      expect(
-        (await failure(f.store.read(where, { transform: { ...halfOfEachWord(), inputUnit: 3 } }))).code,
-      ).toBe('SizeMismatch');
-    });
+      it('fails with SizeMismatch when the object is not the expected size, or not whole records', async () => {
+        await f.put('sized.bin', pattern(1000));
+        const where = { container: f.container, key: 'sized.bin' };
+        const wrongSize = await failure(f.store.read(where, { expectedBytes: 1200 }));
+        expect(wrongSize.code).toBe('SizeMismatch');
+        expect(wrongSize.message).toMatch(/has 1000 bytes but 1200 were expected/);
+        expect((await failure(f.store.read(where, { alignBytes: 12 }))).code).toBe('SizeMismatch');
+        expect(
+          (await failure(f.store.read(where, { transform: { ...halfOfEachWord(), inputUnit: 3 } }))).code,
+        ).toBe('SizeMismatch');
+      });
 
-    it('leaves nothing behind when the source stream fails mid-way', async () => {
-      const key = 'broken-source.bin';
-      async function* broken() {
-        yield pattern(6 * MiB);
-        yield pattern(MiB);
-        throw new Error('index writer crashed');
-      }
-      const err = await failure(f.store.write({ container: f.container, key }, Readable.from(broken())));
-      expect(isStorageError(err)).toBe(true);
-      expect(err.message).toContain('index writer crashed');
-      expect(await f.keys()).not.toContain(key);
-      expect(await f.leftovers()).toEqual([]);
-    });
+      it('leaves nothing behind when the source stream fails mid-way', async () => {
+        const key = 'broken-source.bin';
+        async function* broken() {
+          yield pattern(6 * MiB);
+          yield pattern(MiB);
+          throw new Error('index writer crashed');
+        }
+        const err = await failure(f.store.write({ container: f.container, key }, Readable.from(broken())));
+        expect(isStorageError(err)).toBe(true);
+        expect(err.message).toContain('index writer crashed');
+        expect(await f.keys()).not.toContain(key);
+        expect(await f.leftovers()).toEqual([]);
+      });
 
-    it('cancels a write promptly and leaves nothing behind', async () => {
-      const key = 'cancelled.bin';
-      const source = new PassThrough();
-      const controller = new AbortController();
-      const writing = f.store.write({ container: f.container, key }, source, { signal: controller.signal });
-      source.write(pattern(11 * MiB)); // two parts in flight or done; the producer then goes quiet
-      await expect.poll(() => f.leftovers(), { timeout: 5_000 }).toHaveLength(1); // an upload / temp file is open
-      const t0 = Date.now();
-      controller.abort();
-      const err = await failure(writing);
-      expect(err.code).toBe('Aborted');
-      expect(Date.now() - t0).toBeLessThan(2_000);
-      expect(source.destroyed).toBe(true);
-      expect(await f.keys()).not.toContain(key);
-      expect(await f.leftovers()).toEqual([]);
-    });
+      it('cancels a write promptly and leaves nothing behind', async () => {
+        const key = 'cancelled.bin';
+        const source = new PassThrough();
+        const controller = new AbortController();
+        const writing = f.store.write({ container: f.container, key }, source, { signal: controller.signal });
+        source.write(pattern(11 * MiB)); // two parts in flight or done; the producer then goes quiet
+        await expect.poll(() => f.leftovers(), { timeout: 5_000 }).toHaveLength(1); // an upload / temp file is open
+        const t0 = Date.now();
+        controller.abort();
+        const err = await failure(writing);
+        expect(err.code).toBe('Aborted');
+        expect(Date.now() - t0).toBeLessThan(2_000);
+        expect(source.destroyed).toBe(true);
+        expect(await f.keys()).not.toContain(key);
+        expect(await f.leftovers()).toEqual([]);
+      });
 
-    it('cancels a read promptly', async () => {
-      await f.put('big.bin', pattern(8 * MiB));
-      const controller = new AbortController();
-      const err = await failure(
-        f.store.read(
-          { container: f.container, key: 'big.bin' },
-          { signal: controller.signal, onProgress: () => controller.abort() },
-        ),
-      );
-      expect(err.code).toBe('Aborted');
-      expect(err.message).toContain('cancelled');
-    });
-  });
+      it('cancels a read promptly', async () => {
+        await f.put('big.bin', pattern(8 * MiB));
+        const controller = new AbortController();
+        const err = await failure(
+          f.store.read(
+            { container: f.container, key: 'big.bin' },
+            { signal: controller.signal, onProgress: () => controller.abort() },
+          ),
+        );
+        expect(err.code).toBe('Aborted');
+        expect(err.message).toContain('cancelled');
+      });
+    },
+  );
 });
 
 describe('local store locations', () => {

@@ -35,7 +35,8 @@ async function failure(promise: Promise<unknown>): Promise<Error & { code?: Stor
   throw new Error('expected a failure');
 }
 
-describe.skipIf(s3Unavailable() !== undefined)('S3 store', () => {
+const skipped = s3Unavailable(); // says why in the suite's name when skipped
+describe.skipIf(skipped !== undefined)(skipped ? `S3 store (skipped: ${skipped})` : 'S3 store', () => {
   let proxy: FaultProxy;
   let client: S3Client;
   let bucket: string;
