@@ -72,22 +72,23 @@ host_node_dist() {
 }
 
 image=${IMAGE:-}
-args=(--format docker)
-[ "$engine" = podman ] && args+=(--network host)
+args=()
+# Podman: Docker's image format (OCI images drop HEALTHCHECK), and the host's network for apt and npm.
+[ "$engine" = podman ] && args+=(--format docker --network host)
 if [ "$local_mode" = 1 ]; then
   [ "$engine" = podman ] || die "--local needs podman (--build-context and debootstrap'd images)"
   image=${image:-localhost/knn-remote-index-builder:test}
   local_debian_image
   node_dist=$(host_node_dist)
-  args+=(--build-arg "KNN_GPU=${KNN_GPU:-OFF}" --build-arg CMAKE_SOURCE=apt)
-  base_args=(--build-arg "BASE_IMAGE=$debian_image" --build-arg NODE_SOURCE=context
+  args+=(--build-arg "KNN_GPU=${KNN_GPU:-OFF}")
+  base_args=(--build-arg "BASE_IMAGE=$debian_image" --build-arg NODE_SOURCE=context --build-arg CMAKE_SOURCE=apt
     --build-context "node-dist=$node_dist")
   api_args=(--build-arg "RUNTIME_IMAGE=$debian_image")
   ca=${BUILD_CA_FILE:-/etc/ssl/certs/ca-certificates.crt}
 else
   image=${image:-knn-remote-index-builder}
   args+=(--build-arg "KNN_GPU=${KNN_GPU:-ON}")
-  base_args=()
+  base_args=(--build-arg NODE_SOURCE=tarball --build-arg CMAKE_SOURCE=tarball)
   api_args=()
   ca=${BUILD_CA_FILE:-}
 fi
