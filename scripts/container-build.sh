@@ -12,6 +12,7 @@
 #   IMAGE             runtime image name (default knn-remote-index-builder, or localhost/knn-remote-index-builder:test
 #                     with --local); the build image is named after it with -base
 #   KNN_GPU           AUTO | ON | OFF for the native addon (default ON for production, OFF with --local)
+#   NODE_SOURCE, CMAKE_SOURCE  Dockerfile.base's choices for production (default tarball and apt)
 #   BUILD_CA_FILE     extra CA certificates for TLS during the build (with --local: the host's CA bundle)
 #   KNN_CONTAINER_CACHE  folder for the local base's root file system and the Node copy (default
 #                     /var/tmp/knn-container-cache)
@@ -88,7 +89,7 @@ if [ "$local_mode" = 1 ]; then
 else
   image=${image:-knn-remote-index-builder}
   args+=(--build-arg "KNN_GPU=${KNN_GPU:-ON}")
-  base_args=(--build-arg NODE_SOURCE=tarball --build-arg CMAKE_SOURCE=tarball)
+  base_args=(--build-arg "NODE_SOURCE=${NODE_SOURCE:-tarball}" --build-arg "CMAKE_SOURCE=${CMAKE_SOURCE:-apt}")
   api_args=()
   ca=${BUILD_CA_FILE:-}
 fi
