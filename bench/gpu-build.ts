@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     scripts: { type: 'string', default: path.join(import.meta.dirname, 'gpu') },
     baseline: { type: 'boolean', default: false },
     naive: { type: 'string', default: '' },
+    /** Per-dimension variants, e.g. "128:flat,deg64;768:deg64" (overrides --dims and --variants). */
+    plan: { type: 'string', default: '' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -51,12 +53,23 @@ interface Variant {
   hierarchical: boolean;
   gpu: GpuBuildOptions;
   format: FaissFormat;
+  /** Builder knobs for this variant only (KNN_GPU_* environment, for tuning runs). */
+  env?: Record<string, string>;
 }
+const IHNC: FaissFormat = { index: 'IHNc', storage: 'flat' };
+const IHNF: FaissFormat = { index: 'IHNf', storage: 'flat' };
 const VARIANTS: Record<string, Variant> = {
-  flat: { hierarchical: false, gpu: {}, format: { index: 'IHNc', storage: 'flat' } },
-  hier: { hierarchical: true, gpu: {}, format: { index: 'IHNf', storage: 'flat' } },
-  exact: { hierarchical: false, gpu: { knnAlgorithm: 'exact' }, format: { index: 'IHNc', storage: 'flat' } },
-  deg64: { hierarchical: false, gpu: { graphDegree: 64 }, format: { index: 'IHNc', storage: 'flat' } },
+  flat: { hierarchical: false, gpu: {}, format: IHNC },
+  hier: { hierarchical: true, gpu: {}, format: IHNF },
+  exact: { hierarchical: false, gpu: { knnAlgorithm: 'exact' }, format: IHNC },
+  deg48: { hierarchical: false, gpu: { graphDegree: 48 }, format: IHNC },
+  deg64: { hierarchical: false, gpu: { graphDegree: 64 }, format: IHNC },
+  deg64k96: { hierarchical: false, gpu: { graphDegree: 64, intermediateDegree: 96 }, format: IHNC },
+  deg64k128: { hierarchical: false, gpu: { graphDegree: 64, intermediateDegree: 128 }, format: IHNC },
+  hier64: { hierarchical: true, gpu: { graphDegree: 64 }, format: IHNF },
+  k128: { hierarchical: false, gpu: { intermediateDegree: 128 }, format: IHNC },
+  noladder: { hierarchical: false, gpu: {}, format: IHNC, env: { KNN_GPU_LADDER_LEVELS: '0' } },
+  probes16: { hierarchical: false, gpu: {}, format: IHNC, env: { KNN_GPU_IVF_PROBES: '16' } },
 };
 
 interface Meta {
@@ -129,16 +142,19 @@ async function warmUp(): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
-async function benchDataset(n: number, d: number, coldStart: number): Promise<Row[]> {
+async function benchDataset(n: number, d: number, variants: string[], coldStart: number): Promise<Row[]> {
   const { dir, meta } = await dataset(n, d);
   const vectors = readBase(path.join(dir, 'base.f32'), n, d);
   const ids = Int32Array.from({ length: n }, (_, i) => i);
   const builds: Row[] = [];
-  for (const name of args.variants.split(',')) {
+  for (const name of variants) {
     const v = VARIANTS[name];
     if (!v) throw new Error(`unknown variant ${name} (one of ${Object.keys(VARIANTS).join(', ')})`);
+    Object.assign(process.env, v.env ?? {});
     const t = performance.now();
-    const built = await gpuBuilder.build(vectors, params(v));
+    const built = await gpuBuilder.build(vectors, params(v)).finally(() => {
+      for (const key of Object.keys(v.env ?? {})) delete process.env[key];
+    });
     const seconds = (performance.now() - t) / 1000;
     const file = `${name}.faiss`;
     const tw = performance.now();
@@ -205,10 +221,15 @@ async function benchDataset(n: number, d: number, coldStart: number): Promise<Ro
   return rows;
 }
 
+const plan: [number, string[]][] = args.plan
+  ? args.plan.split(';').map((p) => {
+      const [d, v] = p.split(':');
+      return [Number(d), (v ?? '').split(',')];
+    })
+  : args.dims.split(',').map((d) => [Number(d), args.variants.split(',')]);
 const coldStart = await warmUp();
 const rows: Row[] = [];
-for (const d of args.dims.split(',').map(Number))
-  rows.push(...(await benchDataset(Number(args.n), d, coldStart)));
+for (const [d, variants] of plan) rows.push(...(await benchDataset(Number(args.n), d, variants, coldStart)));
 const columns = [
   'data',
   'builder',

@@ -26,7 +26,7 @@ build() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   nvcc --version | tail -1
   cmake -S src/native -B build/native -G Ninja -DKNN_GPU=ON -DKNN_GPU_TESTS=ON \
-    -DKNN_CUDA_ARCHS="${KNN_CUDA_ARCHS:-90}" -DCMAKE_JS_INC="$PWD/node_modules/node-api-headers/include" &&
+    -DKNN_CUDA_ARCHS="${KNN_CUDA_ARCHS:-90}" -DCMAKE_JS_INC="$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" &&
     cmake --build build/native -j "$(nproc)" &&
     test -f build/native/knn_native.node
 }
@@ -35,6 +35,7 @@ python_deps() {
     echo "faiss $(PYTHONPATH=/tmp/site python3 -c 'import faiss; print(faiss.__version__)')"
 }
 
+export KNN_GPU_DEBUG_RECALL="${KNN_GPU_DEBUG_RECALL:-0}"
 export KNN_NATIVE_ADDON="$PWD/build/native/knn_native.node"
 for s in $steps; do
   case $s in

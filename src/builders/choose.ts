@@ -34,9 +34,9 @@ const pow2Width = (k: number) => Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(
  *   ivf      128 n + 512 MiB                    probes and batch buffers (approximate path only)
  *   ladder   64 n L + 256 n + n/16 (2 dp + 8)   8 long-range candidates per upper level, one level's lists
  *   cand     4 n w_c                            merged candidates, w_c = power of two >= k + 8 L
- *   reverse  32 n deg + 16 n                    reverse-edge sort (keys, values, double buffers)
+ *   reverse  36 n deg + 40 n                    bridges, reverse-edge sort (keys, values, double buffers)
  * peak = rows + max(knn + ivf, knn + ladder + cand, cand + reverse) + 256 MiB, plus 1.5 GiB of tiles and
- * CUDA/cuBLAS overhead. L = upper levels holding at least 2 nodes (n / M^l >= 2, at most 8).
+ * CUDA/cuBLAS overhead. L = the sparse upper levels (n / M^l >= 2 and M^l >= 64, at most 8).
  */
 export function estimateGpuBytes(
   count: number,
@@ -60,12 +60,8 @@ export function estimateGpuBytes(
   const degree = Math.min(requested, k);
   const M = Math.max(2, Math.ceil(requested / 2));
   let levels = 0;
-  while (
-    levels < MAX_LADDER_LEVELS &&
-    n / M ** (levels + 1) >= 2 &&
-    k + (levels + 1) * LADDER_PER_LEVEL <= 256
-  )
-    levels++;
+  for (let l = 1; n / M ** l >= 2 && levels < MAX_LADDER_LEVELS; l++)
+    if (M ** l >= 64 && k + (levels + 1) * LADDER_PER_LEVEL <= 256) levels++;
   const approximate =
     params.knnAlgorithm === 'approximate' ||
     ((params.knnAlgorithm ?? 'auto') === 'auto' && n * n * dp > EXACT_KNN_MAX_MACS);
@@ -74,7 +70,7 @@ export function estimateGpuBytes(
   const ivf = approximate ? 128 * n + 512 * MIB : 0;
   const ladder = 64 * n * levels + 256 * n + (n / 16) * (2 * dp + 8);
   const cand = 4 * n * pow2Width(k + LADDER_PER_LEVEL * levels);
-  const reverse = 32 * n * degree + 16 * n;
+  const reverse = 36 * n * degree + 40 * n;
   const peak = rows + Math.max(knn + ivf, knn + ladder + cand, cand + reverse) + 256 * MIB;
   return Math.ceil(peak + GPU_FIXED_BYTES);
 }

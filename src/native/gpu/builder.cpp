@@ -31,6 +31,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kLadderPerLevel = 8;
 constexpr int kMaxLadderLevels = 8;
+constexpr int kBridges = 4;
 constexpr std::size_t kStageBytes = std::size_t(64) << 20;      // one upload piece
 constexpr std::size_t kReserveBytes = std::size_t(512) << 20;  // cuBLAS/CUB workspaces, context growth
 
@@ -87,6 +88,7 @@ struct Plan {
   int M = 0;           // Faiss M (level 0 has 2M slots)
   int ladderLevels = 0;
   int candWidth = 0;
+  int bridges = 0;     // long edges per node to its nearest foreign k-means lists
   bool approximate = false;
 };
 
@@ -97,7 +99,7 @@ std::size_t estimatePeak(const Plan& p) {
   const double knn = n * 8.0 * p.knnWidth;
   const double ladder = n * 8.0 * kLadderPerLevel * p.ladderLevels + n * 8.0 * 32 + n / 16 * (2.0 * p.dim + 8);
   const double cand = n * 4.0 * p.candWidth;
-  const double reverse = n * 4.0 * p.degree * 8 + n * 16.0;
+  const double reverse = n * 4.0 * p.degree * 9 + n * 4.0 * (p.bridges + 6);
   const double ivf = p.approximate ? n * 4.0 * 32 + 512.0 * (1 << 20) : 0.0;
   const double peak = rows + std::max({knn + ivf, knn + ladder + cand, cand + reverse});
   return static_cast<std::size_t>(peak) + (std::size_t(256) << 20);
@@ -106,6 +108,10 @@ std::size_t estimatePeak(const Plan& p) {
 class Stopwatch {
  public:
   Stopwatch(GraphResult& out, cudaStream_t stream) : out_(out), stream_(stream), t0_(Clock::now()) {}
+  void restart() {
+    KNN_CUDA(cudaStreamSynchronize(stream_));
+    t0_ = Clock::now();
+  }
   void lap(const char* stage) {
     KNN_CUDA(cudaStreamSynchronize(stream_));
     const auto t = Clock::now();
@@ -214,6 +220,36 @@ DeviceBuffer<T> uploadVector(DeviceMemory& mem, const std::vector<T>& v, const c
   return d;
 }
 
+// Benchmarks only (KNN_GPU_DEBUG_RECALL=1): recall of the k-NN lists against exact k-NN of 1,000 sampled rows.
+void reportKnnRecall(Context& ctx, const Rows& all, Score score, const Lists& lists, int k) {
+  const int64_t sample = std::min<int64_t>(all.rows, 1000);
+  std::vector<int32_t> ids(sample);
+  for (int64_t i = 0; i < sample; ++i) ids[i] = static_cast<int32_t>(i * (all.rows / sample));
+  DeviceBuffer<int32_t> dIds(ctx.mem, sample, "sample ids");
+  KNN_CUDA(cudaMemcpyAsync(dIds.get(), ids.data(), sample * 4, cudaMemcpyHostToDevice, ctx.stream));
+  DeviceBuffer<__half> q(ctx.mem, static_cast<std::size_t>(sample) * all.dim, "sample rows");
+  DeviceBuffer<float> qn(ctx.mem, sample, "sample norms");
+  gatherRows(all.data, all.dim, dIds.get(), sample, q.get(), all.norms, all.norms ? qn.get() : nullptr, ctx.stream);
+  ListsBuffer exact(ctx.mem, sample, lists.width, "exact sample lists");
+  initLists(exact.view, ctx.stream);
+  knnExact(ctx, Rows{q.get(), sample, all.dim, all.norms ? qn.get() : nullptr}, dIds.get(), all, nullptr, score, true,
+           exact.view);
+  std::vector<int32_t> e(static_cast<std::size_t>(sample) * lists.width), a(e.size());
+  KNN_CUDA(cudaMemcpyAsync(e.data(), exact.view.ids, e.size() * 4, cudaMemcpyDeviceToHost, ctx.stream));
+  for (int64_t i = 0; i < sample; ++i)
+    KNN_CUDA(cudaMemcpyAsync(&a[i * lists.width], lists.ids + static_cast<int64_t>(ids[i]) * lists.width,
+                             lists.width * 4, cudaMemcpyDeviceToHost, ctx.stream));
+  KNN_CUDA(cudaStreamSynchronize(ctx.stream));
+  int64_t hits = 0;
+  for (int64_t i = 0; i < sample; ++i) {
+    std::vector<int32_t> got(a.begin() + i * lists.width, a.begin() + i * lists.width + k);
+    std::sort(got.begin(), got.end());
+    for (int c = 0; c < k; ++c) hits += std::binary_search(got.begin(), got.end(), e[i * lists.width + c]);
+  }
+  std::fprintf(stderr, "[knn-gpu] k-NN recall@%d of the lists on %lld sampled rows: %.4f\n", k,
+               static_cast<long long>(sample), static_cast<double>(hits) / (sample * k));
+}
+
 std::string knobString(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
@@ -311,10 +347,17 @@ GraphResult buildGpu(const BuildOptions& o, const ProgressFn& progress) {
       if (levels[i] >= l) s.push_back(static_cast<int32_t>(i));
     levelSets.push_back(std::move(s));
   }
-  for (const auto& s : levelSets)
-    if (s.size() >= 2 && plan.ladderLevels < kMaxLadderLevels &&
-        plan.k + (plan.ladderLevels + 1) * kLadderPerLevel <= 256)
+  // Ladder levels: the sparse upper sets (at most 1/64 of the nodes; denser ones add nothing the k-NN lists and
+  // bridges do not already give, and cost the most).
+  const int maxLadder = std::clamp(knobInt("KNN_GPU_LADDER_LEVELS", kMaxLadderLevels), 0, kMaxLadderLevels);
+  std::vector<std::size_t> ladderSets;
+  for (std::size_t l = 0; l < levelSets.size(); ++l)
+    if (levelSets[l].size() >= 2 && static_cast<int64_t>(levelSets[l].size()) * 64 <= plan.n &&
+        plan.ladderLevels < maxLadder && plan.k + (plan.ladderLevels + 1) * kLadderPerLevel <= 256) {
       plan.ladderLevels++;
+      ladderSets.push_back(l);
+    }
+  plan.bridges = std::clamp(knobInt("KNN_GPU_BRIDGES", kBridges), 0, 16);
   plan.candWidth = listWidthFor(plan.k + plan.ladderLevels * kLadderPerLevel);
 
   // --- memory: the budget is the smaller of the limit and what the device has free
@@ -359,19 +402,32 @@ GraphResult buildGpu(const BuildOptions& o, const ProgressFn& progress) {
 
   // --- initial k-NN graph
   ListsBuffer knnLists(mem, plan.n, plan.knnWidth, "k-NN lists");
+  DeviceBuffer<int32_t> bridges(mem, static_cast<std::size_t>(plan.n) * std::max(1, plan.bridges), "bridges");
+  IvfParams ivf;
+  ivf.probes = knobInt("KNN_GPU_IVF_PROBES", ivf.probes);
+  ivf.lists = knobInt("KNN_GPU_IVF_LISTS", 0);
+  ivf.seed = o.seed;
   if (plan.approximate) {
-    IvfParams ivf;
-    ivf.probes = knobInt("KNN_GPU_IVF_PROBES", ivf.probes);
-    ivf.lists = knobInt("KNN_GPU_IVF_LISTS", 0);
-    ivf.seed = o.seed;
-    knnIvf(ctx, all, score, ivf, knnLists.view, [&](double f) { report(0.1 + 0.4 * f, "knn"); });
+    knnIvf(ctx, all, score, ivf, knnLists.view, plan.bridges ? bridges.get() : nullptr, plan.bridges,
+           [&](double f) { report(0.1 + 0.4 * f, "knn"); });
   } else {
     initLists(knnLists.view, stream.get());
     knnExact(ctx, all, nullptr, all, nullptr, score, true, knnLists.view, [&](int64_t done, int64_t total) {
       report(0.1 + 0.4 * static_cast<double>(done) / total, "knn");
     });
+    if (plan.bridges > 0) {
+      // The bridges come from k-means lists: one short pass over the lists of the nearest foreign centroids.
+      ListsBuffer scratch(mem, plan.n, 32, "bridge scratch lists");
+      IvfParams b = ivf;
+      b.probes = plan.bridges + 1;
+      knnIvf(ctx, all, score, b, scratch.view, bridges.get(), plan.bridges);
+    }
   }
   sw.lap("knn");
+  if (knobString("KNN_GPU_DEBUG_RECALL") == "1") {
+    reportKnnRecall(ctx, all, score, knnLists.view, plan.k);
+    sw.restart();
+  }
   if (knobString("KNN_GPU_DEBUG_STAGE") == "knn") {
     // Tests only: the raw k-NN lists as a base-level graph, to compare with an exact CPU reference.
     const std::vector<int32_t> ids =
@@ -394,9 +450,8 @@ GraphResult buildGpu(const BuildOptions& o, const ProgressFn& progress) {
   {
     ListsBuffer lvl(mem, plan.n, 32, "ladder lists");
     int used = 0;
-    for (std::size_t l = 0; l < levelSets.size() && used < plan.ladderLevels; ++l) {
+    for (const std::size_t l : ladderSets) {
       const auto& set = levelSets[l];
-      if (set.size() < 2) continue;
       const int64_t m = static_cast<int64_t>(set.size());
       DeviceBuffer<int32_t> ids = uploadVector(mem, set, "level ids", stream.get());
       DeviceBuffer<__half> rows(mem, static_cast<std::size_t>(m) * plan.dim, "level vectors");
@@ -440,8 +495,16 @@ GraphResult buildGpu(const BuildOptions& o, const ProgressFn& progress) {
     }
     sw.lap("prune");
     report(0.75, "reverse");
+    // Bridges go first and stay (reserved slots): rank-based pruning would drop them, since every neighbour
+    // reaches the same far clusters too, yet they are what keeps separated clusters reachable.
+    DeviceBuffer<int32_t> withBridges(mem, static_cast<std::size_t>(plan.n) * plan.degree, "graph with bridges");
+    DeviceBuffer<int32_t> reserved(mem, plan.n, "reserved slots");
+    prependBridges(pruned.get(), bridges.get(), plan.bridges, plan.n, plan.degree, withBridges.get(), reserved.get(),
+                   stream.get());
+    pruned.reset();
+    bridges.reset();
     graph = DeviceBuffer<int32_t>(mem, static_cast<std::size_t>(plan.n) * plan.degree, "graph");
-    reverseMerge(ctx, pruned.get(), plan.n, plan.degree, graph.get());
+    reverseMerge(ctx, withBridges.get(), plan.n, plan.degree, graph.get(), reserved.get());
   }
   sw.lap("reverse");
   report(0.8, o.hierarchical ? "hierarchy" : "download");

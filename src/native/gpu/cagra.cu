@@ -172,10 +172,29 @@ __global__ void reverseKeysKernel(const int32_t* __restrict__ pruned, int64_t ro
   }
 }
 
+__global__ void prependKernel(const int32_t* __restrict__ pruned, const int32_t* __restrict__ bridges, int count,
+                              int64_t rows, int degree, int32_t* __restrict__ out, int32_t* __restrict__ reserved) {
+  for (int64_t x = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; x < rows;
+       x += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int32_t* row = out + x * degree;
+    int pos = 0;
+    auto add = [&](int y) {
+      if (y < 0 || y == x || pos >= degree) return;
+      for (int i = 0; i < pos; ++i)
+        if (row[i] == y) return;
+      row[pos++] = y;
+    };
+    for (int b = 0; b < count; ++b) add(bridges[x * count + b]);
+    reserved[x] = pos;
+    for (int r = 0; r < degree && pos < degree; ++r) add(pruned[x * degree + r]);
+    for (; pos < degree; ++pos) row[pos] = -1;
+  }
+}
+
 __global__ void finalMergeKernel(const int32_t* __restrict__ pruned, const int32_t* __restrict__ revVals,
                                  const unsigned long long* __restrict__ revOff,
                                  const unsigned long long* __restrict__ revCount, int64_t rows, int degree,
-                                 int32_t* __restrict__ out) {
+                                 const int32_t* __restrict__ reserved, int32_t* __restrict__ out) {
   for (int64_t x = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; x < rows;
        x += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int32_t* row = out + x * degree;
@@ -187,8 +206,10 @@ __global__ void finalMergeKernel(const int32_t* __restrict__ pruned, const int32
         if (row[i] == y) return;
       row[pos++] = y;
     };
-    const int half = (degree + 1) / 2;
-    for (int r = 0; r < half; ++r) add(pr[r]);
+    const int keep = reserved ? reserved[x] : 0;
+    for (int r = 0; r < keep; ++r) add(pr[r]);
+    const int half = keep + (degree - keep + 1) / 2;
+    for (int r = keep; r < half; ++r) add(pr[r]);
     const unsigned long long off = revOff[x];
     const int nrev = static_cast<int>(min(revCount[x], static_cast<unsigned long long>(degree)));
     for (int t = 0; t < nrev && pos < degree; ++t) add(revVals[off + t]);
@@ -247,7 +268,15 @@ void detourPrune(const int32_t* cand, int64_t rows, int width, int use, int degr
   KNN_LAUNCH();
 }
 
-void reverseMerge(Context& ctx, const int32_t* pruned, int64_t rows, int degree, int32_t* out) {
+void prependBridges(const int32_t* pruned, const int32_t* bridges, int count, int64_t rows, int degree, int32_t* out,
+                    int32_t* reserved, cudaStream_t stream) {
+  if (rows == 0) return;
+  prependKernel<<<gridFor(rows, 128), 128, 0, stream>>>(pruned, bridges, count, rows, degree, out, reserved);
+  KNN_LAUNCH();
+}
+
+void reverseMerge(Context& ctx, const int32_t* pruned, int64_t rows, int degree, int32_t* out,
+                  const int32_t* reserved) {
   if (rows == 0) return;
   const int64_t total = rows * degree;
   if (total >= (int64_t(1) << 31)) throw std::runtime_error("reverseMerge: graph too large (n * degree >= 2^31)");
@@ -276,7 +305,7 @@ void reverseMerge(Context& ctx, const int32_t* pruned, int64_t rows, int degree,
   KNN_CUDA(cub::DeviceScan::ExclusiveSum(temp.get(), scanBytes, counts.get(), offsets.get(), static_cast<int>(rows),
                                          stream));
   finalMergeKernel<<<gridFor(rows, 128), 128, 0, stream>>>(pruned, valsSorted.get(), offsets.get(), counts.get(), rows,
-                                                           degree, out);
+                                                           degree, reserved, out);
   KNN_LAUNCH();
   KNN_CUDA(cudaStreamSynchronize(stream));  // scratch buffers are freed on return
 }

@@ -109,11 +109,12 @@ struct IvfParams {
   int samplePerList = 64;
   uint64_t seed = 1234;
 };
-// Approximate k-NN graph over `x` (every row's neighbours among all rows, self excluded): balanced
-// k-means into ~n/1024 lists, then every vector scans the lists of its `probes` nearest centroids with
-// batched tensor-core GEMMs and the same top-k merge. Fills `out` (initialised inside).
+// Approximate k-NN graph over `x` (every row's neighbours among all rows, self excluded): k-means into
+// ~n/1024 lists, then every vector scans the lists of its `probes` nearest centroids with batched tensor-core
+// GEMMs and the same top-k merge. Fills `out` (initialised inside). With `bridges` (n x bridgeCount, device),
+// also records each vector's nearest member of its 2nd .. (bridgeCount+1)-th nearest list (-1 where none).
 void knnIvf(Context& ctx, const Rows& x, Score score, const IvfParams& params, const Lists& out,
-            const std::function<void(double)>& onProgress = {});
+            int32_t* bridges = nullptr, int bridgeCount = 0, const std::function<void(double)>& onProgress = {});
 
 // --- cagra.cu
 // Sources of candidates merged per row (all in the same key space).
@@ -132,8 +133,14 @@ void mergeCandidates(const std::vector<CandidateSource>& sources, int64_t rows, 
 // keeps `degree`.
 void detourPrune(const int32_t* cand, int64_t rows, int width, int use, int degree, int32_t* out,
                  cudaStream_t stream);
-// Adds reverse edges: final row = first half of the pruned row, then reverse edges (lowest source rank
-// first), then the rest of the pruned row; no duplicates, no self, -1 padded.
-void reverseMerge(Context& ctx, const int32_t* pruned, int64_t rows, int degree, int32_t* out);
+// Puts each row's bridges (rows x count, -1 = none) first, then the pruned row without them, up to `degree`;
+// reserved[row] = bridges placed.
+void prependBridges(const int32_t* pruned, const int32_t* bridges, int count, int64_t rows, int degree, int32_t* out,
+                    int32_t* reserved, cudaStream_t stream);
+// Adds reverse edges: final row = the row's reserved entries (reserved[row], null = none), half of the rest of the
+// pruned row, then reverse edges (lowest source rank first), then the rest of the pruned row; no duplicates, no
+// self, -1 padded.
+void reverseMerge(Context& ctx, const int32_t* pruned, int64_t rows, int degree, int32_t* out,
+                  const int32_t* reserved = nullptr);
 
 }  // namespace knn::gpu

@@ -100,12 +100,14 @@ struct IvfSegment {
   int32_t qRow, nq, dRow, nd, item, ndb;
 };
 
+// With `bridges` set (passes over foreign lists), also records each query's nearest member of the list it
+// scans: bridges[q * bridgeStride] (the graph keeps these long edges; see README, "Bridges").
 template <int R>
 __global__ void __launch_bounds__(kSelectWarps * 32)
     ivfSelectKernel(const IvfSegment* __restrict__ segs, const int32_t* __restrict__ rowSeg, int qRows,
                     const int32_t* __restrict__ qGather, const int32_t* __restrict__ dGather,
                     const float* __restrict__ dNorms, const float* __restrict__ ws, float* __restrict__ listK,
-                    int32_t* __restrict__ listI) {
+                    int32_t* __restrict__ listI, int32_t* __restrict__ bridges, int bridgeStride) {
   __shared__ float bufK[kSelectWarps][32];
   __shared__ int bufI[kSelectWarps][32];
   const int warp = threadIdx.x >> 5;
@@ -121,33 +123,61 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
   float* lk = listK + static_cast<int64_t>(q) * (32 * R);
   int32_t* li = listI + static_cast<int64_t>(q) * (32 * R);
   top.load(lk, li);
+  const int lane = threadIdx.x & 31;
+  float bestK = kInf;
+  int bestI = -1;
   for (int db = 0; db < sg.ndb; ++db) {
     const float* s = ws + (static_cast<int64_t>(sg.item + qb * sg.ndb + db) * kBQ + ri) * kBD;
     const int cols = min(kBD, sg.nd - db * kBD);
     const int32_t* ids = dGather + sg.dRow + db * kBD;
     const float* nrm = dNorms ? dNorms + sg.dRow + db * kBD : nullptr;
     for (int j0 = 0; j0 < cols; j0 += 128) offerRun<R>(top, s, nrm, ids, 0, j0, cols, q);
+    if (bridges) {
+      for (int j = lane; j < cols; j += 32) {
+        const float v = s[j] + (nrm ? nrm[j] : 0.0f);
+        const int id = ids[j];
+        if (id != q && ByKey::less(v, id, bestK, bestI)) {
+          bestK = v;
+          bestI = id;
+        }
+      }
+    }
   }
   top.store(lk, li);
+  if (bridges) {
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ok = __shfl_xor_sync(kFullMask, bestK, o);
+      const int oi = __shfl_xor_sync(kFullMask, bestI, o);
+      if (ByKey::less(ok, oi, bestK, bestI)) {
+        bestK = ok;
+        bestI = oi;
+      }
+    }
+    if (lane == 0) bridges[static_cast<int64_t>(q) * bridgeStride] = bestI;
+  }
 }
 
 void ivfSelect(int width, const IvfSegment* segs, const int32_t* rowSeg, int qRows, const int32_t* qGather,
                const int32_t* dGather, const float* dNorms, const float* ws, float* listK, int32_t* listI,
-               cudaStream_t stream) {
+               int32_t* bridges, int bridgeStride, cudaStream_t stream) {
   const int blocks = (qRows + kSelectWarps - 1) / kSelectWarps;
   const int threads = kSelectWarps * 32;
   switch (width) {
     case 32:
-      ivfSelectKernel<1><<<blocks, threads, 0, stream>>>(segs, rowSeg, qRows, qGather, dGather, dNorms, ws, listK, listI);
+      ivfSelectKernel<1><<<blocks, threads, 0, stream>>>(segs, rowSeg, qRows, qGather, dGather, dNorms, ws, listK, listI,
+                                                         bridges, bridgeStride);
       break;
     case 64:
-      ivfSelectKernel<2><<<blocks, threads, 0, stream>>>(segs, rowSeg, qRows, qGather, dGather, dNorms, ws, listK, listI);
+      ivfSelectKernel<2><<<blocks, threads, 0, stream>>>(segs, rowSeg, qRows, qGather, dGather, dNorms, ws, listK, listI,
+                                                         bridges, bridgeStride);
       break;
     case 128:
-      ivfSelectKernel<4><<<blocks, threads, 0, stream>>>(segs, rowSeg, qRows, qGather, dGather, dNorms, ws, listK, listI);
+      ivfSelectKernel<4><<<blocks, threads, 0, stream>>>(segs, rowSeg, qRows, qGather, dGather, dNorms, ws, listK, listI,
+                                                         bridges, bridgeStride);
       break;
     case 256:
-      ivfSelectKernel<8><<<blocks, threads, 0, stream>>>(segs, rowSeg, qRows, qGather, dGather, dNorms, ws, listK, listI);
+      ivfSelectKernel<8><<<blocks, threads, 0, stream>>>(segs, rowSeg, qRows, qGather, dGather, dNorms, ws, listK, listI,
+                                                         bridges, bridgeStride);
       break;
     default:
       throw std::logic_error("ivfSelect: unsupported list width " + std::to_string(width));
@@ -156,8 +186,12 @@ void ivfSelect(int width, const IvfSegment* segs, const int32_t* rowSeg, int qRo
 }
 
 // k-means update: sums and counts of the rows assigned to each centroid (assignment = ids[row * stride]).
+// Sums are fixed point (x * 2^16 in 64-bit integers) so that their order does not matter: the same input gives
+// the same centroids, lists and graph on every run.
+constexpr double kFixedScale = 65536.0;
+
 __global__ void accumulateKernel(const __half* __restrict__ xs, int64_t rows, int dim, const int32_t* __restrict__ ids,
-                                 int stride, float* __restrict__ sums, int* __restrict__ counts) {
+                                 int stride, unsigned long long* __restrict__ sums, int* __restrict__ counts) {
   const int64_t total = rows * dim;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -165,13 +199,15 @@ __global__ void accumulateKernel(const __half* __restrict__ xs, int64_t rows, in
     const int col = static_cast<int>(e - row * dim);
     const int c = ids[row * stride];
     if (c < 0) continue;
-    atomicAdd(&sums[static_cast<int64_t>(c) * dim + col], __half2float(xs[e]));
+    const long long v = __double2ll_rn(static_cast<double>(__half2float(xs[e])) * kFixedScale);
+    atomicAdd(&sums[static_cast<int64_t>(c) * dim + col], static_cast<unsigned long long>(v));  // wraps as signed
     if (col == 0) atomicAdd(&counts[c], 1);
   }
 }
 
 // New centroids = means; an empty centroid restarts at a sample row chosen by (c, iteration).
-__global__ void finalizeKernel(const float* __restrict__ sums, const int* __restrict__ counts, int nlist, int dim,
+__global__ void finalizeKernel(const unsigned long long* __restrict__ sums, const int* __restrict__ counts, int nlist,
+                               int dim,
                                const __half* __restrict__ xs, int64_t rows, int iteration, __half* __restrict__ cent) {
   const int64_t total = static_cast<int64_t>(nlist) * dim;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
@@ -180,7 +216,8 @@ __global__ void finalizeKernel(const float* __restrict__ sums, const int* __rest
     const int col = static_cast<int>(e - static_cast<int64_t>(c) * dim);
     const int cnt = counts[c];
     if (cnt > 0) {
-      cent[e] = __float2half_rn(sums[e] / static_cast<float>(cnt));
+      const double sum = static_cast<double>(static_cast<long long>(sums[e])) / kFixedScale;
+      cent[e] = __float2half_rn(static_cast<float>(sum / cnt));
     } else {
       const int64_t r = (static_cast<int64_t>(c) * 7919 + static_cast<int64_t>(iteration) * 104729 + 17) % rows;
       cent[e] = xs[r * dim + col];
@@ -249,14 +286,15 @@ void knnExact(Context& ctx, const Rows& q, const int32_t* qIds, const Rows& b, c
   }
 }
 
-void knnIvf(Context& ctx, const Rows& x, Score score, const IvfParams& p, const Lists& out,
-            const std::function<void(double)>& onProgress) {
+void knnIvf(Context& ctx, const Rows& x, Score score, const IvfParams& p, const Lists& out, int32_t* bridges,
+            int bridgeCount, const std::function<void(double)>& onProgress) {
   const int64_t n = x.rows;
   const int dim = x.dim;
   const cudaStream_t stream = ctx.stream;
   int nlist = p.lists > 0 ? p.lists : static_cast<int>(std::max<int64_t>(1, n / 1024));
   nlist = static_cast<int>(std::min<int64_t>(nlist, n));
-  const int probes = std::max(1, std::min(p.probes, std::min(nlist, 32)));
+  const int probes = std::max(1, std::min(std::max(p.probes, bridges ? bridgeCount + 1 : 1), std::min(nlist, 32)));
+  if (bridges) KNN_CUDA(cudaMemsetAsync(bridges, 0xff, sizeof(int32_t) * n * bridgeCount, stream));
   auto report = [&](double f) {
     if (onProgress) onProgress(f);
   };
@@ -273,7 +311,7 @@ void knnIvf(Context& ctx, const Rows& x, Score score, const IvfParams& p, const 
   rowNorms(xs.get(), ns, dim, xsNorm.get(), stream);
   DeviceBuffer<__half> cent(ctx.mem, static_cast<std::size_t>(nlist) * dim, "centroids");
   DeviceBuffer<float> centNorm(ctx.mem, nlist, "centroid norms");
-  DeviceBuffer<float> sums(ctx.mem, static_cast<std::size_t>(nlist) * dim, "centroid sums");
+  DeviceBuffer<unsigned long long> sums(ctx.mem, static_cast<std::size_t>(nlist) * dim, "centroid sums");
   DeviceBuffer<int> counts(ctx.mem, nlist, "centroid counts");
   gatherRows(x.data, dim, dSample.get(), nlist, cent.get(), nullptr, nullptr, stream);
   rowNorms(cent.get(), nlist, dim, centNorm.get(), stream);
@@ -464,9 +502,10 @@ void knnIvf(Context& ctx, const Rows& x, Score score, const IvfParams& p, const 
                  score == Score::L2 ? dNorm.get() : nullptr, stream);
       ctx.blas.scoresBatched(dA.get() + bt.itemStart, dB.get() + bt.itemStart, dC.get() + bt.itemStart, kBQ, kBD,
                              dim, alpha, static_cast<int>(bt.items));
+      const bool bridgePass = bridges && r >= 1 && r <= bridgeCount;
       ivfSelect(out.width, dSegs.get() + bt.segStart, dRowSeg.get() + bt.qStart, static_cast<int>(bt.qRows),
                 dQ.get() + bt.qStart, dD.get() + bt.dStart, score == Score::L2 ? dNorm.get() : nullptr, ws.get(),
-                out.keys, out.ids, stream);
+                out.keys, out.ids, bridgePass ? bridges + (r - 1) : nullptr, bridgeCount, stream);
     }
     KNN_CUDA(cudaStreamSynchronize(stream));  // the host plan and its device copies die with this pass
     if (verbose())

@@ -140,9 +140,10 @@ void testIvf(Gpu& g, const Data& a, Score s, int k, double minRecall) {
   DeviceData dd = upload(g, a);
   const int width = listWidthFor(k);
   ListsBuffer approx(g.mem, a.n, width, "ivf lists");
+  DeviceBuffer<int32_t> bridges(g.mem, static_cast<std::size_t>(a.n) * 4, "bridges");
   IvfParams p;
   const auto t0 = std::chrono::steady_clock::now();
-  knnIvf(g.ctx, dd.rows, s, p, approx.view);
+  knnIvf(g.ctx, dd.rows, s, p, approx.view, bridges.get(), 4);
   g.stream.sync();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int64_t sample = std::min<int64_t>(a.n, 500);
