@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 
 import { loadSettings } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { createPlanner, roughGpuBytes } from '../src/pipeline/plan.js';
+import { plannerFor } from '../src/pipeline/plan.js';
 import { createProcessBuild } from '../src/pipeline/process-build.js';
 import type { JobResult } from '../src/pipeline/run-job.js';
 import { workerConfigFrom } from '../src/pipeline/worker-config.js';
@@ -82,13 +82,7 @@ const service = await createService({
   settings,
   log: createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() })),
   build: createProcessBuild({ config, onResult: (ctx, r) => results.set(ctx.id, r) }),
-  plan: createPlanner({
-    builder: settings.builder,
-    gpu,
-    gpuMemoryLimitBytes: settings.gpuMemoryLimitBytes,
-    cpuMemoryLimitBytes: settings.cpuMemoryLimitBytes,
-    estimateGpuBytes: roughGpuBytes,
-  }),
+  plan: plannerFor(settings, gpu),
   gpuDeviceCount: gpu.deviceCount,
   version: 'bench',
 });

@@ -9,7 +9,7 @@ import { probeGpu } from './builders/gpu-probe.js';
 import { ConfigError, type Settings, loadSettings } from './config.js';
 import type { BuildFn } from './jobs/scheduler.js';
 import { createLogger } from './logger.js';
-import { type GpuCapacity, createPlanner, roughGpuBytes } from './pipeline/plan.js';
+import { type GpuCapacity, plannerFor } from './pipeline/plan.js';
 import { type Service, type ServiceOptions, createService } from './service.js';
 
 export interface RunOptions {
@@ -40,13 +40,7 @@ export async function run(o: RunOptions): Promise<Service> {
     settings,
     log,
     build: o.buildFactory(settings, log, gpu),
-    plan: createPlanner({
-      builder: settings.builder,
-      gpu,
-      gpuMemoryLimitBytes: settings.gpuMemoryLimitBytes,
-      cpuMemoryLimitBytes: settings.cpuMemoryLimitBytes,
-      estimateGpuBytes: roughGpuBytes,
-    }),
+    plan: plannerFor(settings, gpu),
     gpuDeviceCount: gpu.deviceCount,
     version: VERSION,
     ...(o.plugins ? { plugins: o.plugins } : {}),

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 
 import { LIMITS, type BuildRequest } from '../api/schemas.js';
 import { CpuBuilder } from '../builders/cpu.js';
+import { GpuBuilder } from '../builders/gpu.js';
 import { gpuInfo } from '../builders/native.js';
 import type { BuilderKind, GraphBuilder } from '../builders/types.js';
 import { formatPolicy, FORMAT_POLICY_NAMES } from '../faiss-format/policy.js';
@@ -117,7 +118,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
   };
   const threads = int('--threads', values.threads, 0, 4096);
   const builder = chooseCliBuilder(oneOf('--builder', values.builder, ['auto', 'gpu', 'cpu'] as const));
-  const builders: Partial<Record<BuilderKind, GraphBuilder>> = { cpu: new CpuBuilder({ threads }) };
+  const builders: Record<BuilderKind, GraphBuilder> = {
+    cpu: new CpuBuilder({ threads }),
+    gpu: new GpuBuilder({ threads }),
+  };
 
   const bar = new ProgressBar();
   const abort = new AbortController();

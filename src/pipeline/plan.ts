@@ -1,9 +1,12 @@
 // Admission planning: which builder a job will use and how much host and GPU memory it will need.
 // Estimates are deliberately a little high: a job admitted here must never be killed for memory later.
 import type { BuildRequest } from '../api/schemas.js';
-import type { BuilderChoice } from '../config.js';
+import type { BuilderChoice, Settings } from '../config.js';
 import { JobRefusedError } from '../jobs/errors.js';
 import type { JobPlan } from '../jobs/job.js';
+import { estimateGpuBytes } from '../builders/choose.js';
+import { resolveGpuOptions } from '../builders/gpu.js';
+import type { GpuBuildOptions } from '../builders/types.js';
 import { bytesPerVector } from '../vectors/types.js';
 
 export interface GpuCapacity {
@@ -22,6 +25,8 @@ export interface PlannerOptions {
   cpuMemoryLimitBytes: number;
   /** GPU device memory a build needs (from the GPU builder's own estimate). */
   estimateGpuBytes: (request: BuildRequest) => number;
+  /** The GPU graph degree setting (0 = the builder's default), for the host estimate. */
+  gpuGraphDegree?: number;
 }
 
 const MIB = 2 ** 20;
@@ -39,24 +44,28 @@ function graphSlotsPerNode(M: number): number {
  * Host bytes a build needs at its peak: the vectors (as stored), the ids, the graph handed to the writer, and,
  * for the CPU builder, Faiss's own float copy of the vectors (byte and half_float data are widened to float).
  */
-export function estimateHostBytes(r: BuildRequest, builder: 'cpu' | 'gpu'): number {
+export function estimateHostBytes(r: BuildRequest, builder: 'cpu' | 'gpu', gpuGraphDegree = 0): number {
   const n = r.doc_count;
   const m = r.index_parameters.algorithm_parameters.m;
   const vectors = n * bytesPerVector(r.data_type, r.dimension);
   const ids = 4 * n;
-  // The GPU graph's level 0 has up to 4*m slots (CAGRA's degree), the CPU graph's 2*m.
-  const fileM = builder === 'gpu' ? 2 * m : m;
+  // Level 0 holds 2*M slots: M = m on the CPU, half the GPU graph's degree on the GPU.
+  const fileM =
+    builder === 'gpu' ? Math.ceil(resolveGpuOptions(m, { graphDegree: gpuGraphDegree }).graphDegree / 2) : m;
   const graph = n * 4 * graphSlotsPerNode(fileM) + 12 * n; // neighbours + levels + offsets
   const faissCopy = builder === 'cpu' && r.data_type !== 'binary' ? n * r.dimension * 4 : 0;
   return Math.ceil(vectors + ids + graph + faissCopy + WORKER_OVERHEAD_BYTES);
 }
 
-/** A first GPU estimate (until the GPU builder's own is wired): fp16 vectors, k-NN lists, graph, workspace. */
-export function roughGpuBytes(r: BuildRequest): number {
-  const n = r.doc_count;
-  const k = 4 * r.index_parameters.algorithm_parameters.m;
-  // Every element is computed on in fp16 (binary: one fp16 per bit, so hamming comes from a GEMM).
-  return Math.ceil(n * r.dimension * 2 + n * 4 + n * k * 8 + n * k * 4 * 2 + 1024 * MIB);
+/** Device bytes a GPU build of this request needs (the GPU builder's own estimate, src/builders/choose.ts). */
+export function gpuBytesFor(gpu: GpuBuildOptions = {}): (r: BuildRequest) => number {
+  return (r) =>
+    estimateGpuBytes(r.doc_count, r.dimension, r.data_type, {
+      m: r.index_parameters.algorithm_parameters.m,
+      ...(gpu.intermediateDegree ? { intermediateDegree: gpu.intermediateDegree } : {}),
+      ...(gpu.graphDegree ? { graphDegree: gpu.graphDegree } : {}),
+      ...(gpu.knnAlgorithm ? { knnAlgorithm: gpu.knnAlgorithm } : {}),
+    });
 }
 
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
@@ -72,7 +81,7 @@ export function createPlanner(o: PlannerOptions) {
         ? `doc_count ${r.doc_count} with m ${m} needs more than 2^32 graph slots (split the segment or lower m)`
         : null;
     const cpuHost = estimateHostBytes(r, 'cpu');
-    const gpuHost = estimateHostBytes(r, 'gpu');
+    const gpuHost = estimateHostBytes(r, 'gpu', o.gpuGraphDegree ?? 0);
     const gpuBytes = o.estimateGpuBytes(r);
     const gpuProblem =
       tooManySlots(2 * m) ??
@@ -110,4 +119,16 @@ export function createPlanner(o: PlannerOptions) {
         throw refuse(`GPU builder: ${gpuProblem}; CPU builder: ${cpuProblem}`);
     }
   };
+}
+
+/** The planner the service uses, from its settings and the GPUs it found. */
+export function plannerFor(settings: Settings, gpu: GpuCapacity) {
+  return createPlanner({
+    builder: settings.builder,
+    gpu,
+    gpuMemoryLimitBytes: settings.gpuMemoryLimitBytes,
+    cpuMemoryLimitBytes: settings.cpuMemoryLimitBytes,
+    estimateGpuBytes: gpuBytesFor(settings.gpu),
+    gpuGraphDegree: settings.gpu.graphDegree,
+  });
 }

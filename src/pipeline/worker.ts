@@ -1,6 +1,7 @@
 // A job's worker process: runs one pipeline (run-job.ts) and reports to the service over IPC. A native crash,
 // an abort or an out-of-memory kill here ends only this process; the service fails just this job.
 import { CpuBuilder } from '../builders/cpu.js';
+import { GpuBuilder } from '../builders/gpu.js';
 import type { BuilderKind, GraphBuilder } from '../builders/types.js';
 import { formatPolicy } from '../faiss-format/policy.js';
 import { createLogger } from '../logger.js';
@@ -15,8 +16,9 @@ function send(message: FromWorker): void {
   process.send?.(message);
 }
 
-async function loadBuilders(threads: number): Promise<Partial<Record<BuilderKind, GraphBuilder>>> {
-  return { cpu: new CpuBuilder({ threads }) };
+// Constructing a builder loads nothing: the addon (and CUDA) load on the first build.
+function builders(threads: number): Record<BuilderKind, GraphBuilder> {
+  return { cpu: new CpuBuilder({ threads }), gpu: new GpuBuilder({ threads }) };
 }
 
 async function start(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
@@ -25,7 +27,7 @@ async function start(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
   try {
     const result = await runJob(m.request, m.builder, {
       io: ioForRequest(store, m.request),
-      builders: await loadBuilders(m.config.threads),
+      builders: builders(m.config.threads),
       formatPolicy: formatPolicy(m.config.formatPolicy),
       buildDefaults: { threads: m.config.threads, gpu: m.config.gpu },
       ...(m.config.spoolDir ? { spoolDir: m.config.spoolDir } : {}),

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 
 import { type Settings, loadSettings } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { createPlanner, roughGpuBytes } from '../../src/pipeline/plan.js';
+import { plannerFor } from '../../src/pipeline/plan.js';
 import { createProcessBuild } from '../../src/pipeline/process-build.js';
 import { workerConfigFrom } from '../../src/pipeline/worker-config.js';
 import { type Service, createService } from '../../src/service.js';
@@ -40,12 +40,10 @@ export async function startRealService(
     settings,
     log,
     build: createProcessBuild({ config }),
-    plan: createPlanner({
-      builder: settings.builder,
-      gpu: { deviceCount: 0, deviceBytes: 0, unavailableReason: 'integration tests use the CPU builder' },
-      gpuMemoryLimitBytes: settings.gpuMemoryLimitBytes,
-      cpuMemoryLimitBytes: settings.cpuMemoryLimitBytes,
-      estimateGpuBytes: roughGpuBytes,
+    plan: plannerFor(settings, {
+      deviceCount: 0,
+      deviceBytes: 0,
+      unavailableReason: 'integration tests use the CPU builder',
     }),
     gpuDeviceCount: 0,
     version: 'test',

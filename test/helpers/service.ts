@@ -5,7 +5,7 @@ import type { BuildRequest } from '../../src/api/schemas.js';
 import { type Settings, loadSettings } from '../../src/config.js';
 import type { BuildContext, BuildOutcome } from '../../src/jobs/scheduler.js';
 import { createLogger } from '../../src/logger.js';
-import { createPlanner, roughGpuBytes } from '../../src/pipeline/plan.js';
+import { plannerFor } from '../../src/pipeline/plan.js';
 import { type Service, type ServiceOptions, createService } from '../../src/service.js';
 
 interface Pending {
@@ -101,16 +101,10 @@ export async function startTestService(
     settings,
     log,
     build: builds.build,
-    plan: createPlanner({
-      builder: settings.builder,
-      gpu: {
-        deviceCount: gpuDeviceCount,
-        deviceBytes: 80 * 2 ** 30,
-        unavailableReason: gpuDeviceCount ? null : 'test: no GPU',
-      },
-      gpuMemoryLimitBytes: settings.gpuMemoryLimitBytes,
-      cpuMemoryLimitBytes: settings.cpuMemoryLimitBytes,
-      estimateGpuBytes: roughGpuBytes,
+    plan: plannerFor(settings, {
+      deviceCount: gpuDeviceCount,
+      deviceBytes: 80 * 2 ** 30,
+      unavailableReason: gpuDeviceCount ? null : 'test: no GPU',
     }),
     gpuDeviceCount,
     version: 'test',
