@@ -2,8 +2,8 @@
 # The one script for the GPU machine: builds the addon with CUDA (sm_90), runs the kernel self-test, the GPU tests
 # and the benchmark, and prints a short table at the end; logs go to $OUT (or .tmp/gpu-check).
 #   scripts/gpu-check.sh [STEP ...]   steps: build selftest tests bench (default: all four)
-# Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --dims 128,768 --variants flat,hier
-# --baseline"), KNN_CUDA_ARCHS (default 90).
+# Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --plan 128:flat,hier;768:flat,hier,exact
+# --baseline --naive 64"), KNN_CUDA_ARCHS (default 90).
 # Needs what scripts/gpu-bundle.sh prepared (carry .gpu-pack build/gpu-bundle .whl node_modules/node-addon-api
 # node_modules/node-api-headers).
 set -uo pipefail
@@ -47,7 +47,7 @@ for s in $steps; do
       export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 KNN_GPU_VERBOSE=1
       # shellcheck disable=SC2086
       run_step bench node build/gpu-bundle/bench/gpu-build.mjs \
-        ${BENCH_ARGS:---n 1000000 --dims 128,768 --variants flat,hier --baseline}
+        ${BENCH_ARGS:---n 1000000 --plan 128:flat,hier;768:flat,hier,exact --baseline --naive 64}
       cp build/gpu-bundle/bench/results/gpu-build.json "$OUT/" 2>/dev/null
       ;;
     *) echo "unknown step $s" ;;
@@ -57,5 +57,6 @@ echo
 echo "=== summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
 grep -h -E "^(  ok|  FAIL|all GPU|.*check\(s\) failed)" "$OUT/selftest.log" 2>/dev/null | sed 's/^/selftest: /' | tail -20
 grep -h -E "^# (tests|pass|fail|skipped)" "$OUT/tests.log" 2>/dev/null | sed 's/^/tests: /'
-sed -n '/^GPU build (m 16/,/^results:/p' "$OUT/bench.log" 2>/dev/null | grep -v '^results:'
+sed -n "/^GPU build (m 16/,/^results:/p" "$OUT/bench.log" 2>/dev/null | grep -v "^results:"
+grep -h -E "^(CUDA context|.*exact k-NN stage)" "$OUT/bench.log" 2>/dev/null
 printf '%s\n' "${summary[@]}"
