@@ -257,7 +257,7 @@ export const gpuCases: GpuCase[] = [
     },
   },
   {
-    name: 'well-separated small clusters stay navigable from random entry points (ladder candidates)',
+    name: 'well-separated small clusters stay navigable from random entry points (bridges, ladder)',
     run: async () => {
       const d = data('float', 'l2', 20000, 300, 32, 1000, 0.15);
       const flat = recallOf(await builder.build(d.vectors, params('l2', false)), d);
