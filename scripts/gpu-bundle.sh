@@ -2,7 +2,8 @@
 # Prepares, on a development machine, what the GPU machine lacks (it has no Node.js, no npm, no network), in ignored
 # folders that travel with the tree (name them in the device tool's `carry`):
 #   .gpu-pack/         node + Debian's libfaiss-dev (../shared/gpu/pack.sh)
-#   build/gpu-bundle/  the GPU tests (test/gpu/run.ts) and the benchmark (bench/gpu-build.ts) bundled by esbuild,
+#   build/gpu-bundle/  the GPU tests (test/gpu/run.ts), the service and its smoke test (src/main.ts, src/pipeline/
+#                      worker.ts, test/gpu/service-smoke.ts) and the benchmark (bench/gpu-build.ts) bundled by esbuild,
 #                      with bench/gpu/*.py beside the benchmark; the .node addon stays external (built there)
 #   .whl/              the faiss-cpu 1.15.1 wheel (the same-run CPU baseline and the recall searches)
 # plus node_modules/node-addon-api and node_modules/node-api-headers (headers for the addon build).
@@ -11,8 +12,13 @@ cd "$(dirname "$0")/.."
 [ -s .gpu-pack/node.xz ] && ls .gpu-pack/libfaiss-dev_*.deb >/dev/null 2>&1 || ../shared/gpu/pack.sh .gpu-pack
 rm -rf build/gpu-bundle
 mkdir -p build/gpu-bundle/bench/gpu .whl
-npx esbuild test/gpu/run.ts bench/gpu-build.ts --bundle --platform=node --format=esm --target=node20 \
-  --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs --log-level=warning
+npx esbuild test/gpu/run.ts test/gpu/service-smoke.ts bench/gpu-build.ts --bundle --platform=node --format=esm \
+  --target=node20 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs --log-level=warning
+# The service itself (main + the job worker, side by side as process-build.ts expects), for the `service` step.
+npx esbuild src/main.ts src/pipeline/worker.ts --bundle --platform=node --format=esm --target=node20 \
+  --outdir=build/gpu-bundle/service --entry-names='[name]' --log-level=warning \
+  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
+echo '{"type":"module"}' > build/gpu-bundle/service/package.json
 cp bench/gpu/*.py build/gpu-bundle/bench/gpu/
 if ! ls .whl/faiss_cpu-1.15.1-*.whl >/dev/null 2>&1; then
   wheel=$(find /opt /root /usr/local -maxdepth 4 -name 'faiss_cpu-1.15.1-*.whl' 2>/dev/null | head -n 1 || true)

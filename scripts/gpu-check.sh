@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one script for the GPU machine: builds the addon with CUDA (sm_90), runs the kernel self-test, the GPU tests
 # and the benchmark, and prints a short table at the end; logs go to $OUT (or .tmp/gpu-check).
-#   scripts/gpu-check.sh [STEP ...]   steps: build selftest tests bench (default: all four)
+#   scripts/gpu-check.sh [STEP ...]   steps: build selftest tests service bench (default: all five)
+#   service: the real service (BUILDER=gpu, local store) driven by the k-NN client; files checked by Faiss 1.15
 # Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --plan 128:flat,hier;768:flat,hier,exact
 # --baseline --naive 64"), KNN_CUDA_ARCHS (default 90).
 # Needs what scripts/gpu-bundle.sh prepared (carry .gpu-pack build/gpu-bundle .whl node_modules/node-addon-api
@@ -10,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/.tmp/gpu-check}"
 mkdir -p "$OUT"
-steps="${*:-build selftest tests bench}"
+steps="${*:-build selftest tests service bench}"
 source .gpu-pack/env.sh
 summary=()
 step() { summary+=("$(printf '%-9s %-5s %6.1f s' "$1" "$2" "$3")"); }
@@ -31,6 +32,7 @@ build() {
     test -f build/native/knn_native.node
 }
 python_deps() {
+  [ -d /tmp/site/faiss ] && return 0
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl &&
     echo "faiss $(PYTHONPATH=/tmp/site python3 -c 'import faiss; print(faiss.__version__)')"
 }
@@ -42,6 +44,11 @@ for s in $steps; do
     build) run_step build build || break ;;
     selftest) run_step selftest build/native/gpu_selftest ;;
     tests) run_step tests node --test --test-reporter=tap build/gpu-bundle/test/gpu/run.mjs ;;
+    service)
+      run_step pydeps python_deps || continue
+      PYTHONPATH=/tmp/site run_step service node build/gpu-bundle/test/gpu/service-smoke.mjs \
+        build/gpu-bundle/service/main.js python3
+      ;;
     bench)
       run_step pydeps python_deps || continue
       export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 KNN_GPU_VERBOSE=1
@@ -57,6 +64,7 @@ echo
 echo "=== summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
 grep -h -E "^(  ok|  FAIL|all GPU|.*check\(s\) failed)" "$OUT/selftest.log" 2>/dev/null | sed 's/^/selftest: /' | tail -20
 grep -h -E "^# (tests|pass|fail|skipped)" "$OUT/tests.log" 2>/dev/null | sed 's/^/tests: /'
+sed -n '/^=== service on the GPU/,$p' "$OUT/service.log" 2>/dev/null
 sed -n "/^GPU build (m 16/,/^results:/p" "$OUT/bench.log" 2>/dev/null | grep -v "^results:"
 grep -h -E "^(CUDA context|.*exact k-NN stage)" "$OUT/bench.log" 2>/dev/null
 printf '%s\n' "${summary[@]}"

@@ -75,16 +75,20 @@ const CANDIDATES = [
 
 let addon: NativeAddon | undefined;
 
-/** Loads the addon once; throws an error that says how to build it when it is missing. */
-export function loadAddon(): NativeAddon {
-  if (addon) return addon;
+/** The addon's file (without loading it); throws an error that says how to build it when it is missing. */
+export function addonFile(): string {
   const file = CANDIDATES.find((p) => existsSync(p));
   if (!file) {
     throw new Error(
       `native addon not found (looked in ${CANDIDATES.join(', ')}): run scripts/setup.sh or npm run build:native`,
     );
   }
-  addon = createRequire(import.meta.url)(file) as NativeAddon;
+  return file;
+}
+
+/** Loads the addon once. */
+export function loadAddon(): NativeAddon {
+  addon ??= createRequire(import.meta.url)(addonFile()) as NativeAddon;
   return addon;
 }
 
