@@ -3,7 +3,7 @@
 import os from 'node:os';
 
 import type { DataType, SpaceType, VectorArray, VectorSet } from '../vectors/types.js';
-import { nativeBuild, type NativeBuildOptions } from './native.js';
+import { nativeBuild, nativeOptionsFor } from './native.js';
 import type { BuildParams, BuildProgress, BuiltGraph, GraphBuilder } from './types.js';
 
 /** A build request the builders cannot run as given; `message` says which value and why. */
@@ -100,22 +100,11 @@ export class CpuBuilder implements GraphBuilder {
     checkVectors(vectors);
     checkBuildParams(params);
     checkSpaceFitsData(vectors.dataType, params.spaceType);
-    return nativeBuild('cpu', this.nativeOptions(vectors, params), onProgress);
-  }
-
-  private nativeOptions(vectors: VectorSet, params: BuildParams): NativeBuildOptions {
-    return {
-      dataType: vectors.dataType,
-      metric: params.spaceType,
-      dimension: vectors.dimension,
-      chunks: vectors.chunks,
-      m: params.m,
-      efConstruction: params.efConstruction,
-      efSearch: params.efSearch,
-      hierarchical: params.hierarchical,
-      threads: this.threads(params),
-      ...(this.defaults.seed !== undefined ? { seed: this.defaults.seed } : {}),
-    };
+    return nativeBuild(
+      'cpu',
+      nativeOptionsFor(vectors, params, this.threads(params), this.defaults.seed),
+      onProgress,
+    );
   }
 
   private threads(params: BuildParams): number {

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
-import { type GpuInfo, addonFile } from './native.js';
+import { type GpuInfo, addonFile, noGpu } from './native.js';
 
 /** gpuInfo(device) measured in a child process; never throws. */
 export async function probeGpu(device = 0): Promise<GpuInfo> {
@@ -13,14 +13,6 @@ export async function probeGpu(device = 0): Promise<GpuInfo> {
     const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { timeout: 60_000 });
     return JSON.parse(stdout) as GpuInfo;
   } catch (e) {
-    return {
-      compiled: false,
-      deviceCount: 0,
-      name: '',
-      totalBytes: 0,
-      freeBytes: 0,
-      computeCapability: '0.0',
-      error: `GPU probe failed: ${(e as Error).message.split('\n')[0]}`,
-    };
+    return noGpu(`GPU probe failed: ${(e as Error).message.split('\n')[0]}`);
   }
 }

@@ -2,7 +2,7 @@
 // owns validation and defaults (the sharp pattern); the addon gets one complete options object, runs the build
 // off the JS thread and hands back the graph in Faiss's HNSW layout.
 import { BuildInputError, checkBuildParams, checkSpaceFitsData, checkVectors } from './cpu.js';
-import { nativeBuild, type NativeBuildOptions } from './native.js';
+import { nativeBuild, nativeOptionsFor, type NativeBuildOptions } from './native.js';
 import type { BuildParams, BuildProgress, BuiltGraph, GpuBuildOptions, GraphBuilder } from './types.js';
 import type { VectorSet } from '../vectors/types.js';
 
@@ -97,18 +97,6 @@ export class GpuBuilder implements GraphBuilder {
     gpu: Required<GpuBuildOptions>,
   ): NativeBuildOptions {
     const threads = params.threads || this.defaults.threads || 0;
-    return {
-      dataType: vectors.dataType,
-      metric: params.spaceType,
-      dimension: vectors.dimension,
-      chunks: vectors.chunks,
-      m: params.m,
-      efConstruction: params.efConstruction,
-      efSearch: params.efSearch,
-      hierarchical: params.hierarchical,
-      threads,
-      ...(this.defaults.seed !== undefined ? { seed: this.defaults.seed } : {}),
-      gpu,
-    };
+    return { ...nativeOptionsFor(vectors, params, threads, this.defaults.seed), gpu };
   }
 }

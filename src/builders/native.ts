@@ -5,8 +5,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 
 import type { HnswGraph } from '../faiss-format/hnsw-graph.js';
-import type { DataType, SpaceType, VectorArray } from '../vectors/types.js';
-import type { BuilderKind, BuiltGraph } from './types.js';
+import type { DataType, SpaceType, VectorArray, VectorSet } from '../vectors/types.js';
+import type { BuilderKind, BuildParams, BuiltGraph } from './types.js';
 
 /** The options object the addon's build() takes (checked again natively). */
 export interface NativeBuildOptions {
@@ -116,14 +116,40 @@ export function gpuInfo(device = 0): GpuInfo {
   try {
     return loadAddon().gpuInfo(device);
   } catch (e) {
-    return {
-      compiled: false,
-      deviceCount: 0,
-      name: '',
-      totalBytes: 0,
-      freeBytes: 0,
-      computeCapability: '0.0',
-      error: (e as Error).message,
-    };
+    return noGpu((e as Error).message);
   }
+}
+
+/** GpuInfo for "no usable GPU", with the reason. */
+export function noGpu(error: string): GpuInfo {
+  return {
+    compiled: false,
+    deviceCount: 0,
+    name: '',
+    totalBytes: 0,
+    freeBytes: 0,
+    computeCapability: '0.0',
+    error,
+  };
+}
+
+/** The options every build passes, from the vectors and the build's parameters. */
+export function nativeOptionsFor(
+  vectors: VectorSet,
+  params: BuildParams,
+  threads: number,
+  seed: number | undefined,
+): NativeBuildOptions {
+  return {
+    dataType: vectors.dataType,
+    metric: params.spaceType,
+    dimension: vectors.dimension,
+    chunks: vectors.chunks,
+    m: params.m,
+    efConstruction: params.efConstruction,
+    efSearch: params.efSearch,
+    hierarchical: params.hierarchical,
+    threads,
+    ...(seed !== undefined ? { seed } : {}),
+  };
 }
