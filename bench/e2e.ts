@@ -23,6 +23,7 @@ import { createProcessBuild } from '../src/pipeline/process-build.js';
 import type { JobResult } from '../src/pipeline/run-job.js';
 import { workerConfigFrom } from '../src/pipeline/worker-config.js';
 import { createService } from '../src/service.js';
+import { usableGpuCount } from '../src/builders/choose.js';
 import { probeGpu } from '../src/builders/gpu-probe.js';
 import { KnnClient } from '../test/helpers/knn-client.js';
 import { runningS3TestServer, startS3TestServer, stopS3TestServer } from '../test/helpers/s3-server.js';
@@ -64,11 +65,7 @@ const settings = loadSettings({
   HOST: '127.0.0.1',
   CPU_MEMORY_LIMIT: '20',
 });
-const gpuInfo = await probeGpu(0);
-const gpu =
-  gpuInfo.compiled && gpuInfo.deviceCount > 0
-    ? { deviceCount: gpuInfo.deviceCount, deviceBytes: gpuInfo.totalBytes, unavailableReason: null }
-    : { deviceCount: 0, deviceBytes: 0, unavailableReason: gpuInfo.error ?? 'no GPU' };
+const gpu = await probeGpu(0);
 const config = workerConfigFrom(settings);
 config.storage = {
   kind: 's3',
@@ -83,7 +80,7 @@ const service = await createService({
   log: createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() })),
   build: createProcessBuild({ config, onResult: (ctx, r) => results.set(ctx.id, r) }),
   plan: plannerFor(settings, gpu),
-  gpuDeviceCount: gpu.deviceCount,
+  gpuDeviceCount: usableGpuCount(gpu),
   version: 'bench',
 });
 await service.app.listen({ host: '127.0.0.1', port: 0 });

@@ -5,11 +5,13 @@ import path from 'node:path';
 
 import type { Logger } from 'pino';
 
+import { usableGpuCount } from './builders/choose.js';
 import { probeGpu } from './builders/gpu-probe.js';
+import { type GpuInfo, noGpu } from './builders/native.js';
 import { ConfigError, type Settings, loadSettings } from './config.js';
 import type { BuildFn } from './jobs/scheduler.js';
 import { createLogger } from './logger.js';
-import { type GpuCapacity, plannerFor } from './pipeline/plan.js';
+import { plannerFor } from './pipeline/plan.js';
 import { type Service, type ServiceOptions, createService } from './service.js';
 
 // The pinned AWS SDK warns once per process that later releases need Node 22; it is pinned for Node 20.
@@ -17,7 +19,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export interface RunOptions {
   /** Makes the function that runs one job (the pipeline), once settings and GPUs are known. */
-  buildFactory: (settings: Settings, log: Logger, gpu: GpuCapacity) => BuildFn;
+  buildFactory: (settings: Settings, log: Logger, gpu: GpuInfo) => BuildFn;
   plugins?: ServiceOptions['plugins'];
   env?: NodeJS.ProcessEnv;
 }
@@ -34,9 +36,11 @@ export async function run(o: RunOptions): Promise<Service> {
     process.exit(2);
   }
   const log = createLogger(settings.logLevel);
-  const gpu = await gpuCapacity(settings);
-  if (settings.builder === 'gpu' && gpu.deviceCount === 0) {
-    log.fatal({ reason: gpu.unavailableReason }, 'BUILDER=gpu but no usable GPU');
+  // Probed in a child process: the service itself never holds a CUDA context.
+  const gpu = settings.builder === 'cpu' ? noGpu('BUILDER=cpu') : await probeGpu(0);
+  const gpuCount = usableGpuCount(gpu);
+  if (settings.builder === 'gpu' && gpuCount === 0) {
+    log.fatal({ reason: gpu.error }, 'BUILDER=gpu but no usable GPU');
     process.exit(2);
   }
   const service = await createService({
@@ -44,7 +48,7 @@ export async function run(o: RunOptions): Promise<Service> {
     log,
     build: o.buildFactory(settings, log, gpu),
     plan: plannerFor(settings, gpu),
-    gpuDeviceCount: gpu.deviceCount,
+    gpuDeviceCount: gpuCount,
     version: VERSION,
     ...(o.plugins ? { plugins: o.plugins } : {}),
   });
@@ -54,8 +58,8 @@ export async function run(o: RunOptions): Promise<Service> {
       version: VERSION,
       address: service.app.server.address(),
       builder: settings.builder,
-      gpus: gpu.deviceCount,
-      gpu: gpu.unavailableReason ?? 'available',
+      gpus: gpuCount,
+      gpu: gpuCount > 0 ? `${gpu.name} (${(gpu.totalBytes / 2 ** 30).toFixed(0)} GiB)` : gpu.error,
       objectStore: settings.objectStore,
       objectStoreReason: settings.objectStoreReason,
       maxWorkers: settings.maxWorkers,
@@ -65,15 +69,6 @@ export async function run(o: RunOptions): Promise<Service> {
   );
   handleSignals(service, log);
   return service;
-}
-
-async function gpuCapacity(settings: Settings): Promise<GpuCapacity> {
-  if (settings.builder === 'cpu') return { deviceCount: 0, deviceBytes: 0, unavailableReason: 'BUILDER=cpu' };
-  const info = await probeGpu(0);
-  if (!info.compiled || info.deviceCount === 0) {
-    return { deviceCount: 0, deviceBytes: 0, unavailableReason: info.error ?? 'no GPU device found' };
-  }
-  return { deviceCount: info.deviceCount, deviceBytes: info.totalBytes, unavailableReason: null };
 }
 
 // First signal: drain gracefully and exit 0. A second one: exit at once (an operator insisting).

@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 import { LIMITS, type BuildRequest } from '../api/schemas.js';
 import { CpuBuilder } from '../builders/cpu.js';
 import { GpuBuilder } from '../builders/gpu.js';
-import { gpuInfo } from '../builders/native.js';
+import { chooseBuilder } from '../builders/choose.js';
+import { gpuInfo, noGpu } from '../builders/native.js';
 import type { BuilderKind, GraphBuilder } from '../builders/types.js';
 import { formatPolicy, FORMAT_POLICY_NAMES } from '../faiss-format/policy.js';
 import { createObjectStore } from '../storage/index.js';
@@ -117,7 +118,18 @@ export async function buildCommand(argv: string[]): Promise<number> {
     skip_stored_vectors: values['skip-stored-vectors'],
   };
   const threads = int('--threads', values.threads, 0, 4096);
-  const builder = chooseCliBuilder(oneOf('--builder', values.builder, ['auto', 'gpu', 'cpu'] as const));
+  const setting = oneOf('--builder', values.builder, ['auto', 'gpu', 'cpu'] as const);
+  const { kind: builder, reason } = chooseBuilder(
+    setting,
+    setting === 'cpu' ? noGpu('--builder cpu') : gpuInfo(0),
+    {
+      count,
+      dimension: request.dimension,
+      dataType,
+      params: { m: request.index_parameters.algorithm_parameters.m },
+    },
+  );
+  process.stderr.write(`builder: ${builder} (${reason})\n`);
   const builders: Record<BuilderKind, GraphBuilder> = {
     cpu: new CpuBuilder({ threads }),
     gpu: new GpuBuilder({ threads }),
@@ -144,15 +156,6 @@ export async function buildCommand(argv: string[]): Promise<number> {
   } finally {
     await Promise.all([...storeCache.values()].map((s) => s.close()));
   }
-}
-
-function chooseCliBuilder(choice: 'auto' | 'gpu' | 'cpu'): BuilderKind {
-  if (choice === 'cpu') return 'cpu';
-  const info = gpuInfo(0);
-  const usable = info.compiled && info.deviceCount > 0;
-  if (choice === 'gpu' && !usable)
-    throw new UsageError(`--builder gpu but no usable GPU: ${info.error ?? 'no device'}`);
-  return usable ? 'gpu' : 'cpu';
 }
 
 function s3FromEnv() {

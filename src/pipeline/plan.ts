@@ -4,29 +4,20 @@ import type { BuildRequest } from '../api/schemas.js';
 import type { BuilderChoice, Settings } from '../config.js';
 import { JobRefusedError } from '../jobs/errors.js';
 import type { JobPlan } from '../jobs/job.js';
-import { estimateGpuBytes } from '../builders/choose.js';
+import { estimateGpuBytes, gpuProblem as gpuBuildProblem } from '../builders/choose.js';
+import type { GpuInfo } from '../builders/native.js';
 import { resolveGpuOptions } from '../builders/gpu.js';
 import type { GpuBuildOptions } from '../builders/types.js';
 import { bytesPerVector } from '../vectors/types.js';
 
-export interface GpuCapacity {
-  /** Devices the GPU builder can use (0 = none). */
-  deviceCount: number;
-  /** Memory of the smallest device, in bytes. */
-  deviceBytes: number;
-  /** Why there is no usable GPU, for logs. */
-  unavailableReason: string | null;
-}
-
 export interface PlannerOptions {
   builder: BuilderChoice;
-  gpu: GpuCapacity;
+  /** What the GPU probe found (src/builders/gpu-probe.ts). */
+  gpu: GpuInfo;
   gpuMemoryLimitBytes: number;
   cpuMemoryLimitBytes: number;
-  /** GPU device memory a build needs (from the GPU builder's own estimate). */
-  estimateGpuBytes: (request: BuildRequest) => number;
-  /** The GPU graph degree setting (0 = the builder's default), for the host estimate. */
-  gpuGraphDegree?: number;
+  /** The GPU builder settings (degrees, k-NN algorithm); absent fields take the builder's defaults. */
+  gpuOptions: GpuBuildOptions;
 }
 
 const MIB = 2 ** 20;
@@ -50,29 +41,16 @@ export function estimateHostBytes(r: BuildRequest, builder: 'cpu' | 'gpu', gpuGr
   const vectors = n * bytesPerVector(r.data_type, r.dimension);
   const ids = 4 * n;
   // Level 0 holds 2*M slots: M = m on the CPU, half the GPU graph's degree on the GPU.
-  const fileM =
-    builder === 'gpu' ? Math.ceil(resolveGpuOptions(m, { graphDegree: gpuGraphDegree }).graphDegree / 2) : m;
+  const fileM = builder === 'gpu' ? gpuFileM(m, gpuGraphDegree) : m;
   const graph = n * 4 * graphSlotsPerNode(fileM) + 12 * n; // neighbours + levels + offsets
   const faissCopy = builder === 'cpu' && r.data_type !== 'binary' ? n * r.dimension * 4 : 0;
   return Math.ceil(vectors + ids + graph + faissCopy + WORKER_OVERHEAD_BYTES);
 }
 
-/** Device bytes a GPU build of this request needs (the GPU builder's own estimate, src/builders/choose.ts). */
-export function gpuBytesFor(gpu: GpuBuildOptions = {}): (r: BuildRequest) => number {
-  return (r) =>
-    estimateGpuBytes(r.doc_count, r.dimension, r.data_type, {
-      m: r.index_parameters.algorithm_parameters.m,
-      ...(gpu.intermediateDegree ? { intermediateDegree: gpu.intermediateDegree } : {}),
-      ...(gpu.graphDegree ? { graphDegree: gpu.graphDegree } : {}),
-      ...(gpu.knnAlgorithm ? { knnAlgorithm: gpu.knnAlgorithm } : {}),
-    });
-}
-
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
 
 export function createPlanner(o: PlannerOptions) {
-  const deviceLimit =
-    o.gpu.deviceCount > 0 ? Math.min(o.gpuMemoryLimitBytes, o.gpu.deviceBytes) : o.gpuMemoryLimitBytes;
+  const graphDegree = o.gpuOptions.graphDegree ?? 0;
 
   return function plan(r: BuildRequest): JobPlan {
     const m = r.index_parameters.algorithm_parameters.m;
@@ -80,23 +58,30 @@ export function createPlanner(o: PlannerOptions) {
       r.doc_count * graphSlotsPerNode(fileM) > MAX_GRAPH_SLOTS
         ? `doc_count ${r.doc_count} with m ${m} needs more than 2^32 graph slots (split the segment or lower m)`
         : null;
+    const hostProblem = (bytes: number) =>
+      bytes > o.cpuMemoryLimitBytes
+        ? `needs ${gib(bytes)} of host memory, over CPU_MEMORY_LIMIT ${gib(o.cpuMemoryLimitBytes)}`
+        : null;
+    const gpuParams = {
+      m,
+      ...(o.gpuOptions.intermediateDegree ? { intermediateDegree: o.gpuOptions.intermediateDegree } : {}),
+      ...(graphDegree ? { graphDegree } : {}),
+      ...(o.gpuOptions.knnAlgorithm ? { knnAlgorithm: o.gpuOptions.knnAlgorithm } : {}),
+    };
     const cpuHost = estimateHostBytes(r, 'cpu');
-    const gpuHost = estimateHostBytes(r, 'gpu', o.gpuGraphDegree ?? 0);
-    const gpuBytes = o.estimateGpuBytes(r);
+    const gpuHost = estimateHostBytes(r, 'gpu', graphDegree);
+    const gpuBytes = estimateGpuBytes(r.doc_count, r.dimension, r.data_type, gpuParams);
     const gpuProblem =
-      tooManySlots(2 * m) ??
-      (o.gpu.deviceCount === 0
-        ? (o.gpu.unavailableReason ?? 'no GPU')
-        : gpuBytes > deviceLimit
-          ? `needs ${gib(gpuBytes)} of GPU memory, over the limit of ${gib(deviceLimit)} (GPU_MEMORY_LIMIT or device size)`
-          : gpuHost > o.cpuMemoryLimitBytes
-            ? `needs ${gib(gpuHost)} of host memory, over CPU_MEMORY_LIMIT ${gib(o.cpuMemoryLimitBytes)}`
-            : null);
-    const cpuProblem =
-      tooManySlots(m) ??
-      (cpuHost > o.cpuMemoryLimitBytes
-        ? `needs ${gib(cpuHost)} of host memory, over CPU_MEMORY_LIMIT ${gib(o.cpuMemoryLimitBytes)}`
-        : null);
+      tooManySlots(gpuFileM(m, graphDegree)) ??
+      gpuBuildProblem(o.gpu, {
+        count: r.doc_count,
+        dimension: r.dimension,
+        dataType: r.data_type,
+        params: gpuParams,
+        memoryLimitBytes: o.gpuMemoryLimitBytes,
+      }) ??
+      hostProblem(gpuHost);
+    const cpuProblem = tooManySlots(m) ?? hostProblem(cpuHost);
 
     const useGpu = (reason: string): JobPlan => ({ builder: 'gpu', hostBytes: gpuHost, gpuBytes, reason });
     const useCpu = (reason: string): JobPlan => ({ builder: 'cpu', hostBytes: cpuHost, gpuBytes: 0, reason });
@@ -121,14 +106,18 @@ export function createPlanner(o: PlannerOptions) {
   };
 }
 
-/** The planner the service uses, from its settings and the GPUs it found. */
-export function plannerFor(settings: Settings, gpu: GpuCapacity) {
+/** The Faiss M of a GPU graph: half its degree (level 0 holds 2*M slots). */
+function gpuFileM(m: number, graphDegree: number): number {
+  return Math.ceil(resolveGpuOptions(m, { graphDegree }).graphDegree / 2);
+}
+
+/** The planner the service uses, from its settings and what the GPU probe found. */
+export function plannerFor(settings: Settings, gpu: GpuInfo) {
   return createPlanner({
     builder: settings.builder,
     gpu,
     gpuMemoryLimitBytes: settings.gpuMemoryLimitBytes,
     cpuMemoryLimitBytes: settings.cpuMemoryLimitBytes,
-    estimateGpuBytes: gpuBytesFor(settings.gpu),
-    gpuGraphDegree: settings.gpu.graphDegree,
+    gpuOptions: settings.gpu,
   });
 }

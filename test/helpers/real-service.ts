@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 
 import { type Settings, loadSettings } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
+import { noGpu } from '../../src/builders/native.js';
 import { plannerFor } from '../../src/pipeline/plan.js';
 import { createProcessBuild } from '../../src/pipeline/process-build.js';
 import { workerConfigFrom } from '../../src/pipeline/worker-config.js';
@@ -40,11 +41,7 @@ export async function startRealService(
     settings,
     log,
     build: createProcessBuild({ config }),
-    plan: plannerFor(settings, {
-      deviceCount: 0,
-      deviceBytes: 0,
-      unavailableReason: 'integration tests use the CPU builder',
-    }),
+    plan: plannerFor(settings, noGpu('integration tests use the CPU builder')),
     gpuDeviceCount: 0,
     version: 'test',
   });

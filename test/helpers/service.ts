@@ -5,6 +5,7 @@ import type { BuildRequest } from '../../src/api/schemas.js';
 import { type Settings, loadSettings } from '../../src/config.js';
 import type { BuildContext, BuildOutcome } from '../../src/jobs/scheduler.js';
 import { createLogger } from '../../src/logger.js';
+import { type GpuInfo, noGpu } from '../../src/builders/native.js';
 import { plannerFor } from '../../src/pipeline/plan.js';
 import { type Service, type ServiceOptions, createService } from '../../src/service.js';
 
@@ -101,11 +102,7 @@ export async function startTestService(
     settings,
     log,
     build: builds.build,
-    plan: plannerFor(settings, {
-      deviceCount: gpuDeviceCount,
-      deviceBytes: 80 * 2 ** 30,
-      unavailableReason: gpuDeviceCount ? null : 'test: no GPU',
-    }),
+    plan: plannerFor(settings, gpuDeviceCount ? testGpu(gpuDeviceCount) : noGpu('test: no GPU')),
     gpuDeviceCount,
     version: 'test',
     plugins,
@@ -128,4 +125,18 @@ export async function startTestService(
 
 export function requestOf(ctx: BuildContext): BuildRequest {
   return ctx.request;
+}
+
+/** What the GPU probe reports for `count` 80 GiB devices (for admission tests on machines without one). */
+export function testGpu(count: number): GpuInfo {
+  const totalBytes = 80 * 2 ** 30;
+  return {
+    compiled: true,
+    deviceCount: count,
+    name: 'test GPU',
+    totalBytes,
+    freeBytes: totalBytes,
+    computeCapability: '9.0',
+    error: null,
+  };
 }
