@@ -3,7 +3,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'build/', 'bench/results/', '.venv*/', '.gpu-pack/', '.tmp/', '.whl/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'build/',
+      'bench/results/',
+      '.venv*/',
+      '.gpu-pack/',
+      '.tmp/',
+      '.whl/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
