@@ -7,7 +7,6 @@ import { PassThrough, Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createObjectStore, isStorageError } from '../../src/storage/index.js';
-import type { StorageErrorCode } from '../../src/storage/index.js';
 import type { StorageSettings } from '../../src/storage/settings.js';
 import type { ObjectStore } from '../../src/storage/types.js';
 import {
@@ -20,7 +19,7 @@ import {
   s3Unavailable,
   testS3Client,
 } from '../helpers/s3.js';
-import { halfOfEachWord, halved, joined, pattern } from './fixtures.js';
+import { failure, halfOfEachWord, halved, joined, pattern } from './fixtures.js';
 
 const MiB = 2 ** 20;
 
@@ -94,15 +93,6 @@ function pieces(data: Buffer): Readable {
     at += n;
   }
   return Readable.from(out);
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error & { code?: StorageErrorCode }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error & { code?: StorageErrorCode };
-  }
-  throw new Error('expected a failure');
 }
 
 const stores: [string, () => Promise<Fixture>, string | undefined][] = [

@@ -1,4 +1,5 @@
 // Test data shared by the storage tests.
+import type { StorageErrorCode } from '../../src/storage/errors.js';
 import type { PartTransform } from '../../src/storage/types.js';
 
 /** Deterministic bytes that differ at every offset of a part (so a misplaced byte shows). */
@@ -38,4 +39,14 @@ export function halved(input: Uint8Array): Buffer {
 /** The bytes of a blob's chunks, in order. */
 export function joined(chunks: readonly Uint8Array[]): Buffer {
   return Buffer.concat(chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)));
+}
+
+/** The error `promise` rejects with; fails the test when it resolves. */
+export async function failure(promise: Promise<unknown>): Promise<Error & { code?: StorageErrorCode }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error & { code?: StorageErrorCode };
+  }
+  throw new Error('expected a failure');
 }

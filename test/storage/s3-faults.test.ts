@@ -23,7 +23,7 @@ import {
   s3Unavailable,
   testS3Client,
 } from '../helpers/s3.js';
-import { halfOfEachWord, halved, joined, pattern } from './fixtures.js';
+import { failure, halfOfEachWord, halved, joined, pattern } from './fixtures.js';
 
 const MiB = 2 ** 20;
 const PART = 64 * 1024;
@@ -40,15 +40,6 @@ const FAST: Partial<StorageSettings> = {
   idleTimeoutMs: IDLE_MS,
   connectTimeoutMs: 1_000,
 };
-
-async function failure(promise: Promise<unknown>): Promise<Error & { code?: StorageErrorCode }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error & { code?: StorageErrorCode };
-  }
-  throw new Error('expected a failure');
-}
 
 const skipped = s3Unavailable(); // says why in the suite's name when skipped
 describe.skipIf(skipped !== undefined)(

@@ -7,7 +7,6 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { crc32ToBase64 } from '../../src/storage/crc32.js';
 import { createObjectStore } from '../../src/storage/index.js';
-import type { StorageErrorCode } from '../../src/storage/index.js';
 import type { StorageSettings } from '../../src/storage/settings.js';
 import type { ObjectStore } from '../../src/storage/types.js';
 import { FaultProxy, on } from '../helpers/fault-proxy.js';
@@ -22,18 +21,9 @@ import {
   s3Unavailable,
   testS3Client,
 } from '../helpers/s3.js';
-import { joined, pattern } from './fixtures.js';
+import { failure, joined, pattern } from './fixtures.js';
 
 const MiB = 2 ** 20;
-
-async function failure(promise: Promise<unknown>): Promise<Error & { code?: StorageErrorCode }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error & { code?: StorageErrorCode };
-  }
-  throw new Error('expected a failure');
-}
 
 const skipped = s3Unavailable(); // says why in the suite's name when skipped
 describe.skipIf(skipped !== undefined)(skipped ? `S3 store (skipped: ${skipped})` : 'S3 store', () => {
