@@ -7,16 +7,14 @@ import type { BuildParams, BuiltGraph } from '../../src/builders/types.js';
 import type { VectorSet } from '../../src/vectors/types.js';
 import { assertValidGraph, reachableFraction, searchGraph } from '../helpers/graph-check.js';
 import {
+  asStored,
   clusteredBinary,
   clusteredFloat,
   distanceFunction,
   exactKnn,
-  fromFloat16Array,
   normalizeRows,
   recallAtK,
   splitRows,
-  toFloat16Array,
-  toInt8,
   type VectorTable,
 } from '../helpers/synthetic.js';
 
@@ -42,14 +40,8 @@ interface Case {
 function floatCase(space: 'l2' | 'innerproduct', dataType: 'float' | 'half_float' | 'byte'): Case {
   let all = clusteredFloat({ count: N + QUERIES, dimension: D, seed: 7 });
   if (space === 'innerproduct') all = normalizeRows(all, D);
-  const stored = dataType === 'float' ? all : dataType === 'half_float' ? toFloat16Array(all) : toInt8(all);
   // Recall is measured on what the index holds: the exact float values of fp16 / int8 vectors.
-  const held =
-    stored instanceof Uint16Array
-      ? fromFloat16Array(stored)
-      : stored instanceof Int8Array
-        ? Float32Array.from(stored)
-        : stored;
+  const { stored, held } = asStored(all, dataType);
   const [chunk] = splitRows(stored, D, N);
   const [base, queries] = splitRows(held, D, N);
   return {

@@ -17,16 +17,14 @@ import {
   searchGraph,
 } from '../helpers/graph-check.js';
 import {
+  asStored,
   clusteredBinary,
   clusteredFloat,
   distanceFunction,
   exactKnn,
-  fromFloat16Array,
   normalizeRows,
   recallAtK,
   splitRows,
-  toFloat16Array,
-  toInt8,
   uniform,
   type VectorTable,
 } from '../helpers/synthetic.js';
@@ -78,13 +76,8 @@ function data(
     ...(clusterSpread !== undefined ? { clusterSpread } : {}),
   });
   if (space === 'innerproduct') all = normalizeRows(all, d);
-  const stored = dataType === 'float' ? all : dataType === 'half_float' ? toFloat16Array(all) : toInt8(all);
-  const held =
-    stored instanceof Uint16Array
-      ? fromFloat16Array(stored)
-      : stored instanceof Int8Array
-        ? Float32Array.from(stored)
-        : stored;
+  // Recall is measured on what the index holds: the exact float values of fp16 / int8 vectors.
+  const { stored, held } = asStored(all, dataType);
   const [chunk] = splitRows(stored, d, n);
   const [base, queries] = splitRows(held, d, n);
   // Two chunks, to exercise the upload across chunk boundaries.

@@ -238,3 +238,22 @@ export function recallAtK(
   });
   return hits / (found.length * k);
 }
+
+/**
+ * Float data as a builder receives it for `dataType` (fp32, fp16 bits or int8), and the exact float values the
+ * index then holds (recall is measured against those).
+ */
+export function asStored(
+  all: Float32Array,
+  dataType: 'float' | 'half_float' | 'byte',
+): { stored: Float32Array | Uint16Array | Int8Array; held: Float32Array } {
+  if (dataType === 'half_float') {
+    const stored = toFloat16Array(all);
+    return { stored, held: fromFloat16Array(stored) };
+  }
+  if (dataType === 'byte') {
+    const stored = toInt8(all);
+    return { stored, held: Float32Array.from(stored) };
+  }
+  return { stored: all, held: all };
+}
