@@ -12,18 +12,10 @@ import type { FaissIndexInput } from '../../src/faiss-format/validate.js';
 import { writeFaissIndex } from '../../src/faiss-format/writer.js';
 import { float16BitsToFloat32, float32ToFloat16 } from '../../src/vectors/fp16.js';
 import type { DataType, SpaceType, VectorArray, VectorSet } from '../../src/vectors/types.js';
+import { uniform } from './synthetic.js';
 
-/** Seeded uniform numbers in [0, 1) (mulberry32). */
-export function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform numbers in [0, 1) (the one generator of test/helpers/synthetic.ts). */
+export const random = uniform;
 
 export interface TestData {
   readonly vectors: VectorSet;
