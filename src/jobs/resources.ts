@@ -20,10 +20,6 @@ class FifoBudget {
     return this.used;
   }
 
-  get waiting(): number {
-    return this.waiters.length;
-  }
-
   /** Waits until `amount` is free (amount must not exceed capacity: admission checks that). */
   acquire(amount: number, signal?: AbortSignal): Promise<Release> {
     if (amount > this.capacity) {

@@ -63,17 +63,9 @@ export class JobScheduler extends EventEmitter {
     this.now = o.now ?? Date.now;
   }
 
-  get isDraining(): boolean {
-    return this.draining;
-  }
-
   /** Jobs admitted but not yet started (waiting for a worker or for memory). */
   get queuedCount(): number {
     return this.o.store.unfinished().filter((j) => j.phase === 'queued').length;
-  }
-
-  get runningCount(): number {
-    return this.o.store.unfinished().filter((j) => j.phase !== 'queued').length;
   }
 
   /** Admits a build, or answers with the job that already exists for it. Throws JobRefusedError. */

@@ -1,7 +1,6 @@
 // The real service on loopback with a build double whose jobs the test finishes by hand.
 import { Writable } from 'node:stream';
 
-import type { BuildRequest } from '../../src/api/schemas.js';
 import { type Settings, loadSettings } from '../../src/config.js';
 import type { BuildContext, BuildOutcome } from '../../src/jobs/scheduler.js';
 import { createLogger } from '../../src/logger.js';
@@ -121,10 +120,6 @@ export async function startTestService(
       await service.app.close();
     },
   };
-}
-
-export function requestOf(ctx: BuildContext): BuildRequest {
-  return ctx.request;
 }
 
 /** What the GPU probe reports for `count` 80 GiB devices (for admission tests on machines without one). */
