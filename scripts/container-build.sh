@@ -5,7 +5,8 @@
 #                                         downloaded; needs a registry and the internet (docker or podman)
 #   scripts/container-build.sh --local    test images on a machine without a registry (CI, ../shared/CONTAINERS.md):
 #                                         a Debian 12 base made here with debootstrap (kept as localhost/debian:bookworm),
-#                                         the host's Node 20, Debian's cmake, the CPU builder; podman only
+#                                         the project's Node 24 (scripts/node-env.sh: .node/bin when the machine's
+#                                         node is older), Debian's cmake, the CPU builder; podman only
 #
 # Prints the runtime image's name on its last line of stdout. Environment:
 #   CONTAINER_ENGINE  podman or docker (default: podman when present, else docker)
@@ -16,7 +17,7 @@
 #   BUILD_CA_FILE     extra CA certificates for TLS during the build (with --local: the host's CA bundle)
 #   KNN_CONTAINER_CACHE  folder for the local base's root file system and the Node copy (default
 #                     /var/tmp/knn-container-cache)
-# Any further arguments are passed to both builds (e.g. --build-arg NODE_VERSION=20.19.5, --no-cache).
+# Any further arguments are passed to both builds (e.g. --build-arg NODE_VERSION=24.22.3, --no-cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[container-build] %s\n' "$*" >&2; }
@@ -57,11 +58,15 @@ EOF
   rm -rf "$root"
 }
 
-# Lays out the host's Node (20.x) like the official tarball: bin/node, lib/node_modules/npm.
+# Lays out the project's Node (24.x, scripts/node-env.sh) and the host's npm like the official tarball: bin/node,
+# lib/node_modules/npm.
 host_node_dist() {
-  local dist="$cache/node-dist" node npm_dir
-  node=$(readlink -f "$(command -v node)") || die "node not found on this machine"
-  "$node" --version | grep -q '^v20\.' || die "the host's node is $("$node" --version), the image needs Node 20"
+  local dist node npm_dir
+  # shellcheck source=scripts/node-env.sh
+  . scripts/node-env.sh
+  node=$(readlink -f "$(command -v node)")
+  "$node" --version | grep -q '^v24\.' || die "the project's node is $("$node" --version), the image needs Node 24"
+  dist="$cache/node-dist-$("$node" --version)"
   npm_dir=$(npm root -g)/npm
   [ -f "$npm_dir/bin/npm-cli.js" ] || die "npm not found at $npm_dir"
   mkdir -p "$dist/bin" "$dist/lib/node_modules"

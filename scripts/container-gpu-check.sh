@@ -15,7 +15,7 @@ kit=.tmp/gpu-container-check
 
 if [ "${1:-}" = --prepare ]; then
   set -e
-  [ -s .gpu-pack/node.xz ] || ../shared/gpu/pack.sh .gpu-pack
+  bash scripts/gpu-pack.sh
   mkdir -p "$kit/lib"
   if [ ! -s "$kit/cmake-4.4.3.tar.xz" ]; then
     tmp=$(mktemp -d)

@@ -2,7 +2,7 @@
 # The container test, as CI can run it on a Debian 12 machine without a registry or a GPU (../shared/CONTAINERS.md):
 #   1. installs podman, runc and debootstrap (apt) and the host's test set-up (scripts/setup.sh --test);
 #   2. builds the API image through Dockerfile.base (scripts/container-build.sh --local: a debootstrap'd Debian base,
-#      the host's Node 20, the CPU builder); images stay cached in podman's store between runs;
+#      the project's Node 24, the CPU builder); images stay cached in podman's store between runs;
 #   3. starts the S3 test server on loopback (or uses the one named by S3_TEST_DIR / S3_TEST_ENDPOINT);
 #   4. runs the image with host networking on a free loopback port, configured for that S3 server;
 #   5. runs test/container/ and test/integration/knn-faithful.test.ts against it (KNN_SERVICE_URL);
@@ -53,6 +53,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 fi
 [ "${CONTAINER_TEST_SKIP_SETUP:-0}" = 1 ] || bash scripts/setup.sh --test
+# The tests below run on the project's Node 24, as the image does.
+# shellcheck source=scripts/node-env.sh
+. scripts/node-env.sh
 phase "tools and host set-up"
 
 # --- 2. images

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares, on a development machine, what the GPU machine lacks (it has no Node.js, no npm, no network), in ignored
 # folders that travel with the tree (name them in the device tool's `carry`):
-#   .gpu-pack/         node + Debian's libfaiss-dev (../shared/gpu/pack.sh)
+#   .gpu-pack/         the project's Node 24 + Debian's libfaiss-dev (scripts/gpu-pack.sh)
 #   build/gpu-bundle/  the GPU tests (test/gpu/run.ts), the service and its smoke test (src/main.ts, src/pipeline/
 #                      worker.ts, test/gpu/service-smoke.ts) and the benchmark (bench/gpu-build.ts) bundled by esbuild,
 #                      with bench/gpu/*.py beside the benchmark; the .node addon stays external (built there)
@@ -9,13 +9,15 @@
 # plus node_modules/node-addon-api and node_modules/node-api-headers (headers for the addon build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -s .gpu-pack/node.xz ] && ls .gpu-pack/libfaiss-dev_*.deb >/dev/null 2>&1 || ../shared/gpu/pack.sh .gpu-pack
+bash scripts/gpu-pack.sh
+# shellcheck source=scripts/node-env.sh
+. scripts/node-env.sh
 rm -rf build/gpu-bundle
 mkdir -p build/gpu-bundle/bench/gpu .whl
 npx esbuild test/gpu/run.ts test/gpu/service-smoke.ts bench/gpu-build.ts --bundle --platform=node --format=esm \
-  --target=node20 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs --log-level=warning
+  --target=node24 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs --log-level=warning
 # The service itself (main + the job worker, side by side as process-build.ts expects), for the `service` step.
-npx esbuild src/main.ts src/pipeline/worker.ts --bundle --platform=node --format=esm --target=node20 \
+npx esbuild src/main.ts src/pipeline/worker.ts --bundle --platform=node --format=esm --target=node24 \
   --outdir=build/gpu-bundle/service --entry-names='[name]' --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > build/gpu-bundle/service/package.json

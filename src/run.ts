@@ -14,9 +14,6 @@ import { createLogger } from './logger.js';
 import { plannerFor } from './pipeline/plan.js';
 import { type Service, type ServiceOptions, createService } from './service.js';
 
-// The pinned AWS SDK warns once per process that later releases need Node 22; it is pinned for Node 20.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 export interface RunOptions {
   /** Makes the function that runs one job (the pipeline), once settings and GPUs are known. */
   buildFactory: (settings: Settings, log: Logger, gpu: GpuInfo) => BuildFn;

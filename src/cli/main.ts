@@ -2,9 +2,6 @@
 import { BUILD_USAGE, UsageError, buildCommand } from './build.js';
 import { inspectFaissFile } from './inspect.js';
 
-// The pinned AWS SDK warns once per process that later releases need Node 22; it is pinned for Node 20.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 const USAGE = `knn-build <command>
   build    build an index (knn-build build --help)
   inspect  print an index file's structure: knn-build inspect FILE [--json]

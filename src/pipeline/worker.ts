@@ -9,9 +9,6 @@ import { createObjectStore } from '../storage/index.js';
 import type { FromWorker, ToWorker } from './messages.js';
 import { ioForRequest, runJob } from './run-job.js';
 
-// The pinned AWS SDK warns once per process that later releases need Node 22; it is pinned for Node 20.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 const abort = new AbortController();
 let gpuGranted: ((device: number) => void) | undefined;
 
