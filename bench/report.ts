@@ -33,6 +33,7 @@ export function writeResults(name: string, results: unknown): string {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model,
     memGiB: os.totalmem() / 2 ** 30,
+    node: process.version,
   };
   writeFileSync(file, JSON.stringify({ name, date: new Date().toISOString(), machine, results }, null, 2));
   console.log(`\nresults: ${file}`);
