@@ -67,7 +67,8 @@ host_node_dist() {
   node=$(readlink -f "$(command -v node)")
   "$node" --version | grep -q '^v24\.' || die "the project's node is $("$node" --version), the image needs Node 24"
   dist="$cache/node-dist-$("$node" --version)"
-  npm_dir=$(npm root -g)/npm
+  # npm's own folder (npm root -g would name .node/lib, the pinned node's prefix).
+  npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
   [ -f "$npm_dir/bin/npm-cli.js" ] || die "npm not found at $npm_dir"
   mkdir -p "$dist/bin" "$dist/lib/node_modules"
   cmp -s "$node" "$dist/bin/node" || cp "$node" "$dist/bin/node"

@@ -4,7 +4,8 @@
 #   2. builds the API image through Dockerfile.base (scripts/container-build.sh --local: a debootstrap'd Debian base,
 #      the project's Node 24, the CPU builder); images stay cached in podman's store between runs;
 #   3. starts the S3 test server on loopback (or uses the one named by S3_TEST_DIR / S3_TEST_ENDPOINT);
-#   4. runs the image with host networking on a free loopback port, configured for that S3 server;
+#   4. runs the image with host networking on a free loopback port, configured for that S3 server, locked down as
+#      deploy/kubernetes runs it (read-only root file system, /tmp writable, no capabilities);
 #   5. runs test/container/ and test/integration/knn-faithful.test.ts against it (KNN_SERVICE_URL);
 #   6. stops it with SIGTERM (it must drain and exit 0) and removes it, also when anything fails.
 # Prints a timing table at the end. Arguments are passed to vitest instead of the default test files.
@@ -81,8 +82,11 @@ phase "S3 test server"
 # --- 4. the service in its container
 port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 # Podman logs harmless errors about systemd timers for the image's HEALTHCHECK (no systemd here): kept in a file.
+# Locked down as deploy/kubernetes runs it: read-only root file system with /tmp writable, no capabilities, no
+# privilege escalation.
 container=$(podman run -d --name "knn-container-test-$$" --network host \
   --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 \
+  --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
   -e HOST=127.0.0.1 -e PORT="$port" -e LOG_LEVEL=info \
   -e S3_ENDPOINT_URL="$S3_ENDPOINT_URL" -e AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
   -e AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" -e AWS_DEFAULT_REGION=us-east-1 \

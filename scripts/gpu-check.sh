@@ -26,6 +26,7 @@ run_step() {  # name, command...: runs with a log, records status and time
 build() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   nvcc --version | tail -1
+  echo "node $(node --version) (.gpu-pack, made by scripts/gpu-pack.sh)"
   cmake -S src/native -B build/native -G Ninja -DKNN_GPU=ON -DKNN_GPU_TESTS=ON \
     -DKNN_CUDA_ARCHS="${KNN_CUDA_ARCHS:-90}" -DCMAKE_JS_INC="$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" &&
     cmake --build build/native -j "$(nproc)" &&
