@@ -87,6 +87,25 @@ describe('the Node.js runtime', () => {
   const systemNode = ['/usr/bin/node', '/usr/local/bin/node'].find(
     (p) => existsSync(p) && major(spawnSync(p, ['--version'], { encoding: 'utf8' }).stdout) < 22,
   );
+  it.skipIf(!systemNode || !existsSync(pinnedNode))(
+    'bin/knn-build.js started by an older node runs itself on the pinned one (skipped without both)',
+    () => {
+      // Every node process started prints its version first: the old one, then the pinned one.
+      const printVersion = 'data:text/javascript,console.error(`node:${process.version}`)';
+      const r = spawnSync(systemNode!, [path.join(ROOT, 'bin/knn-build.js'), '--help'], {
+        env: { ...process.env, NODE_OPTIONS: `--import ${printVersion}` },
+        encoding: 'utf8',
+      });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain('knn-build <command>');
+      const versions = [...r.stderr.matchAll(/^node:(v\S+)$/gm)].map((m) => m[1]);
+      expect(versions).toEqual([
+        spawnSync(systemNode!, ['--version'], { encoding: 'utf8' }).stdout.trim(),
+        `v${pinned}`,
+      ]);
+    },
+  );
+
   it.skipIf(!systemNode)(
     'control: the probe sees that warning on a Node older than 22 (the machine node)',
     () => {
