@@ -36,6 +36,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     // Fastify's two lines per request are replaced by one (logRequest below).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: o.bodyLimitBytes,
+    // k-NN joins its endpoint setting and the path: an endpoint with a trailing slash gives //_build.
+    routerOptions: { ignoreDuplicateSlashes: true },
     // _status must keep answering while the service drains; the scheduler refuses new builds instead.
     return503OnClosing: false,
     ajv: {
@@ -78,7 +80,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
 const QUIET_PATHS = /^\/(_status\/|_heart_beat$|metrics$)/;
 
 async function logRequest(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const path = request.url.split('?')[0] ?? '';
+  const path = (request.url.split('?')[0] ?? '').replace(/\/{2,}/g, '/');
   const quiet = reply.statusCode < 400 && request.method === 'GET' && QUIET_PATHS.test(path);
   request.log[quiet ? 'debug' : 'info'](
     {

@@ -1,8 +1,17 @@
 // POST /_build: validate, admit (or find the existing job), answer {"job_id"}.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { TObject } from '@sinclair/typebox';
 
+import { clampHnswParameters } from '../builders/hnsw-params.js';
 import type { JobScheduler } from '../jobs/scheduler.js';
-import { BuildRequest, BuildResponse, ErrorResponse, ValidationErrorResponse } from './schemas.js';
+import {
+  AlgorithmParameters,
+  BuildRequest,
+  BuildResponse,
+  ErrorResponse,
+  IndexParameters,
+  ValidationErrorResponse,
+} from './schemas.js';
 import { RequestValidationError, coerceIntegerStrings, crossFieldErrors } from './validation.js';
 
 export const buildRoutes: FastifyPluginAsyncTypebox<{ scheduler: JobScheduler }> = async (
@@ -31,7 +40,11 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ scheduler: JobScheduler }>
     async (request) => {
       const errors = crossFieldErrors(request.body);
       if (errors.length > 0) throw new RequestValidationError(errors);
-      const { job, started } = scheduler.submit(withKnownParameters(request.body));
+      const unknown = newUnknownKeys(request.body);
+      if (unknown.length > 0) request.log.debug({ keys: unknown }, 'build request keys ignored (not used)');
+      const { request: known, changes } = knownRequest(request.body);
+      if (changes.length > 0) request.log.info({ changes }, 'HNSW parameters clamped for the builders');
+      const { job, started } = scheduler.submit(known);
       request.log.info(
         { jobId: job.id, started, vectorPath: job.request.vector_path },
         started ? 'build accepted' : 'build already known',
@@ -41,11 +54,46 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ scheduler: JobScheduler }>
   );
 };
 
-/** Drops unknown keys inside algorithm_parameters (accepted, ignored) so they go no further. */
-function withKnownParameters(r: BuildRequest): BuildRequest {
-  const { ef_construction, ef_search, m } = r.index_parameters.algorithm_parameters;
+/**
+ * The request with only the keys the schema knows (unknown ones are accepted and ignored, so they go no
+ * further: not into the job, its idempotency check or /_jobs) and the HNSW parameters the builders will use.
+ */
+export function knownRequest(r: BuildRequest): { request: BuildRequest; changes: string[] } {
+  const { params, changes } = clampHnswParameters(r.index_parameters.algorithm_parameters);
+  const known = pick(r, Object.keys(BuildRequest.properties)) as BuildRequest;
   return {
-    ...r,
-    index_parameters: { ...r.index_parameters, algorithm_parameters: { ef_construction, ef_search, m } },
+    request: {
+      ...known,
+      index_parameters: {
+        ...(pick(r.index_parameters, Object.keys(IndexParameters.properties)) as BuildRequest['index_parameters']),
+        algorithm_parameters: params,
+      },
+    },
+    changes,
   };
+}
+
+function pick(o: object, keys: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([k]) => keys.includes(k)));
+}
+
+// Each unknown key path is logged once per process: k-NN sends the same body shape for every segment.
+const seenUnknownKeys = new Set<string>();
+
+function newUnknownKeys(r: BuildRequest): string[] {
+  const levels: [string, object, TObject][] = [
+    ['', r, BuildRequest],
+    ['index_parameters.', r.index_parameters, IndexParameters],
+    ['index_parameters.algorithm_parameters.', r.index_parameters.algorithm_parameters, AlgorithmParameters],
+  ];
+  const found: string[] = [];
+  for (const [prefix, value, schema] of levels) {
+    for (const key of Object.keys(value)) {
+      const path = prefix + key;
+      if (key in schema.properties || seenUnknownKeys.has(path)) continue;
+      if (seenUnknownKeys.size < 1000) seenUnknownKeys.add(path);
+      found.push(path);
+    }
+  }
+  return found;
 }

@@ -10,14 +10,19 @@ export const LIMITS = {
   containerNameLength: 255,
   tenantIdLength: 256,
   minDimension: 1,
+  /** float, half_float and byte (k-NN's own limit for Faiss). */
   maxDimension: 16_000,
+  /** binary, in bits: k-NN's binary-quantized fields send bytes x 8, beyond 16,000. */
+  maxBinaryDimension: 65_536,
   /** doc_count must be > 4: Faiss misbehaves on 3-4 vectors. */
   minDocCount: 5,
   maxDocCount: 100_000_000,
-  minM: 2,
-  maxM: 128,
-  minEf: 2,
-  maxEf: 10_000,
+  // k-NN only requires m, ef_construction and ef_search > 0 (Java ints): every such value is accepted, and the
+  // builders clamp extreme ones (src/builders/hnsw-params.ts says how and why).
+  minM: 1,
+  maxM: 2 ** 31 - 1,
+  minEf: 1,
+  maxEf: 2 ** 31 - 1,
 } as const;
 
 export const TASK_STATUSES = ['RUNNING_INDEX_BUILD', 'COMPLETED_INDEX_BUILD', 'FAILED_INDEX_BUILD'] as const;
@@ -30,7 +35,8 @@ const StringEnum = <T extends readonly string[]>(values: T, options: SchemaOptio
 const int = (minimum: number, maximum: number, def: number | undefined, description: string) =>
   Type.Integer({ minimum, maximum, ...(def === undefined ? {} : { default: def }), description });
 
-// Unknown keys inside algorithm_parameters are ignored (newer clients may send more); only these are used.
+// Unknown keys at any level are accepted and ignored (newer k-NN releases add fields: skip_stored_vectors came in
+// 3.7); the build route drops them before the job is made and logs each new one once at debug.
 export const AlgorithmParameters = Type.Object(
   {
     ef_construction: int(LIMITS.minEf, LIMITS.maxEf, 100, 'Size of the candidate list while building.'),
@@ -44,12 +50,13 @@ export const IndexParameters = Type.Object(
   {
     space_type: StringEnum(SPACE_TYPES, {
       default: 'l2',
-      description: 'l2, innerproduct (cosine arrives as innerproduct), hamming (binary data only).',
+      description:
+        'l2, innerproduct (cosine arrives as innerproduct), hamming (binary data only). Binary data is always built and searched by Hamming distance, whatever its space_type.',
     }),
     algorithm: StringEnum(['hnsw'] as const, { default: 'hnsw' }),
     algorithm_parameters: AlgorithmParameters,
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: true, default: {} },
 );
 
 export const BuildRequest = Type.Object(
@@ -80,9 +87,9 @@ export const BuildRequest = Type.Object(
     }),
     dimension: int(
       LIMITS.minDimension,
-      LIMITS.maxDimension,
+      LIMITS.maxBinaryDimension,
       undefined,
-      'Elements per vector (bits for binary).',
+      `Elements per vector, at most ${LIMITS.maxDimension} (binary: bits, a multiple of 8, at most ${LIMITS.maxBinaryDimension}).`,
     ),
     doc_count: int(LIMITS.minDocCount, LIMITS.maxDocCount, undefined, 'Number of vectors and doc ids.'),
     data_type: StringEnum(DATA_TYPES, {
@@ -93,10 +100,10 @@ export const BuildRequest = Type.Object(
     index_parameters: IndexParameters,
     skip_stored_vectors: Type.Boolean({
       default: false,
-      description: 'Return the graph only, with Faiss null storage instead of the vectors.',
+      description: 'Return the graph only (a CAGRA layout over Faiss null storage) instead of the vectors.',
     }),
   },
-  { additionalProperties: false },
+  { additionalProperties: true },
 );
 export type BuildRequest = Static<typeof BuildRequest>;
 

@@ -2,7 +2,7 @@
 // involve two fields, and the reference builder's 422 body that names each bad field.
 import type { TSchema } from '@sinclair/typebox';
 
-import type { BuildRequest } from './schemas.js';
+import { type BuildRequest, LIMITS } from './schemas.js';
 
 export interface FieldError {
   field: string;
@@ -42,18 +42,20 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 export function crossFieldErrors(r: BuildRequest): FieldError[] {
   const errors: FieldError[] = [];
   const space = r.index_parameters.space_type;
-  if (r.data_type === 'binary' && space !== 'hamming') {
-    errors.push({
-      field: 'body.index_parameters.space_type',
-      message: `binary data needs space_type hamming, got ${space}`,
-      type: 'value_error',
-    });
-  }
+  // Binary accepts every space type: k-NN 3.2+ sends binary-quantized fields as binary with the field's own
+  // space_type (l2 or innerproduct); Faiss searches binary indexes by Hamming distance whatever it says.
   if (r.data_type !== 'binary' && space === 'hamming') {
     errors.push({
       field: 'body.index_parameters.space_type',
       message: `space_type hamming is only for binary data, got data_type ${r.data_type}`,
       type: 'value_error',
+    });
+  }
+  if (r.data_type !== 'binary' && r.dimension > LIMITS.maxDimension) {
+    errors.push({
+      field: 'body.dimension',
+      message: `must be <= ${LIMITS.maxDimension} for ${r.data_type} data (only binary, in bits, goes up to ${LIMITS.maxBinaryDimension})`,
+      type: 'less_than_equal',
     });
   }
   if (r.data_type === 'binary' && r.dimension % 8 !== 0) {

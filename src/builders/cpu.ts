@@ -3,6 +3,7 @@
 import os from 'node:os';
 
 import type { DataType, SpaceType, VectorArray, VectorSet } from '../vectors/types.js';
+import { withEntryNode } from './entry-node.js';
 import { nativeBuild, nativeOptionsFor } from './native.js';
 import type { BuildParams, BuildProgress, BuiltGraph, GraphBuilder } from './types.js';
 
@@ -100,11 +101,12 @@ export class CpuBuilder implements GraphBuilder {
     checkVectors(vectors);
     checkBuildParams(params);
     checkSpaceFitsData(vectors.dataType, params.spaceType);
-    return nativeBuild(
+    const built = await nativeBuild(
       'cpu',
       nativeOptionsFor(vectors, params, this.threads(params), this.defaults.seed),
       onProgress,
     );
+    return { ...built, graph: withEntryNode(built.graph, vectors) };
   }
 
   private threads(params: BuildParams): number {

@@ -2,6 +2,7 @@
 // owns validation and defaults (the sharp pattern); the addon gets one complete options object, runs the build
 // off the JS thread and hands back the graph in Faiss's HNSW layout.
 import { BuildInputError, checkBuildParams, checkSpaceFitsData, checkVectors } from './cpu.js';
+import { withEntryNode } from './entry-node.js';
 import { nativeBuild, nativeOptionsFor, type NativeBuildOptions } from './native.js';
 import type { BuildParams, BuildProgress, BuiltGraph, GpuBuildOptions, GraphBuilder } from './types.js';
 import type { VectorSet } from '../vectors/types.js';
@@ -15,7 +16,11 @@ export const KNN_ALGORITHMS = ['auto', 'exact', 'approximate'] as const;
 export function gpuDefaults(
   m: number,
 ): Required<Pick<GpuBuildOptions, 'intermediateDegree' | 'graphDegree'>> {
-  return { intermediateDegree: 4 * m, graphDegree: 2 * m };
+  // Capped at what the kernels take: a large m (k-NN accepts any) gives the widest graph rather than an error.
+  return {
+    intermediateDegree: Math.min(4 * m, MAX_INTERMEDIATE_DEGREE),
+    graphDegree: Math.min(2 * m, MAX_GRAPH_DEGREE),
+  };
 }
 
 /** The GPU options of one build: the build's own, then the builder's, then the defaults for m. */
@@ -88,7 +93,8 @@ export class GpuBuilder implements GraphBuilder {
     check(vectors.count >= 2, `the GPU builder needs at least 2 vectors, got ${vectors.count}`);
     const gpu = resolveGpuOptions(params.m, params.gpu, this.defaults);
     checkGpuOptions(gpu);
-    return nativeBuild('gpu', this.nativeOptions(vectors, params, gpu), onProgress);
+    const built = await nativeBuild('gpu', this.nativeOptions(vectors, params, gpu), onProgress);
+    return { ...built, graph: withEntryNode(built.graph, vectors) };
   }
 
   private nativeOptions(

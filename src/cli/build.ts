@@ -7,6 +7,7 @@ import { LIMITS, type BuildRequest } from '../api/schemas.js';
 import { CpuBuilder } from '../builders/cpu.js';
 import { GpuBuilder } from '../builders/gpu.js';
 import { chooseBuilder } from '../builders/choose.js';
+import { clampHnswParameters } from '../builders/hnsw-params.js';
 import { gpuInfo, noGpu } from '../builders/native.js';
 import type { BuilderKind, GraphBuilder } from '../builders/types.js';
 import { formatPolicy, FORMAT_POLICY_NAMES } from '../faiss-format/policy.js';
@@ -102,18 +103,23 @@ export async function buildCommand(argv: string[]): Promise<number> {
     vector_path: io.vectors.at.key,
     doc_id_path: io.ids.at.key,
     tenant_id: '',
-    dimension: int('--dimension', need('dimension'), LIMITS.minDimension, LIMITS.maxDimension),
+    dimension: int(
+      '--dimension',
+      need('dimension'),
+      LIMITS.minDimension,
+      dataType === 'binary' ? LIMITS.maxBinaryDimension : LIMITS.maxDimension,
+    ),
     doc_count: count,
     data_type: dataType,
     engine: 'faiss',
     index_parameters: {
       space_type: spaceType,
       algorithm: 'hnsw',
-      algorithm_parameters: {
+      algorithm_parameters: clampHnswParameters({
         m: int('--m', values.m, LIMITS.minM, LIMITS.maxM),
         ef_construction: int('--ef-construction', values['ef-construction'], LIMITS.minEf, LIMITS.maxEf),
         ef_search: int('--ef-search', values['ef-search'], LIMITS.minEf, LIMITS.maxEf),
-      },
+      }).params,
     },
     skip_stored_vectors: values['skip-stored-vectors'],
   };

@@ -111,7 +111,9 @@ export function checkFormat(format: FaissFormat, dataType: DataType, spaceType: 
       `unknown index fourcc '${String(index)}' (${INDEX_FOURCCS.join(', ')})`,
     );
   }
-  if (!INDEXES_FOR[dataType].includes(index)) {
+  // Without storage the graph alone is written: IHNc/IHc2 fit any non-binary type (k-NN supplies the vectors).
+  const graphOnly = storage === 'none' && dataType !== 'binary' && (index === 'IHNc' || index === 'IHc2');
+  if (!graphOnly && !INDEXES_FOR[dataType].includes(index)) {
     throw new FaissFormatError(
       'UNSUPPORTED',
       `${dataType} vectors go into ${INDEXES_FOR[dataType].join(' or ')}, not ${index}`,

@@ -5,7 +5,7 @@
 import type { DataType } from '../vectors/types.js';
 import { DATA_TYPES } from '../vectors/types.js';
 import { FaissFormatError } from './errors.js';
-import type { FaissFormat, IndexFourcc, StorageKind } from './formats.js';
+import type { FaissFormat, IndexFourcc } from './formats.js';
 import { STORAGE_FOR, checkFormat, needsHierarchicalGraph } from './formats.js';
 
 /** Who built the graph: the CPU builder (Faiss HNSW, hierarchical) or the GPU builder (CAGRA, base level only). */
@@ -76,10 +76,11 @@ export function chooseFormat(
       `the format policy has no entry for ${dataType} graphs from the ${builder} builder`,
     );
   }
-  const storage = storageFor(dataType, choice.skipStoredVectors ?? false);
-  const format = { index, storage };
+  const format: FaissFormat = choice.skipStoredVectors
+    ? graphOnlyFormat(dataType)
+    : { index, storage: STORAGE_FOR[dataType] };
   checkFormat(format, dataType, dataType === 'binary' ? 'hamming' : 'l2');
-  return { ...format, needsHierarchicalGraph: needsHierarchicalGraph(index) };
+  return { ...format, needsHierarchicalGraph: needsHierarchicalGraph(format.index) };
 }
 
 /** Checks every entry of a policy (e.g. one read from configuration) against the layouts we can write. */
@@ -89,9 +90,13 @@ export function checkFormatPolicy(policy: FormatPolicy): void {
   }
 }
 
-// Binary vectors keep their IBxF storage even under skip_stored_vectors: Faiss's read_index_binary has no
-// `null` storage, and k-NN's Java reader only substitutes Lucene's vectors for a null float storage.
-function storageFor(dataType: DataType, skipStoredVectors: boolean): StorageKind {
-  if (skipStoredVectors && dataType !== 'binary') return 'none';
-  return STORAGE_FOR[dataType];
+/**
+ * skip_stored_vectors, whatever the policy and builder: a CAGRA layout over Faiss's null storage. k-NN's Java
+ * reader wires Lucene's own vectors into a null storage only under IndexHNSWCagra (IHNc/IHc2) and binary HNSW
+ * (FaissFlatIndexFactory); an IHNf or IHNs over null storage keeps an empty placeholder that throws on every
+ * search. IHNc (not IHc2) because k-NN 3.7+, the first to send the flag, reads it and its numeric_type is moot
+ * without storage. Binary gets IBHc, as the reference builder writes it.
+ */
+export function graphOnlyFormat(dataType: DataType): FaissFormat {
+  return dataType === 'binary' ? { index: 'IBHc', storage: 'none' } : { index: 'IHNc', storage: 'none' };
 }

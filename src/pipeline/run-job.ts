@@ -23,7 +23,7 @@ import {
   parseVectorBlob,
   validateVectorSpec,
 } from '../vectors/knnvec.js';
-import type { VectorSet } from '../vectors/types.js';
+import type { SpaceType, VectorSet } from '../vectors/types.js';
 
 /** An object in a store. */
 export interface Place {
@@ -108,7 +108,7 @@ export async function runJob(
     graph: built.graph,
     vectors,
     ids,
-    spaceType: request.index_parameters.space_type,
+    spaceType: buildSpaceType(request),
     efConstruction: request.index_parameters.algorithm_parameters.ef_construction,
     efSearch: request.index_parameters.algorithm_parameters.ef_search,
   };
@@ -125,6 +125,15 @@ export async function runJob(
     peakDeviceBytes: built.peakDeviceBytes,
     format: `${format.index}/${format.storage}`,
   };
+}
+
+/**
+ * The space the graph is built and searched in. Binary is always Hamming: k-NN sends binary-quantized fields
+ * with their field's space_type (l2, innerproduct), yet Faiss's binary indexes know only Hamming distance (the
+ * reference builder does the same).
+ */
+export function buildSpaceType(request: BuildRequest): SpaceType {
+  return request.data_type === 'binary' ? 'hamming' : request.index_parameters.space_type;
 }
 
 /** The index object's key: next to the vectors, `.knnvec` replaced by `.faiss`. */
@@ -173,7 +182,7 @@ async function buildGraph(
   try {
     const p = request.index_parameters.algorithm_parameters;
     const params: BuildParams = {
-      spaceType: request.index_parameters.space_type,
+      spaceType: buildSpaceType(request),
       m: p.m,
       efConstruction: p.ef_construction,
       efSearch: p.ef_search,

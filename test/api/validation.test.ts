@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { LIMITS } from '../../src/api/schemas.js';
+import { HNSW_CLAMP } from '../../src/builders/hnsw-params.js';
 import { knnBuildBody } from '../helpers/knn-client.js';
 import { type TestService, startTestService } from '../helpers/service.js';
 
@@ -59,6 +60,11 @@ const cases: [string, Record<string, unknown>, Record<string, unknown>][] = [
   ['body.tenant_id', { tenant_id: '' }, { tenant_id: 5 }],
   ['body.dimension', { dimension: 1 }, { dimension: 0 }],
   ['body.dimension', { dimension: LIMITS.maxDimension }, { dimension: LIMITS.maxDimension + 1 }],
+  [
+    'body.dimension',
+    { data_type: 'binary', dimension: LIMITS.maxBinaryDimension },
+    { data_type: 'binary', dimension: LIMITS.maxBinaryDimension + 8 },
+  ],
   ['body.dimension', { dimension: '768' }, { dimension: 7.5 }],
   ['body.dimension', { dimension: 768 }, { dimension: '7.5' }],
   ['body.dimension', { dimension: 768 }, { dimension: null }],
@@ -79,7 +85,7 @@ const cases: [string, Record<string, unknown>, Record<string, unknown>][] = [
     withParams({}, { algorithm: 'hnsw' }),
     withParams({}, { algorithm: 'ivf' }),
   ],
-  ['body.index_parameters.algorithm_parameters.m', withParams({ m: LIMITS.maxM }), withParams({ m: 1 })],
+  ['body.index_parameters.algorithm_parameters.m', withParams({ m: LIMITS.maxM }), withParams({ m: 0 })],
   [
     'body.index_parameters.algorithm_parameters.m',
     withParams({ m: '32' }),
@@ -176,17 +182,17 @@ describe('POST /_build validation', () => {
     expect(job.request.index_parameters.algorithm_parameters.m).toBe(8);
   });
 
-  it('rejects unknown top-level keys and ignores unknown keys inside algorithm_parameters', async () => {
-    const extra = await post(body({ surprise: 1 }));
-    expect(extra.status).toBe(422);
-    expect(extra.json.errors).toContainEqual({
-      field: 'body.surprise',
-      message: 'Extra inputs are not permitted',
-      type: 'extra_forbidden',
-    });
-    const ignored = await post(body(withParams({ encoder: { name: 'sq' }, future_knob: 3 })));
-    expect(ignored.status).toBe(200);
+  it('accepts and ignores unknown keys at every level (k-NN adds fields), keeping them out of the job', async () => {
+    const ignored = await post(
+      body({
+        surprise: 1,
+        ...withParams({ encoder: { name: 'sq' }, future_knob: 3 }, { space_type: 'l2', new_option: [1] }),
+      }),
+    );
+    expect(ignored.status, JSON.stringify(ignored.json)).toBe(200);
     const job = t.service.store.get(ignored.json.job_id as string)!;
+    expect(job.request).not.toHaveProperty('surprise');
+    expect(job.request.index_parameters).not.toHaveProperty('new_option');
     expect(job.request.index_parameters.algorithm_parameters).toEqual({
       ef_construction: 100,
       ef_search: 100,
@@ -194,12 +200,43 @@ describe('POST /_build validation', () => {
     });
   });
 
-  it('enforces binary <-> hamming and a binary dimension in whole bytes', async () => {
+  it('accepts every positive m and ef k-NN may send, clamping the extreme ones for the builders', async () => {
+    const res = await post(body(withParams({ m: 1, ef_construction: 2 ** 31 - 1, ef_search: 1 })));
+    expect(res.status, JSON.stringify(res.json)).toBe(200);
+    const job = t.service.store.get(res.json.job_id as string)!;
+    expect(job.request.index_parameters.algorithm_parameters).toEqual({
+      m: HNSW_CLAMP.m.min,
+      ef_construction: HNSW_CLAMP.ef_construction.max,
+      ef_search: 1,
+    });
+    const big = await post(body(withParams({ m: 100_000 })));
+    expect(t.service.store.get(big.json.job_id as string)!.request.index_parameters.algorithm_parameters.m).toBe(
+      HNSW_CLAMP.m.max,
+    );
+  });
+
+  it('treats duplicate slashes as one (a k-NN endpoint with a trailing slash calls //_build)', async () => {
+    const res = await fetch(`${t.url}//_build`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; charset=UTF-8' },
+      body: JSON.stringify(body()),
+    });
+    expect(res.status).toBe(200);
+    const { job_id } = (await res.json()) as { job_id: string };
+    const status = await fetch(`${t.url}//_status/${job_id}`);
+    expect(status.status).toBe(200);
+    expect(((await status.json()) as { task_status: string }).task_status).toMatch(/_INDEX_BUILD$/);
+  });
+
+  it('accepts binary with every space type k-NN sends; hamming only with binary; binary dimension in whole bytes', async () => {
     const hammingFloat = await post(body(withParams({}, { space_type: 'hamming' })));
     expect(hammingFloat.status).toBe(422);
     expect(JSON.stringify(hammingFloat.json)).toContain('body.index_parameters.space_type');
-    const binaryL2 = await post(body({ data_type: 'binary' }));
-    expect(binaryL2.status).toBe(422);
+    // k-NN 3.2+ sends binary-quantized fields as binary with the field's l2 or innerproduct.
+    for (const space_type of ['l2', 'innerproduct']) {
+      const binary = await post(body({ data_type: 'binary', dimension: 32_768, ...withParams({}, { space_type }) }));
+      expect(binary.status, space_type).toBe(200);
+    }
     const binaryOdd = await post(
       body({ data_type: 'binary', dimension: 12, ...withParams({}, { space_type: 'hamming' }) }),
     );

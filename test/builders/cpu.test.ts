@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { BuildInputError, CpuBuilder } from '../../src/builders/cpu.js';
+import { centralNode } from '../../src/builders/entry-node.js';
 import type { BuildParams, BuiltGraph } from '../../src/builders/types.js';
 import type { VectorSet } from '../../src/vectors/types.js';
 import { assertValidGraph, reachableFraction, searchGraph } from '../helpers/graph-check.js';
@@ -102,12 +103,13 @@ describe('CpuBuilder', () => {
     expect(Array.from(graph.cumNeighborPerLevel!.subarray(0, 4))).toEqual([0, 32, 48, 64]);
   });
 
-  it('keeps level 0 only when hierarchical is false, still searchable from sampled entry points', async () => {
+  it('keeps level 0 only when hierarchical is false, with a central entry node, searchable from sampled entry points', async () => {
     const c = floatCase('l2', 'float');
     const built = await builder.build(c.vectors, { ...PARAMS, hierarchical: false });
     const g = built.graph;
     expect(g.levels).toBeUndefined();
-    expect([g.entryPoint, g.maxLevel]).toEqual([-1, -1]);
+    // A real entry node (max_level 0) so that Faiss's range_search has somewhere to start (k-NN 3.0-3.5).
+    expect([g.entryPoint, g.maxLevel]).toEqual([centralNode(c.vectors), 0]);
     expect(g.neighbors).toHaveLength(N * 2 * 16);
     assertValidGraph(g, N);
     const entryPoints = Array.from({ length: 32 }, (_, i) => Math.floor((i * N) / 32));

@@ -57,14 +57,20 @@ describe('format policies', () => {
     }
   });
 
-  it('use null storage for skip_stored_vectors, except binary (nothing can load a binary null storage)', () => {
-    expect(chooseFormat({ dataType: 'half_float', builder: 'cpu', skipStoredVectors: true })).toMatchObject({
-      index: 'IHNs',
-      storage: 'none',
-    });
-    expect(chooseFormat({ dataType: 'binary', builder: 'gpu', skipStoredVectors: true })).toMatchObject({
-      storage: 'binary-flat',
-    });
+  it('give skip_stored_vectors a CAGRA layout over null storage, whatever the policy and builder', () => {
+    // k-NN wires Lucene's vectors into a null storage only under IHNc/IHc2 and binary HNSW.
+    for (const name of FORMAT_POLICY_NAMES) {
+      for (const builder of ['cpu', 'gpu'] as const) {
+        for (const dataType of ['float', 'half_float', 'byte'] as const) {
+          expect(
+            chooseFormat({ dataType, builder, skipStoredVectors: true }, formatPolicy(name)),
+          ).toEqual({ index: 'IHNc', storage: 'none', needsHierarchicalGraph: false });
+        }
+        expect(
+          chooseFormat({ dataType: 'binary', builder, skipStoredVectors: true }, formatPolicy(name)),
+        ).toEqual({ index: 'IBHc', storage: 'none', needsHierarchicalGraph: false });
+      }
+    }
   });
 
   it('say which layouts need an entry point', () => {

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 
 import { usableGpuCount } from '../../src/builders/choose.js';
+import { centralNode } from '../../src/builders/entry-node.js';
 import { GpuBuilder } from '../../src/builders/gpu.js';
 import { gpuInfo } from '../../src/builders/native.js';
 import type { BuildParams, BuiltGraph, GpuBuildOptions } from '../../src/builders/types.js';
@@ -109,7 +110,7 @@ function recallOf(built: BuiltGraph, d: Data, ef = 100): number {
   const found: number[][] = [];
   for (let q = 0; q < nq; q++) {
     let entry = [0];
-    if (built.graph.entryPoint < 0) {
+    if (!built.graph.levels) {
       let best = -1;
       let bestD = Infinity;
       for (let t = 0; t < 32; t++) {
@@ -213,7 +214,9 @@ export const gpuCases: GpuCase[] = [
       const built = await builder.build(d.vectors, params('l2', false));
       assert.deepEqual(graphProblems(built.graph, 5000), []);
       assert.equal(built.graph.M, 16);
-      assert.equal(built.graph.entryPoint, -1);
+      // A real entry node on the base level (for Faiss's range_search in k-NN 3.0-3.5), max_level 0.
+      assert.equal(built.graph.entryPoint, centralNode(d.vectors));
+      assert.equal(built.graph.maxLevel, 0);
       assert.equal(built.graph.levels, undefined);
       const links = baseLinks(built.graph, 5000);
       assert.ok(

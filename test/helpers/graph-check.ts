@@ -78,7 +78,10 @@ function checkEntryPoint(
 ): void {
   const { entryPoint: ep, maxLevel } = graph;
   if (!graph.levels) {
-    if (ep !== -1 || maxLevel !== -1) add(`a base-level-only graph has entry point and max level -1`);
+    const none = ep === -1 && maxLevel === -1;
+    const node = Number.isInteger(ep) && ep >= 0 && ep < count && maxLevel === 0;
+    if (!none && !node)
+      add(`a base-level-only graph has entry point and max level -1, or an entry node and max level 0`);
     return;
   }
   let top = 0;
@@ -194,8 +197,8 @@ class Heap {
 
 /**
  * The k nearest nodes found by HNSW search, closest first: greedy descent through the upper levels from the
- * entry point, then a best-first search of level 0 with `ef` candidates. Base-level-only graphs (no entry
- * point) start level 0 from `entryPoints` (default node 0). `distance(id)` is the query's distance to a node.
+ * entry point, then a best-first search of level 0 with `ef` candidates. Base-level-only graphs start level 0
+ * from `entryPoints` (default node 0), as CAGRA search does. `distance(id)` is the query's distance to a node.
  */
 export function searchGraph(
   graph: HnswGraph,
@@ -207,7 +210,7 @@ export function searchGraph(
 ): number[] {
   const layout = graphLayout(graph, count);
   let starts = entryPoints;
-  if (graph.entryPoint >= 0) {
+  if (graph.levels && graph.entryPoint >= 0) {
     let best = graph.entryPoint;
     let bestD = distance(best);
     for (let level = graph.maxLevel; level >= 1; level--) {
