@@ -30,6 +30,8 @@ export interface Settings {
   /** Basic auth; both set or neither. */
   auth: { username: string; password: string } | null;
   shutdownGraceSeconds: number;
+  /** A job that waited longer than this in the queue fails instead of building for a client that gave up (0: no limit). */
+  maxQueueWaitSeconds: number;
   bodyLimitBytes: number;
   builder: BuilderChoice;
   /** CPU builder threads (0 = all cores). */
@@ -103,6 +105,8 @@ export function loadSettings(env: Env = process.env): Settings {
     cpuMemoryLimitBytes: Math.floor(r.number('CPU_MEMORY_LIMIT', 32, 0.001, 1e6) * GIB),
     auth: username && password ? { username, password } : null,
     shutdownGraceSeconds: r.integer('SHUTDOWN_GRACE_SECONDS', 300, 0, 24 * 3600),
+    // k-NN stops polling after knn.remote_index_build.client.timeout (60 minutes by default) and never says so.
+    maxQueueWaitSeconds: r.integer('MAX_QUEUE_WAIT_SECONDS', 3000, 0, 7 * 24 * 3600),
     bodyLimitBytes: r.integer('BODY_LIMIT_BYTES', 64 * 1024, 1024, 16 * 2 ** 20),
     builder: r.oneOf('BUILDER', 'auto', BUILDER_CHOICES, (v) => v.toLowerCase()),
     buildThreads: r.integer('BUILD_THREADS', 0, 0, 4096),

@@ -42,6 +42,7 @@ export async function createService(o: ServiceOptions): Promise<Service> {
   const scheduler = new JobScheduler({
     store,
     maxWorkers: s.maxWorkers,
+    maxQueueWaitSeconds: s.maxQueueWaitSeconds,
     memory,
     gpus,
     plan: o.plan,

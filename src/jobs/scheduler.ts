@@ -37,6 +37,8 @@ export type PlanFn = (request: BuildRequest) => JobPlan;
 export interface SchedulerOptions {
   store: JobStore;
   maxWorkers: number;
+  /** A job that waited longer than this (for a worker and for memory) fails instead of starting; 0 or absent: no limit. */
+  maxQueueWaitSeconds?: number;
   memory: MemoryBudget;
   gpus: GpuPool;
   plan: PlanFn;
@@ -99,7 +101,8 @@ export class JobScheduler extends EventEmitter {
       'job queued',
     );
     this.emit('phase', job, 'queued');
-    void this.queue.add(() => this.run(job));
+    const queuedAt = this.now();
+    void this.queue.add(() => this.run(job, queuedAt));
     return { job, started: true };
   }
 
@@ -134,7 +137,7 @@ export class JobScheduler extends EventEmitter {
     }
   }
 
-  private async run(job: Job): Promise<void> {
+  private async run(job: Job, queuedAt: number): Promise<void> {
     if (job.finished) return; // cancelled while it waited in the queue
     const attempt = job.attempt;
     const signal = job.abort.signal;
@@ -144,8 +147,10 @@ export class JobScheduler extends EventEmitter {
     // A late call from an earlier attempt (or after cancel) must not touch the job.
     const current = () => job.attempt === attempt && !job.finished;
     try {
+      this.checkQueueWait(queuedAt);
       releaseMemory = await this.o.memory.acquire(job.plan.hostBytes, signal);
       if (!current()) return;
+      this.checkQueueWait(queuedAt);
       job.startedAt = this.now();
       const ctx: BuildContext = {
         id: job.id,
@@ -171,6 +176,20 @@ export class JobScheduler extends EventEmitter {
     } finally {
       for (const lease of leases) lease.release();
       releaseMemory?.();
+    }
+  }
+
+  // k-NN gives up after knn.remote_index_build.client.timeout (60 minutes by default) without telling us:
+  // a job that waited longer than MAX_QUEUE_WAIT_SECONDS would be built for nobody.
+  private checkQueueWait(queuedAt: number): void {
+    const limit = this.o.maxQueueWaitSeconds ?? 0;
+    const waited = (this.now() - queuedAt) / 1000;
+    if (limit > 0 && waited > limit) {
+      throw new Error(
+        `the job waited ${Math.round(waited)} s in the queue, over MAX_QUEUE_WAIT_SECONDS (${limit} s): k-NN has ` +
+          `most likely stopped polling (knn.remote_index_build.client.timeout) and built the segment itself, so it ` +
+          `was not built; raise MAX_WORKERS or CPU_MEMORY_LIMIT, or add replicas, if jobs queue this long`,
+      );
     }
   }
 

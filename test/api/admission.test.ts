@@ -108,4 +108,19 @@ describe('queue', () => {
     // Jobs started in the order they arrived.
     expect(t.builds.calls.map((c) => c.id)).toEqual(ids);
   });
+
+  it('fails a job that waited longer than MAX_QUEUE_WAIT_SECONDS instead of building it for nobody', async () => {
+    t = await startTestService({ MAX_WORKERS: '1', MAX_QUEUE_WAIT_SECONDS: '1' });
+    const client = new KnnClient({ endpoint: t.url });
+    const a = await client.build(bodyFor(1, 1000));
+    const b = await client.build(bodyFor(2, 1000));
+    await t.builds.started(1);
+    await new Promise((r) => setTimeout(r, 1300));
+    t.builds.complete(a);
+    const status = await client.poll(b);
+    expect(status.task_status).toBe('FAILED_INDEX_BUILD');
+    expect(status.error_message).toMatch(/waited \d+ s in the queue, over MAX_QUEUE_WAIT_SECONDS \(1 s\)/);
+    expect(t.builds.calls).toHaveLength(1);
+    expect((await client.status(a)).task_status).toBe('COMPLETED_INDEX_BUILD');
+  });
 });
