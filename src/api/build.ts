@@ -65,7 +65,10 @@ export function knownRequest(r: BuildRequest): { request: BuildRequest; changes:
     request: {
       ...known,
       index_parameters: {
-        ...(pick(r.index_parameters, Object.keys(IndexParameters.properties)) as BuildRequest['index_parameters']),
+        ...(pick(
+          r.index_parameters,
+          Object.keys(IndexParameters.properties),
+        ) as BuildRequest['index_parameters']),
         algorithm_parameters: params,
       },
     },

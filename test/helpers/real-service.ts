@@ -4,7 +4,8 @@ import { Writable } from 'node:stream';
 
 import { type Settings, loadSettings } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { noGpu } from '../../src/builders/native.js';
+import { usableGpuCount } from '../../src/builders/choose.js';
+import { gpuInfo, noGpu } from '../../src/builders/native.js';
 import { plannerFor } from '../../src/pipeline/plan.js';
 import { createProcessBuild } from '../../src/pipeline/process-build.js';
 import { workerConfigFrom } from '../../src/pipeline/worker-config.js';
@@ -19,12 +20,17 @@ export interface RealService {
   close(): Promise<void>;
 }
 
-/** Starts the service with the CPU builder and the given store settings (credentials included). */
+/**
+ * Starts the service with the given store settings (credentials included), with the CPU builder, or with the
+ * GPU builder on the machine's GPUs (`builder: 'gpu'`, the GPU machine only).
+ */
 export async function startRealService(
   storage: Partial<StorageSettings>,
   env: Record<string, string> = {},
+  builder: 'cpu' | 'gpu' = 'cpu',
 ): Promise<RealService> {
-  const settings = loadSettings({ LOG_LEVEL: 'info', BUILDER: 'cpu', BUILD_THREADS: '2', ...env });
+  const settings = loadSettings({ LOG_LEVEL: 'info', BUILDER: builder, BUILD_THREADS: '2', ...env });
+  const gpu = builder === 'gpu' ? gpuInfo(0) : noGpu('integration tests use the CPU builder');
   const logs: string[] = [];
   const log = createLogger(
     settings.logLevel,
@@ -41,8 +47,8 @@ export async function startRealService(
     settings,
     log,
     build: createProcessBuild({ config }),
-    plan: plannerFor(settings, noGpu('integration tests use the CPU builder')),
-    gpuDeviceCount: 0,
+    plan: plannerFor(settings, gpu),
+    gpuDeviceCount: usableGpuCount(gpu),
     version: 'test',
   });
   await service.app.listen({ host: '127.0.0.1', port: 0 });
