@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // it.concurrent tests (the conformance suite) wait on servers and checkers more than on the CPU.
+    maxConcurrency: 12,
     globalSetup: ['test/global-setup.ts'],
     reporters: ['default'],
   },
