@@ -3,8 +3,10 @@
 # folders that travel with the tree (name them in the device tool's `carry`):
 #   .gpu-pack/         the project's Node 24 + Debian's libfaiss-dev (scripts/gpu-pack.sh)
 #   build/gpu-bundle/  the GPU tests (test/gpu/run.ts), the service and its smoke test (src/main.ts, src/pipeline/
-#                      worker.ts, test/gpu/service-smoke.ts) and the benchmark (bench/gpu-build.ts) bundled by esbuild,
-#                      with bench/gpu/*.py beside the benchmark; the .node addon stays external (built there)
+#                      worker.ts, test/gpu/service-smoke.ts), the k-NN conformance suite (test/gpu/conformance.ts,
+#                      with k-NN's Faiss checkers from ../shared/knn-faiss in knn-faiss/) and the benchmark
+#                      (bench/gpu-build.ts) bundled by esbuild, with bench/gpu/*.py beside the benchmark; the .node
+#                      addon stays external (built there)
 #   .whl/              the faiss-cpu 1.15.1 wheel (the same-run CPU baseline and the recall searches)
 # plus node_modules/node-addon-api and node_modules/node-api-headers (headers for the addon build).
 set -euo pipefail
@@ -14,14 +16,20 @@ bash scripts/gpu-pack.sh
 . scripts/node-env.sh
 rm -rf build/gpu-bundle
 mkdir -p build/gpu-bundle/bench/gpu .whl
-npx esbuild test/gpu/run.ts test/gpu/service-smoke.ts bench/gpu-build.ts --bundle --platform=node --format=esm \
-  --target=node24 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs --log-level=warning
+npx esbuild test/gpu/run.ts test/gpu/service-smoke.ts test/gpu/conformance.ts bench/gpu-build.ts --bundle \
+  --platform=node --format=esm --target=node24 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs \
+  --log-level=warning
 # The service itself (main + the job worker, side by side as process-build.ts expects), for the `service` step.
 npx esbuild src/main.ts src/pipeline/worker.ts --bundle --platform=node --format=esm --target=node24 \
   --outdir=build/gpu-bundle/service --entry-names='[name]' --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > build/gpu-bundle/service/package.json
 cp bench/gpu/*.py build/gpu-bundle/bench/gpu/
+# k-NN's Faiss checkers, xz-compressed (6.6 MB -> 1.3 MB each: the tree that travels is limited); gpu-check.sh unpacks.
+mkdir -p build/gpu-bundle/knn-faiss
+for r in 3.1 3.5 3.8; do
+  xz -9 -c "${KNN_FAISS_CHECKERS:-../shared/knn-faiss}/knn-faiss-check-$r" >"build/gpu-bundle/knn-faiss/knn-faiss-check-$r.xz"
+done
 if ! ls .whl/faiss_cpu-1.15.1-*.whl >/dev/null 2>&1; then
   wheel=$(find /opt /root /usr/local -maxdepth 4 -name 'faiss_cpu-1.15.1-*.whl' 2>/dev/null | head -n 1 || true)
   [ -n "$wheel" ] || { echo "no faiss_cpu-1.15.1 wheel found on this machine" >&2; exit 1; }

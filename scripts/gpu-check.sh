@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one script for the GPU machine: builds the addon with CUDA (sm_90), runs the kernel self-test, the GPU tests
 # and the benchmark, and prints a short table at the end; logs go to $OUT (or .tmp/gpu-check).
-#   scripts/gpu-check.sh [STEP ...]   steps: build selftest tests service bench (default: all five)
+#   scripts/gpu-check.sh [STEP ...]   steps: build selftest tests service conformance bench (default: all six)
 #   service: the real service (BUILDER=gpu, local store) driven by the k-NN client; files checked by Faiss 1.15
+#   conformance: test/conformance with BUILDER=gpu: every data type x space x skip x policy, each file loaded and
+#                searched by k-NN's own Faiss checkers (3.1/3.5/3.8); results JSON in $OUT
 # Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --plan 128:flat,hier;768:flat,hier,exact
 # --baseline --naive 64"), KNN_CUDA_ARCHS (default 90).
 # Needs what scripts/gpu-bundle.sh prepared (carry .gpu-pack build/gpu-bundle .whl node_modules/node-addon-api
@@ -11,7 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/.tmp/gpu-check}"
 mkdir -p "$OUT"
-steps="${*:-build selftest tests service bench}"
+steps="${*:-build selftest tests service conformance bench}"
 source .gpu-pack/env.sh
 summary=()
 step() { summary+=("$(printf '%-9s %-5s %6.1f s' "$1" "$2" "$3")"); }
@@ -50,6 +52,15 @@ for s in $steps; do
       PYTHONPATH=/tmp/site run_step service node build/gpu-bundle/test/gpu/service-smoke.mjs \
         build/gpu-bundle/service/main.js python3
       ;;
+    conformance)
+      mkdir -p .tmp/knn-faiss
+      for r in 3.1 3.5 3.8; do
+        xz -dc "build/gpu-bundle/knn-faiss/knn-faiss-check-$r.xz" >".tmp/knn-faiss/knn-faiss-check-$r" &&
+          chmod +x ".tmp/knn-faiss/knn-faiss-check-$r"
+      done
+      KNN_FAISS_CHECKERS="$PWD/.tmp/knn-faiss" run_step conformance \
+        node build/gpu-bundle/test/gpu/conformance.mjs build/gpu-bundle/service/main.js "$OUT/conformance-results-gpu.json"
+      ;;
     bench)
       run_step pydeps python_deps || continue
       export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 KNN_GPU_VERBOSE=1
@@ -66,6 +77,7 @@ echo "=== summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1
 grep -h -E "^(  ok|  FAIL|all GPU|.*check\(s\) failed)" "$OUT/selftest.log" 2>/dev/null | sed 's/^/selftest: /' | tail -20
 grep -h -E "^# (tests|pass|fail|skipped)" "$OUT/tests.log" 2>/dev/null | sed 's/^/tests: /'
 sed -n '/^=== service on the GPU/,$p' "$OUT/service.log" 2>/dev/null
+grep -h -E "^(=== k-NN conformance|FAIL|conformance:)" "$OUT/conformance.log" 2>/dev/null
 sed -n "/^GPU build (m 16/,/^results:/p" "$OUT/bench.log" 2>/dev/null | grep -v "^results:"
 grep -h -E "^(CUDA context|.*exact k-NN stage)" "$OUT/bench.log" 2>/dev/null
 printf '%s\n' "${summary[@]}"
