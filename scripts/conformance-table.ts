@@ -26,7 +26,9 @@ function load(builder: string): ConformanceResult[] | null {
 
 const fixed = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(2));
 const typeLabel = (r: ConformanceResult) =>
-  r.dataType === 'binary' && r.dimension > 256 ? `binary, ${r.dimension.toLocaleString('en')} bits` : r.dataType;
+  r.dataType === 'binary' && r.dimension > 256
+    ? `binary, ${r.dimension.toLocaleString('en')} bits`
+    : r.dataType;
 
 /** One cell: the layout and what the checker did with it, over every space type of that row (worst case). */
 function cell(rows: ConformanceResult[]): string {
@@ -66,10 +68,16 @@ function table(results: ConformanceResult[], builder: string): string {
   for (const key of keys) {
     const [type, skip, releases, checker] = key.split('|');
     const rows = sent.filter(
-      (r) => typeLabel(r) === type && String(r.skip) === skip && r.releases[0] === releases && r.checker === checker,
+      (r) =>
+        typeLabel(r) === type &&
+        String(r.skip) === skip &&
+        r.releases[0] === releases &&
+        r.checker === checker,
     );
     const cells = POLICIES.map((p) => cell(rows.filter((r) => r.policy === p)));
-    lines.push(`| ${releases} (\`-${checker}\`) | ${type} | ${skip === 'true' ? 'yes' : 'no'} | ${cells.join(' | ')} |`);
+    lines.push(
+      `| ${releases} (\`-${checker}\`) | ${type} | ${skip === 'true' ? 'yes' : 'no'} | ${cells.join(' | ')} |`,
+    );
   }
   // Files no release asks for: every checker's row for them has no sending release.
   const fileOf = (r: ConformanceResult) => r.key.split('|').slice(0, 5).join('|');

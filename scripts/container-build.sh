@@ -3,7 +3,7 @@
 #
 #   scripts/container-build.sh            production images from the CUDA 13 images (Ubuntu 24.04), Node and CMake
 #                                         downloaded; needs a registry and the internet (docker or podman)
-#   scripts/container-build.sh --local    test images on a machine without a registry (CI, ../shared/CONTAINERS.md):
+#   scripts/container-build.sh --local    test images on a machine without a registry (CI):
 #                                         a Debian 12 base made here with debootstrap (kept as localhost/debian:bookworm),
 #                                         the project's Node 24 (scripts/node-env.sh: .node/bin when the machine's
 #                                         node is older), Debian's cmake, the CPU builder; podman only

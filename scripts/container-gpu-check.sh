@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What can be checked of the GPU image's build on the GPU machine, which has CUDA 13 on Ubuntu 24.04 but no
-# container tools and no network (../shared/gpu/README.md): Dockerfile.base's native-addon step run by hand.
+# container tools and no network: Dockerfile.base's native-addon step run by hand.
 #   1. nvcc where the CUDA images have it (/usr/local/cuda/bin, the PATH Dockerfile.base sets), cuBLAS beside it;
 #   2. the addon configured and built with KNN_GPU=ON by each CMake given: the machine's, the one Dockerfile.base
 #      pins (CMAKE_SOURCE=tarball) and an older distribution CMake (what CMAKE_SOURCE=apt would give);

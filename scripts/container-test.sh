@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The container test, as CI can run it on a Debian 12 machine without a registry or a GPU (../shared/CONTAINERS.md):
+# The container test, as CI can run it on a Debian 12 machine without a registry or a GPU:
 #   1. installs podman, runc and debootstrap (apt) and the host's test set-up (scripts/setup.sh --test);
 #   2. builds the API image through Dockerfile.base (scripts/container-build.sh --local: a debootstrap'd Debian base,
 #      the project's Node 24, the CPU builder); images stay cached in podman's store between runs;

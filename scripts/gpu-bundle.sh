@@ -4,7 +4,7 @@
 #   .gpu-pack/         the project's Node 24 + Debian's libfaiss-dev (scripts/gpu-pack.sh)
 #   build/gpu-bundle/  the GPU tests (test/gpu/run.ts), the service and its smoke test (src/main.ts, src/pipeline/
 #                      worker.ts, test/gpu/service-smoke.ts), the k-NN conformance suite (test/gpu/conformance.ts,
-#                      with k-NN's Faiss checkers from ../shared/knn-faiss in knn-faiss/) and the benchmark
+#                      with k-NN's Faiss checkers in knn-faiss/) and the benchmark
 #                      (bench/gpu-build.ts) bundled by esbuild, with bench/gpu/*.py beside the benchmark; the .node
 #                      addon stays external (built there)
 #   .whl/              the faiss-cpu 1.15.1 wheel (the same-run CPU baseline and the recall searches)

@@ -11,7 +11,7 @@
 # Example: eval "$(scripts/s3-test-server.sh start)"; ...; scripts/s3-test-server.sh stop "$S3_TEST_DIR"
 # Environment: S3_TEST_ACCESS_KEY / S3_TEST_SECRET_KEY (the test user's keys; fixed defaults: this server is
 # a loopback toy), S3_TEST_KEEP=1 (stop keeps DIR, e.g. to read the daemons' logs in DIR/log).
-# Needs Debian's radosgw, ceph-mon and ceph-osd (scripts/setup.sh --test). Facts: ../shared/S3_TEST_SERVER.md.
+# Needs Debian's radosgw, ceph-mon and ceph-osd (scripts/setup.sh --test).
 set -euo pipefail
 
 log() { printf '[s3-test-server] %s\n' "$*" >&2; }

@@ -99,7 +99,7 @@ fi
 [ "$mode" = "--test" ] || exit 0
 
 # --- test-only: a real S3 server (Ceph RGW), Debian's Faiss 1.7.3 for Python (old-cluster reads), and the runtime
-# libraries of k-NN's Faiss checkers (../shared/knn-faiss) that the conformance suite runs
+# libraries of k-NN's Faiss checkers that the conformance suite runs
 apt_install radosgw ceph-mon ceph-osd python3-faiss python3-numpy python3-venv libopenblas0 libgomp1 libgfortran5
 
 # --- test-only: Faiss 1.15 for Python in .venv-faiss (a local wheel folder when the machine has one)

@@ -1,5 +1,5 @@
 /**
- * An HNSW graph in Faiss's own layout (../shared/FAISS_FORMAT.md), as the builders hand it to the writer.
+ * An HNSW graph in Faiss's own layout (README.md, "Byte layout"), as the builders hand it to the writer.
  * Node i's links at level l are neighbors[offset(i) + cum[l] .. offset(i) + cum[l+1]), where
  * offset(i) = sum over j < i of cum[levels[j]]; unused slots are -1, valid ids first.
  */

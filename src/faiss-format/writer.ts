@@ -1,4 +1,4 @@
-// The streaming Faiss index writer (layout: ../../shared/FAISS_FORMAT.md and README.md). The file is a list of
+// The streaming Faiss index writer (layout: README.md, "Byte layout"). The file is a list of
 // sections; each knows its exact size and yields its bytes as pieces of a few MiB: the neighbor array and the
 // vectors as views over the caller's memory, computed arrays (offsets, int64 ids, int8 codes) one fresh piece at a
 // time. So memory use stays flat whatever the file size, and the upload can start with the first piece.

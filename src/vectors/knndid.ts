@@ -1,4 +1,4 @@
-// `.knndid` blobs (../../shared/CONTRACT.md): `doc_count` little-endian int32 Lucene doc ids, in vector order and
+// `.knndid` blobs (k-NN's DocIdInputStream): `doc_count` little-endian int32 Lucene doc ids, in vector order and
 // strictly increasing (k-NN's memory-optimized reader relies on that). They become the index's id map.
 import type { HostBlob } from '../storage/types.js';
 import { VectorDataError } from './errors.js';

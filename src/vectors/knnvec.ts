@@ -1,4 +1,4 @@
-// `.knnvec` blobs (../../shared/CONTRACT.md): `doc_count` vectors, no header, no padding. The storage layer hands
+// `.knnvec` blobs (k-NN's VectorValuesInputStream): `doc_count` vectors, no header, no padding. The storage layer hands
 // them over as a HostBlob (half_float already converted to fp16 by halfFloatTransform); this module checks the
 // size and the values and returns a VectorSet whose chunks are typed views over the blob's own memory.
 import type { HostBlob, ReadOptions } from '../storage/types.js';

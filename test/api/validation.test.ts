@@ -210,9 +210,9 @@ describe('POST /_build validation', () => {
       ef_search: 1,
     });
     const big = await post(body(withParams({ m: 100_000 })));
-    expect(t.service.store.get(big.json.job_id as string)!.request.index_parameters.algorithm_parameters.m).toBe(
-      HNSW_CLAMP.m.max,
-    );
+    expect(
+      t.service.store.get(big.json.job_id as string)!.request.index_parameters.algorithm_parameters.m,
+    ).toBe(HNSW_CLAMP.m.max);
   });
 
   it('treats duplicate slashes as one (a k-NN endpoint with a trailing slash calls //_build)', async () => {
@@ -234,7 +234,9 @@ describe('POST /_build validation', () => {
     expect(JSON.stringify(hammingFloat.json)).toContain('body.index_parameters.space_type');
     // k-NN 3.2+ sends binary-quantized fields as binary with the field's l2 or innerproduct.
     for (const space_type of ['l2', 'innerproduct']) {
-      const binary = await post(body({ data_type: 'binary', dimension: 32_768, ...withParams({}, { space_type }) }));
+      const binary = await post(
+        body({ data_type: 'binary', dimension: 32_768, ...withParams({}, { space_type }) }),
+      );
       expect(binary.status, space_type).toBe(200);
     }
     const binaryOdd = await post(

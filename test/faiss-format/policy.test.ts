@@ -62,9 +62,11 @@ describe('format policies', () => {
     for (const name of FORMAT_POLICY_NAMES) {
       for (const builder of ['cpu', 'gpu'] as const) {
         for (const dataType of ['float', 'half_float', 'byte'] as const) {
-          expect(
-            chooseFormat({ dataType, builder, skipStoredVectors: true }, formatPolicy(name)),
-          ).toEqual({ index: 'IHNc', storage: 'none', needsHierarchicalGraph: false });
+          expect(chooseFormat({ dataType, builder, skipStoredVectors: true }, formatPolicy(name))).toEqual({
+            index: 'IHNc',
+            storage: 'none',
+            needsHierarchicalGraph: false,
+          });
         }
         expect(
           chooseFormat({ dataType: 'binary', builder, skipStoredVectors: true }, formatPolicy(name)),

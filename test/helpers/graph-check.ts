@@ -1,4 +1,4 @@
-// Checks an HnswGraph against Faiss's layout (../shared/FAISS_FORMAT.md) and searches it like Faiss's HNSW
+// Checks an HnswGraph against Faiss's layout (src/faiss-format/README.md) and searches it like Faiss's HNSW
 // does, so builder tests can measure recall without the file writer.
 import type { HnswGraph } from '../../src/faiss-format/hnsw-graph.js';
 
