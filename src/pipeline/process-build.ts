@@ -106,7 +106,9 @@ function runInWorker(
       }
     });
     child.on('error', (e) => finish(new Error(`could not run the build worker: ${e.message}`)));
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': it comes after the IPC channel has delivered every message, so a worker that reported
+    // and then exited is never taken for one that died (under load 'exit' can overtake the last messages).
+    child.on('close', (code, signal) => {
       clearTimeout(killTimer);
       if (settled) return;
       if (ctx.signal.aborted || killedByUs) {

@@ -12,8 +12,13 @@ import { ioForRequest, runJob } from './run-job.js';
 const abort = new AbortController();
 let gpuGranted: ((device: number) => void) | undefined;
 
+// Resolves when the last message sent has been written: disconnect() before that drops queued messages (seen
+// under load as "worker exited with code 0 ... without reporting a result" for a job that had finished).
+let lastSend: Promise<void> = Promise.resolve();
+
 function send(message: FromWorker): void {
-  process.send?.(message);
+  if (!process.send || !process.connected) return;
+  lastSend = new Promise((resolve) => process.send!(message, undefined, undefined, () => resolve()));
 }
 
 // Constructing a builder loads nothing: the addon (and CUDA) load on the first build.
@@ -49,7 +54,8 @@ async function start(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     send({ type: 'failed', message });
   } finally {
     await store.close().catch(() => undefined);
-    process.disconnect?.();
+    await lastSend;
+    if (process.connected) process.disconnect?.();
     // Exit even if a library left a handle open (e.g. a keep-alive socket); unref'd, so it never delays.
     setTimeout(() => process.exit(0), 2000).unref();
   }
