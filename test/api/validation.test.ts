@@ -198,6 +198,12 @@ describe('POST /_build validation', () => {
       ef_search: 100,
       m: 16,
     });
+    // Each unknown key is logged once (at debug), not on every segment k-NN sends.
+    const key = `knob_${seq}`;
+    for (let i = 0; i < 2; i++) expect((await post(body({ [key]: true }))).status).toBe(200);
+    const lines = t.logs.filter((l) => l.includes(key));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 20, keys: [key] });
   });
 
   it('accepts every positive m and ef k-NN may send, clamping the extreme ones for the builders', async () => {
