@@ -61,6 +61,12 @@ interface NativeAddon {
   ): Promise<NativeGraph>;
   gpuInfo(device?: number): GpuInfo;
   withGpu: boolean;
+  /** copy_file_range(2) off the JS thread; rejects with an Error whose `code` is the errno name. */
+  copyFileRange(srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, length: number): Promise<number>;
+  /** float32 bytes -> fp16 bytes (round to nearest even), F16C and threads where available. */
+  f32ToF16(input: Uint8Array, output: Uint8Array): void;
+  /** int8 -> Faiss QT_8bit_direct_signed codes (x ^ 0x80). */
+  int8Codes(input: Uint8Array, output: Uint8Array): void;
 }
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -90,6 +96,15 @@ export function addonFile(): string {
 export function loadAddon(): NativeAddon {
   addon ??= createRequire(import.meta.url)(addonFile()) as NativeAddon;
   return addon;
+}
+
+/** The addon, or undefined where it is not built or cannot load (callers with a JS fallback). */
+export function optionalAddon(): NativeAddon | undefined {
+  try {
+    return loadAddon();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Runs one build in the addon (off the JS thread) and converts the result. */

@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream';
 import type { Writable } from 'node:stream';
 
+import { nativeConvert } from '../vectors/fp16.js';
 import type { VectorArray } from '../vectors/types.js';
 import { FieldWriter } from './bytes.js';
 import type { StorageKind } from './formats.js';
@@ -353,6 +354,12 @@ function* int8Codes(chunk: VectorArray, piece: number): Generator<Uint8Array> {
   for (let at = 0; at < src.length; at += piece) {
     const part = src.subarray(at, Math.min(at + piece, src.length));
     const out = new Uint8Array(part.length);
+    const native = nativeConvert();
+    if (native) {
+      native.int8Codes(part, out);
+      yield out;
+      continue;
+    }
     const words = Math.floor(part.length / 4);
     if (part.byteOffset % 4 === 0) {
       const inWords = new Uint32Array(part.buffer, part.byteOffset, words);

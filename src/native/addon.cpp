@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "knn/build.h"
+#include "convert/convert.h"
+#include "io/copy_range.h"
 
 namespace {
 
@@ -230,6 +232,9 @@ Napi::Value GpuInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("copyFileRange", Napi::Function::New(env, knn::io::CopyFileRange));
+  exports.Set("f32ToF16", Napi::Function::New(env, knn::convert::F32ToF16));
+  exports.Set("int8Codes", Napi::Function::New(env, knn::convert::Int8Codes));
   exports.Set("build", Napi::Function::New(env, Build));
   exports.Set("gpuInfo", Napi::Function::New(env, GpuInfo));
   exports.Set("withGpu", Napi::Boolean::New(env, KNN_WITH_GPU != 0));

@@ -1,6 +1,7 @@
 // float32 -> IEEE fp16 conversion (round to nearest, ties to even, as numpy and Faiss's encoder do), for half_float
 // vectors: k-NN sends them as float32 and the index stores fp16. This runs over gigabytes, so the hot loop works on
 // the raw bits (Uint32Array in, Uint16Array out) with one branch for the common normal range.
+import { optionalAddon } from '../builders/native.js';
 import type { PartTransform } from '../storage/types.js';
 
 const FP16_INF = 0x7c00;
@@ -80,6 +81,8 @@ export const halfFloatTransform: PartTransform = {
           `half as long (got ${output.length} bytes)`,
       );
     }
+    const native = nativeConvert();
+    if (native) return native.f32ToF16(input, output);
     const bits = aligned(input, 4, (b) => new Uint32Array(b.buffer, b.byteOffset, count));
     if (output.byteOffset % 2 === 0) {
       convertBits(bits, new Uint16Array(output.buffer, output.byteOffset, count));
@@ -90,6 +93,12 @@ export const halfFloatTransform: PartTransform = {
     output.set(new Uint8Array(tmp.buffer));
   },
 };
+
+/** The addon's converter (F16C, threads), unless KNN_NATIVE_CONVERT=0 or the addon is missing: then JS. */
+export function nativeConvert(): ReturnType<typeof optionalAddon> {
+  if (process.env.KNN_NATIVE_CONVERT === '0') return undefined;
+  return optionalAddon();
+}
 
 // A typed view when the bytes sit at an aligned offset, else a view over an aligned copy.
 function aligned<T>(bytes: Uint8Array, alignment: number, view: (b: Uint8Array) => T): T {

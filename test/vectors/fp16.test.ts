@@ -11,6 +11,7 @@ import {
   float32BitsToFloat16Bits,
   float32ToFloat16,
   halfFloatTransform,
+  nativeConvert,
 } from '../../src/vectors/fp16.js';
 import { tempDir, unlessPython } from '../helpers/faiss-files.js';
 import { FAISS_115_PYTHON, REPO_ROOT, faissPythonAvailable, runPythonJson } from '../helpers/python.js';
@@ -145,3 +146,26 @@ describe.skipIf(!faissPythonAvailable())(
     });
   },
 );
+
+describe.skipIf(!nativeConvert())('the native converters (addon built)', () => {
+  it('float32 -> fp16 gives the same bits as the JS conversion on a sweep of patterns, threaded sizes too', () => {
+    const n = 3 * 2 ** 20 + 5; // over the addon's threading threshold, not a multiple of 8
+    const input = new Uint32Array(n);
+    for (let i = 0; i < n; i++) input[i] = Math.imul(i, 2654435761) >>> 0;
+    for (const [i, edge] of [0x33000000, 0x387fc000, 0x38800000, 0x477ff000, 0x7f800000, 0x7fc00001].entries()) {
+      for (let k = -40; k <= 40; k++) input[i * 100 + k + 40] = (edge + k) >>> 0;
+    }
+    const bytes = new Uint8Array(input.buffer);
+    const native = new Uint8Array(2 * n);
+    nativeConvert()!.f32ToF16(bytes, native);
+    const js = float32ToFloat16(new Float32Array(input.buffer), new Uint16Array(n));
+    expect(Buffer.from(native).equals(Buffer.from(js.buffer))).toBe(true);
+  });
+
+  it('int8 codes are the value + 128 (the top bit flipped)', () => {
+    const input = Uint8Array.from({ length: 5 * 2 ** 20 + 3 }, (_, i) => i & 0xff);
+    const out = new Uint8Array(input.length);
+    nativeConvert()!.int8Codes(input, out);
+    expect(out.every((v, i) => v === (input[i]! ^ 0x80))).toBe(true);
+  });
+});
