@@ -120,6 +120,7 @@ export class ServiceMetrics {
     this.phaseSeconds.observe({ phase: 'upload', builder: r.builder }, r.seconds.upload);
     this.bytes.inc({ direction: 'download' }, r.bytesDownloaded);
     this.bytes.inc({ direction: 'upload' }, r.bytesUploaded);
+    this.bytes.inc({ direction: 'copy' }, r.bytesCopied);
     this.builds.inc({ builder: r.builder });
     if (r.builder === 'gpu') this.peakGpu.set(r.peakDeviceBytes);
   }

@@ -153,7 +153,16 @@ export const JobSummary = Type.Object({
   builder: Type.Union([StringEnum(['gpu', 'cpu'] as const), Type.Null()]),
   progress: Type.Number({ description: 'Fraction of the current phase done, 0..1.' }),
   bytes_downloaded: Type.Number(),
-  bytes_uploaded: Type.Number(),
+  bytes_uploaded: Type.Number({ description: 'Bytes sent to the store.' }),
+  bytes_copied: Type.Number({
+    description: 'Bytes of the index the store copied from the vectors object itself (not sent).',
+  }),
+  upload_path: Type.Union([StringEnum(['copy', 'stream'] as const), Type.Null()], {
+    description: "'copy': the stored vectors were copied store-side; 'stream': every byte was sent.",
+  }),
+  upload_path_reason: Type.Union([Type.String(), Type.Null()], {
+    description: "Why the upload path was 'stream'.",
+  }),
   file_name: Type.Union([Type.String(), Type.Null()]),
   error_message: Type.Union([Type.String(), Type.Null()]),
   created_at: Type.String({ format: 'date-time' }),

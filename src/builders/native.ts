@@ -62,7 +62,13 @@ interface NativeAddon {
   gpuInfo(device?: number): GpuInfo;
   withGpu: boolean;
   /** copy_file_range(2) off the JS thread; rejects with an Error whose `code` is the errno name. */
-  copyFileRange(srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, length: number): Promise<number>;
+  copyFileRange(
+    srcFd: number,
+    srcOffset: number,
+    dstFd: number,
+    dstOffset: number,
+    length: number,
+  ): Promise<number>;
   /** float32 bytes -> fp16 bytes (round to nearest even), F16C and threads where available. */
   f32ToF16(input: Uint8Array, output: Uint8Array): void;
   /** int8 -> Faiss QT_8bit_direct_signed codes (x ^ 0x80). */

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { Writable } from 'node:stream';
 
 import { nativeConvert } from '../vectors/fp16.js';
-import type { VectorArray } from '../vectors/types.js';
+import type { DataType, VectorArray } from '../vectors/types.js';
 import { FieldWriter } from './bytes.js';
 import type { StorageKind } from './formats.js';
 import {
@@ -37,6 +37,8 @@ interface Section {
   readonly name: string;
   readonly bytes: number;
   chunks(pieceBytes: number): Iterable<Uint8Array>;
+  /** A storage section whose vectors are the input's bytes unchanged: the bytes before them. */
+  readonly rawPrefix?: Uint8Array;
 }
 
 /** The exact size of the file faissIndexChunks() produces for this input (reads the levels, not the neighbors). */
@@ -65,21 +67,70 @@ export function* faissIndexChunks(
   input: FaissIndexInput,
   options: FaissWriterOptions = {},
 ): Generator<Uint8Array> {
+  const pieceBytes = checkPieceBytes(options);
+  const graph = validateFaissIndexInput(input);
+  for (const section of sections(input, graph)) yield* emit(section, pieceBytes);
+}
+
+/** The file cut around the stored vectors: `before` + the vectors exactly as given + `after`. */
+export interface FaissIndexSplit {
+  readonly before: Iterable<Uint8Array>;
+  readonly beforeBytes: number;
+  /** Bytes of the stored vectors (= the input's vector bytes), at offset beforeBytes. */
+  readonly vectorBytes: number;
+  readonly after: Iterable<Uint8Array>;
+  readonly afterBytes: number;
+}
+
+/**
+ * For storages that keep the input's vector bytes unchanged (flat float, binary): the file as the bytes before
+ * the vectors, the vectors, and the bytes after them (the id map), so a store can copy the vectors from the
+ * object they came from. Undefined for converted or absent storages. Validates the input like faissIndexChunks.
+ */
+export function splitAroundStoredVectors(
+  input: FaissIndexInput,
+  options: FaissWriterOptions = {},
+): FaissIndexSplit | undefined {
+  const pieceBytes = checkPieceBytes(options);
+  const all = sections(input, validateFaissIndexInput(input));
+  const at = all.findIndex((s) => s.rawPrefix !== undefined);
+  if (at < 0) return undefined;
+  const storage = all[at]!;
+  const prefix = storage.rawPrefix!;
+  const head = all.slice(0, at);
+  const tail = all.slice(at + 1);
+  const sum = (list: Section[]) => list.reduce((n, s) => n + s.bytes, 0);
+  return {
+    before: (function* () {
+      for (const section of head) yield* emit(section, pieceBytes);
+      yield prefix;
+    })(),
+    beforeBytes: sum(head) + prefix.length,
+    vectorBytes: storage.bytes - prefix.length,
+    after: (function* () {
+      for (const section of tail) yield* emit(section, pieceBytes);
+    })(),
+    afterBytes: sum(tail),
+  };
+}
+
+function checkPieceBytes(options: FaissWriterOptions): number {
   const pieceBytes = options.pieceBytes ?? DEFAULT_PIECE_BYTES;
   if (!Number.isInteger(pieceBytes) || pieceBytes < 8 || pieceBytes % 8 !== 0) {
     throw new RangeError(`pieceBytes must be a positive multiple of 8, got ${pieceBytes}`);
   }
-  const graph = validateFaissIndexInput(input);
-  for (const section of sections(input, graph)) {
-    let emitted = 0;
-    for (const chunk of section.chunks(pieceBytes)) {
-      emitted += chunk.byteLength;
-      if (chunk.byteLength > 0) yield chunk;
-    }
-    // A guard on this module's own arithmetic: faissIndexSize() promised these bytes.
-    if (emitted !== section.bytes)
-      throw new Error(`section ${section.name} emitted ${emitted} bytes, planned ${section.bytes}`);
+  return pieceBytes;
+}
+
+function* emit(section: Section, pieceBytes: number): Generator<Uint8Array> {
+  let emitted = 0;
+  for (const chunk of section.chunks(pieceBytes)) {
+    emitted += chunk.byteLength;
+    if (chunk.byteLength > 0) yield chunk;
   }
+  // A guard on this module's own arithmetic: faissIndexSize() promised these bytes.
+  if (emitted !== section.bytes)
+    throw new Error(`section ${section.name} emitted ${emitted} bytes, planned ${section.bytes}`);
 }
 
 /** The file as a byte stream (e.g. the body of an object store upload). */
@@ -325,11 +376,17 @@ function storageSection(input: FaissIndexInput, header: (w: FieldWriter) => Fiel
   return {
     name: `storage ${fourcc}`,
     bytes: prefix.length + dataBytes,
+    ...(keepsInputBytes(format.storage, vectors.dataType) ? { rawPrefix: prefix } : {}),
     *chunks(piece) {
       yield prefix;
       for (const chunk of vectors.chunks) yield* encode(chunk, piece);
     },
   };
+}
+
+/** Whether the storage holds the vectors exactly as k-NN sent them (the `.knnvec` bytes). */
+function keepsInputBytes(storage: StorageKind, dataType: DataType): boolean {
+  return (storage === 'flat' && dataType === 'float') || (storage === 'binary-flat' && dataType === 'binary');
 }
 
 /** Bytes per stored vector. */

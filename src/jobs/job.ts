@@ -24,6 +24,8 @@ export interface ProgressUpdate {
   fraction?: number;
   bytesDownloaded?: number;
   bytesUploaded?: number;
+  /** How the index reached the store (set when the upload ends). */
+  upload?: { path: 'copy' | 'stream'; reason?: string; bytesCopied: number };
 }
 
 export class Job {
@@ -32,6 +34,9 @@ export class Job {
   progress = 0;
   bytesDownloaded = 0;
   bytesUploaded = 0;
+  /** Bytes of the index the store copied from the vectors itself; 'copy' or 'stream', and why, once uploaded. */
+  bytesCopied = 0;
+  uploadPath: { path: 'copy' | 'stream'; reason?: string } | null = null;
   fileName: string | null = null;
   errorMessage: string | null = null;
   startedAt: number | null = null;
@@ -72,6 +77,9 @@ export class Job {
       progress: this.progress,
       bytes_downloaded: this.bytesDownloaded,
       bytes_uploaded: this.bytesUploaded,
+      bytes_copied: this.bytesCopied,
+      upload_path: this.uploadPath?.path ?? null,
+      upload_path_reason: this.uploadPath?.reason ?? null,
       file_name: this.fileName,
       error_message: this.errorMessage,
       created_at: new Date(this.createdAt).toISOString(),
@@ -90,6 +98,8 @@ export class Job {
     this.progress = 0;
     this.bytesDownloaded = 0;
     this.bytesUploaded = 0;
+    this.bytesCopied = 0;
+    this.uploadPath = null;
     this.fileName = null;
     this.errorMessage = null;
     this.startedAt = null;

@@ -198,6 +198,12 @@ export class JobScheduler extends EventEmitter {
     if (u.fraction !== undefined) job.progress = Math.min(1, Math.max(0, u.fraction));
     if (u.bytesDownloaded !== undefined) job.bytesDownloaded = u.bytesDownloaded;
     if (u.bytesUploaded !== undefined) job.bytesUploaded = u.bytesUploaded;
+    if (u.upload) {
+      job.bytesCopied = u.upload.bytesCopied;
+      job.uploadPath = u.upload.reason
+        ? { path: u.upload.path, reason: u.upload.reason }
+        : { path: u.upload.path };
+    }
   }
 
   private setPhase(job: Job, phase: JobPhase): void {

@@ -95,7 +95,15 @@ function runInWorker(
         case 'done':
           o.onResult?.(ctx, m.result);
           ctx.log.info(
-            { seconds: m.result.seconds, stages: m.result.buildStages, format: m.result.format },
+            {
+              seconds: m.result.seconds,
+              stages: m.result.buildStages,
+              format: m.result.format,
+              upload: m.result.uploadPath.path,
+              ...(m.result.uploadPath.reason ? { uploadReason: m.result.uploadPath.reason } : {}),
+              bytesUploaded: m.result.bytesUploaded,
+              bytesCopied: m.result.bytesCopied,
+            },
             'build finished',
           );
           finish(null, { fileName: m.result.fileName });

@@ -12,10 +12,11 @@ import {
   type FaissIndexInput,
   faissIndexReadable,
   faissIndexSize,
+  splitAroundStoredVectors,
   writeFaissIndex,
 } from '../faiss-format/writer.js';
 import type { ProgressUpdate } from '../jobs/job.js';
-import type { ObjectInfo, ObjectLocation, ObjectStore } from '../storage/types.js';
+import type { ComposedObject, HostBlob, ObjectInfo, ObjectLocation, ObjectStore } from '../storage/types.js';
 import { parseDocIdBlob } from '../vectors/knndid.js';
 import {
   type VectorBlobSpec,
@@ -56,6 +57,8 @@ export interface PipelineDeps {
   buildDefaults: Pick<BuildParams, 'threads' | 'gpu'>;
   /** Write the file to this folder first and upload it from there (default: stream it into the upload). */
   spoolDir?: string;
+  /** Copy the stored vectors store-side from the `.knnvec` where the format allows (default true). */
+  copyStoredVectors?: boolean;
   signal: AbortSignal;
   report(update: ProgressUpdate): void;
   /** Waits for the GPU this build may use (one build per device). */
@@ -70,9 +73,19 @@ export interface JobResult {
   /** The builder's own stages (e.g. knn, prune), seconds. */
   buildStages: Record<string, number>;
   bytesDownloaded: number;
+  /** Bytes this job sent to the store (the rest of the index was copied there from the vectors). */
   bytesUploaded: number;
+  /** Bytes of the index the store copied from the `.knnvec` itself. */
+  bytesCopied: number;
+  /** How the index got to the store: its vectors copied store-side, or every byte sent (and why). */
+  uploadPath: UploadPath;
   peakDeviceBytes: number;
   format: string;
+}
+
+export interface UploadPath {
+  path: 'copy' | 'stream';
+  reason?: string;
 }
 
 export async function runJob(
@@ -112,7 +125,7 @@ export async function runJob(
     efConstruction: request.index_parameters.algorithm_parameters.ef_construction,
     efSearch: request.index_parameters.algorithm_parameters.ef_search,
   };
-  const uploaded = await upload(index, deps.io.output, vectorInfo, deps);
+  const uploaded = await upload(index, deps.io.output, vectorInfo, vectorBlob, deps);
   clock.lap('upload');
 
   return {
@@ -121,7 +134,9 @@ export async function runJob(
     seconds: clock.laps as JobResult['seconds'],
     buildStages: { ...built.stageSeconds },
     bytesDownloaded: vectorInfo.size + idBlob.byteLength,
-    bytesUploaded: uploaded,
+    bytesUploaded: uploaded.bytesSent,
+    bytesCopied: uploaded.bytesCopied,
+    uploadPath: uploaded.reason ? { path: uploaded.path, reason: uploaded.reason } : { path: uploaded.path },
     peakDeviceBytes: built.peakDeviceBytes,
     format: `${format.index}/${format.storage}`,
   };
@@ -197,13 +212,40 @@ async function buildGraph(
   }
 }
 
-async function upload(index: FaissIndexInput, target: Place, like: ObjectInfo, deps: PipelineDeps) {
+interface Uploaded {
+  bytesSent: number;
+  bytesCopied: number;
+  path: 'copy' | 'stream';
+  reason?: string;
+}
+
+async function upload(
+  index: FaissIndexInput,
+  target: Place,
+  like: ObjectInfo,
+  vectorBlob: HostBlob,
+  deps: PipelineDeps,
+): Promise<Uploaded> {
   const total = faissIndexSize(index);
   const onProgress = (bytes: number) => deps.report({ bytesUploaded: bytes, fraction: bytes / total });
   const options = { signal: deps.signal, encryptLike: like, onProgress };
+  const copy = copyPlan(index, target, vectorBlob, deps);
+  if (copy.split) {
+    const { bytesSent, bytesCopied, path, reason } = await target.store.writeComposed!(
+      target.at,
+      copy.split,
+      options,
+    );
+    deps.report({ bytesUploaded: bytesSent, upload: { path, bytesCopied, ...(reason ? { reason } : {}) } });
+    return { bytesSent, bytesCopied, path, ...(reason ? { reason } : {}) };
+  }
+  const streamed = (bytes: number): Uploaded => {
+    deps.report({ bytesUploaded: bytes, upload: { path: 'stream', reason: copy.reason!, bytesCopied: 0 } });
+    return { bytesSent: bytes, bytesCopied: 0, path: 'stream', reason: copy.reason! };
+  };
   if (!deps.spoolDir) {
     const { bytes } = await target.store.write(target.at, faissIndexReadable(index), options);
-    return bytes;
+    return streamed(bytes);
   }
   // Spooling (a setting): the whole file on local disk first, then uploaded from there.
   const dir = await mkdtemp(path.join(deps.spoolDir, 'index-'));
@@ -213,10 +255,47 @@ async function upload(index: FaissIndexInput, target: Place, like: ObjectInfo, d
     await writeFaissIndex(index, createWriteStream(file), { signal: deps.signal });
     deps.report({ phase: 'uploading', fraction: 0 });
     const { bytes } = await target.store.write(target.at, createReadStream(file), options);
-    return bytes;
+    return streamed(bytes);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The index cut around its stored vectors, for the store to copy them from the `.knnvec`; else why not. */
+function copyPlan(
+  index: FaissIndexInput,
+  target: Place,
+  vectorBlob: HostBlob,
+  deps: PipelineDeps,
+): { split: ComposedObject; reason?: undefined } | { split?: undefined; reason: string } {
+  const source = deps.io.vectors;
+  if (deps.copyStoredVectors === false)
+    return { reason: 'copying is turned off (COPY_STORED_VECTORS=false)' };
+  if (deps.spoolDir) return { reason: 'the index is spooled to disk first (SPOOL_DIR)' };
+  if (source.store !== target.store || !target.store.writeComposed) {
+    return { reason: 'the vectors are in another store than the index' };
+  }
+  if (vectorBlob.version === undefined) return { reason: 'the store gave no version for the vectors' };
+  const split = splitAroundStoredVectors(index);
+  if (!split) return { reason: `the ${index.format.storage} storage holds converted vectors` };
+  if (split.vectorBytes !== vectorBlob.byteLength) {
+    return { reason: 'the stored vectors are not the whole vectors object' };
+  }
+  return {
+    split: {
+      before: split.before,
+      beforeBytes: split.beforeBytes,
+      after: split.after,
+      afterBytes: split.afterBytes,
+      copy: {
+        source: source.at,
+        sourceVersion: vectorBlob.version,
+        start: 0,
+        bytes: split.vectorBytes,
+        local: vectorBlob.chunks,
+      },
+    },
+  };
 }
 
 class PhaseClock {

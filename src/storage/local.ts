@@ -10,7 +10,10 @@ import type { StorageErrorCode } from './errors.js';
 import { PartSink, allocateBlob, planLayout } from './host-blob.js';
 import type { BlobLayout } from './host-blob.js';
 import type { StorageSettings } from './settings.js';
+import { type RangeCopier, composeIntoFile, fileVersion, nativeRangeCopier } from './local-compose.js';
 import type {
+  ComposeResult,
+  ComposedObject,
   HostBlob,
   ObjectInfo,
   ObjectLocation,
@@ -31,8 +34,17 @@ export class LocalObjectStore implements ObjectStore {
   readonly kind = 'local';
   readonly root: string;
 
-  constructor(private readonly settings: StorageSettings) {
+  constructor(
+    private readonly settings: StorageSettings,
+    /** Kernel-side range copy (the addon's copy_file_range); undefined: copies are written from memory. */
+    private readonly copier: RangeCopier | undefined = nativeRangeCopier(),
+  ) {
     this.root = path.resolve(settings.localRoot);
+  }
+
+  /** Whether ranges can be copied kernel-side (the addon is built). */
+  get copierAvailable(): boolean {
+    return this.copier !== undefined;
   }
 
   address(location: ObjectLocation): string {
@@ -59,11 +71,12 @@ export class LocalObjectStore implements ObjectStore {
     try {
       signal?.throwIfAborted();
       handle = await open(where.file, 'r');
-      const info = await handle.stat();
+      const info = await handle.stat({ bigint: true });
       if (!info.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-      checkExpectedSize(address, location, info.size, options.expectedBytes);
+      const size = Number(info.size);
+      checkExpectedSize(address, location, size, options.expectedBytes);
       const layout = planLayout(
-        info.size,
+        size,
         {
           alignBytes: options.alignBytes,
           transform: options.transform,
@@ -73,7 +86,7 @@ export class LocalObjectStore implements ObjectStore {
       );
       const blob = allocateBlob(layout);
       await readInto(handle, layout, blob, options);
-      return blob;
+      return { ...blob, version: fileVersion(info) };
     } catch (err) {
       throw await this.explain(err, 'reading', location, where, signal);
     } finally {
@@ -87,37 +100,66 @@ export class LocalObjectStore implements ObjectStore {
     options: WriteOptions = {},
   ): Promise<{ bytes: number }> {
     const { signal } = options;
-    const where = this.resolve(location);
-    const temp = `${where.file}.tmp-${randomBytes(6).toString('hex')}`;
     const onAbort = () =>
       body.destroy(signal?.reason instanceof Error ? signal.reason : new Error('cancelled'));
     signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.writeVia(location, options, async (handle) => {
+        let bytes = 0;
+        for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
+          signal?.throwIfAborted();
+          const piece = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+          await handle.write(piece);
+          bytes += piece.length;
+          options.onProgress?.(bytes);
+        }
+        return { bytes };
+      });
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      if (!body.readableEnded) body.destroy();
+    }
+  }
+
+  /** The index with its vectors copied kernel-side from the `.knnvec` (copy_file_range), see local-compose.ts. */
+  async writeComposed(
+    location: ObjectLocation,
+    object: ComposedObject,
+    options: WriteOptions = {},
+  ): Promise<ComposeResult> {
+    const source = this.resolve(object.copy.source).file;
+    return this.writeVia(location, options, (handle) =>
+      composeIntoFile(handle, source, object, options, this.copier, (err) =>
+        this.explain(err, 'copying from', object.copy.source, this.resolve(object.copy.source)),
+      ),
+    );
+  }
+
+  /** Runs `fill` on a fresh temporary file renamed into place when it succeeds; on failure nothing is left. */
+  private async writeVia<T>(
+    location: ObjectLocation,
+    options: WriteOptions,
+    fill: (handle: FileHandle) => Promise<T>,
+  ): Promise<T> {
+    const { signal } = options;
+    const where = this.resolve(location);
+    const temp = `${where.file}.tmp-${randomBytes(6).toString('hex')}`;
     let handle: FileHandle | undefined;
     try {
       signal?.throwIfAborted();
       await ensureFolder(where.containerDir, path.dirname(where.file));
       handle = await open(temp, 'wx');
-      let bytes = 0;
-      for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
-        signal?.throwIfAborted();
-        const piece = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        await handle.write(piece);
-        bytes += piece.length;
-        options.onProgress?.(bytes);
-      }
+      const result = await fill(handle);
       signal?.throwIfAborted();
       await handle.sync();
       await handle.close();
       handle = undefined;
       await rename(temp, where.file);
-      return { bytes };
+      return result;
     } catch (err) {
       await handle?.close().catch(() => {});
       await unlink(temp).catch(() => {});
       throw await this.explain(err, 'writing', location, where, signal);
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      if (!body.readableEnded) body.destroy();
     }
   }
 

@@ -71,11 +71,11 @@ interface ErrorShape {
   $metadata?: { httpStatusCode?: number };
 }
 
-function shape(err: unknown): ErrorShape {
+export function shape(err: unknown): ErrorShape {
   return typeof err === 'object' && err !== null ? (err as ErrorShape) : {};
 }
 
-function httpStatus(err: unknown): number | undefined {
+export function httpStatus(err: unknown): number | undefined {
   return shape(err).$metadata?.httpStatusCode;
 }
 

@@ -28,7 +28,7 @@ import type { ObjectLocation, WriteOptions } from './types.js';
 const MAX_PARTS = 10_000;
 
 /** One part's bytes and the checksum the server will check them against. */
-interface Part {
+export interface Part {
   readonly number: number;
   readonly data: Buffer;
   readonly crc32: number;
@@ -89,7 +89,7 @@ function encryption(options: WriteOptions): { ServerSideEncryption?: 'aws:kms'; 
   return keyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: keyId } : {};
 }
 
-function partChecksum(
+export function partChecksum(
   s3: S3Access,
   part: Part,
 ): { ChecksumAlgorithm: 'CRC32'; ChecksumCRC32: string } | { ContentMD5: string } {
@@ -98,7 +98,7 @@ function partChecksum(
     : { ContentMD5: part.md5! };
 }
 
-function send<T>(
+export function send<T>(
   s3: S3Access,
   signal: AbortSignal,
   request: (signal: AbortSignal) => Promise<T>,
@@ -139,6 +139,21 @@ async function putMultipart(
   reader: PartReader,
   options: WriteOptions & { signal: AbortSignal },
 ): Promise<number> {
+  return inMultipartUpload(s3, location, options, (uploadId) =>
+    uploadParts(s3, location, uploadId, first, reader, options),
+  );
+}
+
+/**
+ * Creates a multipart upload, lets `fill` upload its parts, completes it with them; on any failure (cancellation
+ * included) aborts it before rejecting, so no parts remain. Resolves with the object's bytes.
+ */
+export async function inMultipartUpload(
+  s3: S3Access,
+  location: ObjectLocation,
+  options: WriteOptions & { signal: AbortSignal },
+  fill: (uploadId: string) => Promise<{ parts: CompletedPart[]; bytes: number; crc: number }>,
+): Promise<number> {
   const { signal } = options;
   const bucketKey = { Bucket: location.container, Key: location.key };
   const flexible = s3.checksums === 'crc32';
@@ -156,7 +171,7 @@ async function putMultipart(
   const uploadId = created.UploadId;
   if (!uploadId) throw new Error('CreateMultipartUpload returned no UploadId');
   try {
-    const { parts, bytes, crc } = await uploadParts(s3, location, uploadId, first, reader, options);
+    const { parts, bytes, crc } = await fill(uploadId);
     const complete = new CompleteMultipartUploadCommand({
       ...bucketKey,
       UploadId: uploadId,
@@ -185,7 +200,7 @@ async function putMultipart(
 }
 
 /** Uploads parts as the reader yields them, at most writeConcurrency at once; rejects on the first failure. */
-async function uploadParts(
+export async function uploadParts(
   s3: S3Access,
   location: ObjectLocation,
   uploadId: string,
@@ -257,7 +272,7 @@ function raceFailure<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-async function uploadPart(
+export async function uploadPart(
   s3: S3Access,
   location: ObjectLocation,
   uploadId: string,
@@ -321,7 +336,7 @@ async function abortUpload(
 }
 
 /** HEADs the new object: it must exist with exactly the bytes we sent, else it is deleted and we fail. */
-async function checkWritten(
+export async function checkWritten(
   s3: S3Access,
   location: ObjectLocation,
   bytes: number,
@@ -343,11 +358,10 @@ async function checkWritten(
  * Cuts a stream into parts of exactly `partBytes` (the last may be shorter), copying each incoming piece once
  * into a pooled buffer and computing its checksums on the way.
  */
-class PartReader {
+export class PartReader {
   private readonly source: AsyncIterator<Buffer>;
   private pending: Buffer | undefined;
   private ended = false;
-  private nextNumber = 1;
   private readonly free: Buffer[] = [];
   private allocated = 0;
   private waiting: ((buffer: Buffer) => void) | undefined;
@@ -357,6 +371,7 @@ class PartReader {
     private readonly partBytes: number,
     private readonly maxBuffers: number,
     private readonly checksums: 'crc32' | 'md5',
+    private nextNumber = 1,
   ) {
     this.source = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }

@@ -13,10 +13,13 @@ import { PartOverrunError, PartSink, allocateBlob, planLayout, planParts } from 
 import { childController, withRetries } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 import { TransferError, classifyS3Error, toStorageError } from './s3-errors.js';
+import { composeInS3 } from './s3-compose.js';
 import { uploadToS3 } from './s3-upload.js';
 import { effectiveChecksums, redactUrl } from './settings.js';
 import type { StorageSettings } from './settings.js';
 import type {
+  ComposeResult,
+  ComposedObject,
   HostBlob,
   ObjectInfo,
   ObjectLocation,
@@ -89,6 +92,17 @@ export class S3ObjectStore implements ObjectStore, S3Access {
   ): Promise<{ bytes: number }> {
     return this.guard('writing', location, options.signal, (signal) =>
       uploadToS3(this, location, body, { ...options, signal }),
+    );
+  }
+
+  /** The index with its vectors copied server-side from the `.knnvec` (UploadPartCopy), see s3-compose.ts. */
+  async writeComposed(
+    location: ObjectLocation,
+    object: ComposedObject,
+    options: WriteOptions = {},
+  ): Promise<ComposeResult> {
+    return this.guard('writing', location, options.signal, (signal) =>
+      composeInS3(this, location, object, { ...options, signal }),
     );
   }
 
@@ -201,7 +215,7 @@ export class S3ObjectStore implements ObjectStore, S3Access {
     );
     progress.finish();
     if (verifyCrc) checkCrc32(address, location, sinks, head.crc32!);
-    return blob;
+    return head.etag ? { ...blob, version: head.etag } : blob;
   }
 
   /** Fetches one range into its sink; a retry resumes where the failed attempt stopped. */

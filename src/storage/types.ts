@@ -19,6 +19,8 @@ export interface ObjectInfo {
 export interface HostBlob {
   readonly byteLength: number;
   readonly chunks: readonly Uint8Array[];
+  /** The version of the object these bytes are (S3: its ETag; local: size, times and inode), when known. */
+  readonly version?: string;
 }
 
 /**
@@ -49,6 +51,42 @@ export interface WriteOptions {
   readonly onProgress?: (bytesDone: number) => void;
 }
 
+/**
+ * A byte range of an object the store already holds, repeated in a new object: the store copies it on its side
+ * (S3 UploadPartCopy, copy_file_range) instead of receiving the bytes again.
+ */
+export interface CopyRange {
+  readonly source: ObjectLocation;
+  /** The source's version as it was read (HostBlob.version): a source changed since then fails the write. */
+  readonly sourceVersion: string;
+  /** First byte of the range in the source. */
+  readonly start: number;
+  readonly bytes: number;
+  /** The same bytes in host memory, in order: sent where copying cannot apply, and used to check copies. */
+  readonly local: readonly Uint8Array[];
+}
+
+/** A new object = `before` bytes, then a range copied from another object, then `after` bytes. */
+export interface ComposedObject {
+  readonly before: Iterable<Uint8Array>;
+  readonly beforeBytes: number;
+  readonly copy: CopyRange;
+  readonly after: Iterable<Uint8Array>;
+  readonly afterBytes: number;
+}
+
+export interface ComposeResult {
+  /** Bytes of the new object. */
+  readonly bytes: number;
+  /** Bytes this process sent (or wrote); the rest was copied by the store. */
+  readonly bytesSent: number;
+  readonly bytesCopied: number;
+  /** 'copy' when the range was copied store-side, 'stream' when its bytes were sent. */
+  readonly path: 'copy' | 'stream';
+  /** Why the range was sent rather than copied (path 'stream'). */
+  readonly reason?: string;
+}
+
 export interface ObjectStore {
   /** 's3' or 'local', for logs and metrics. */
   readonly kind: string;
@@ -56,5 +94,14 @@ export interface ObjectStore {
   read(location: ObjectLocation, options?: ReadOptions): Promise<HostBlob>;
   /** Writes the stream as the whole object; on any failure nothing is left behind (multipart aborted). */
   write(location: ObjectLocation, body: Readable, options?: WriteOptions): Promise<{ bytes: number }>;
+  /**
+   * Writes an object part of which repeats a range of an object in this store, copied store-side where it can
+   * (else sent, saying why). Same guarantees as write(): on failure nothing is left behind.
+   */
+  writeComposed?(
+    location: ObjectLocation,
+    object: ComposedObject,
+    options?: WriteOptions,
+  ): Promise<ComposeResult>;
   close(): Promise<void>;
 }

@@ -34,6 +34,8 @@ describe('metrics', () => {
       buildStages: {},
       bytesDownloaded: 1000,
       bytesUploaded: 600,
+      bytesCopied: 0,
+      uploadPath: { path: 'stream' },
       peakDeviceBytes: 4096,
       format: 'IHNc/flat',
     });

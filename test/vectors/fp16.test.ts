@@ -152,7 +152,9 @@ describe.skipIf(!nativeConvert())('the native converters (addon built)', () => {
     const n = 3 * 2 ** 20 + 5; // over the addon's threading threshold, not a multiple of 8
     const input = new Uint32Array(n);
     for (let i = 0; i < n; i++) input[i] = Math.imul(i, 2654435761) >>> 0;
-    for (const [i, edge] of [0x33000000, 0x387fc000, 0x38800000, 0x477ff000, 0x7f800000, 0x7fc00001].entries()) {
+    for (const [i, edge] of [
+      0x33000000, 0x387fc000, 0x38800000, 0x477ff000, 0x7f800000, 0x7fc00001,
+    ].entries()) {
       for (let k = -40; k <= 40; k++) input[i * 100 + k + 40] = (edge + k) >>> 0;
     }
     const bytes = new Uint8Array(input.buffer);

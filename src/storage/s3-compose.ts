@@ -1,0 +1,314 @@
+// An object written as one multipart upload whose middle is copied server-side from another object
+// (UploadPartCopy with byte ranges): the index's storage section is the `.knnvec` we downloaded, so only the
+// header + graph (first parts) and the id map (last parts) travel. Parts: the uploaded head, padded with the
+// first vector bytes to whole parts of writePartBytes (every part but the last must be >= 5 MiB); then the
+// copied ranges; then the uploaded tail. A changed source fails the write: every copy carries
+// x-amz-copy-source-if-match with the ETag we downloaded, and since some servers ignore that header (Ceph RGW 16
+// does), each copied part's ETag is checked against the MD5 of our own copy of the bytes where it is an MD5,
+// and the source is HEADed again before the upload completes. A server that refuses the copy (501, 403, 400)
+// gets those parts uploaded from memory instead; any failure aborts the upload.
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { UploadPartCopyCommand } from '@aws-sdk/client-s3';
+import type { CompletedPart } from '@aws-sdk/client-s3';
+import { chain, slices } from './byte-ranges.js';
+import { crc32, crc32Combine, crc32ToBase64 } from './crc32.js';
+import { StorageError } from './errors.js';
+import { childController, withRetries } from './retry.js';
+import { classifyS3Error, httpStatus, shape } from './s3-errors.js';
+import type { S3Access } from './s3.js';
+import {
+  PartReader,
+  inMultipartUpload,
+  checkWritten,
+  uploadPart,
+  uploadParts,
+  uploadToS3,
+} from './s3-upload.js';
+import type { ComposeResult, ComposedObject, CopyRange, ObjectLocation, WriteOptions } from './types.js';
+
+/** S3's smallest part, except the last. */
+export const MIN_PART_BYTES = 5 * 2 ** 20;
+/** Bytes per UploadPartCopy (S3 allows 5 GiB): several parts copy in parallel. */
+export const COPY_PART_BYTES = 256 * 2 ** 20;
+
+type Options = WriteOptions & { signal: AbortSignal };
+
+interface CopyPart {
+  readonly number: number;
+  /** Offsets in the copied range (not the source). */
+  readonly from: number;
+  readonly to: number;
+}
+
+export async function composeInS3(
+  s3: S3Access,
+  location: ObjectLocation,
+  object: ComposedObject,
+  options: Options,
+): Promise<ComposeResult> {
+  const partBytes = s3.settings.writePartBytes;
+  const { copy } = object;
+  // The head is uploaded in whole parts: pad it with the first bytes of the range.
+  const pad = Math.min(copy.bytes, (partBytes - (object.beforeBytes % partBytes)) % partBytes);
+  const copyBytes = copy.bytes - pad;
+  if (copyBytes < MIN_PART_BYTES) {
+    const reason = `the copyable range (${copyBytes} bytes after the first parts) is under S3's 5 MiB part minimum`;
+    return streamAll(s3, location, object, options, reason);
+  }
+  const headParts = (object.beforeBytes + pad) / partBytes;
+  const copyParts = planCopyParts(pad, copy.bytes, headParts + 1);
+  const tailFirst = headParts + copyParts.length + 1;
+  const progress = new Progress(options.onProgress);
+  let refused: string | undefined;
+
+  const total = await inMultipartUpload(s3, location, options, async (uploadId) => {
+    const { controller, dispose } = childController(options.signal);
+    const signal = controller.signal;
+    let firstError: { error: unknown } | undefined;
+    const fail = (error: unknown) => {
+      firstError ??= { error };
+      controller.abort(error);
+      throw error;
+    };
+    const streamed = (body: Iterable<Uint8Array>, first: number, channel: number) => {
+      const reader = new PartReader(
+        Readable.from(body, { objectMode: false }),
+        partBytes,
+        s3.settings.writeConcurrency + 1,
+        s3.checksums,
+        first,
+      );
+      return reader.next().then((part) =>
+        part
+          ? uploadParts(s3, location, uploadId, part, reader, {
+              ...options,
+              signal,
+              onProgress: (bytes) => progress.set(channel, bytes),
+            })
+          : { parts: [], bytes: 0, crc: 0 },
+      );
+    };
+    try {
+      // Both branches settle before we go on, so nothing is still sending when the upload is aborted.
+      const [endsResult, copiedResult] = await Promise.allSettled([
+        (async () => {
+          const head = await streamed(chain(object.before, slices(copy.local, 0, pad)), 1, 0);
+          const tail = await streamed(object.after, tailFirst, 1);
+          return { head, tail };
+        })().catch(fail),
+        copyAll(s3, location, uploadId, copy, copyParts, signal, progress, (why) => (refused ??= why)).catch(
+          fail,
+        ),
+      ]);
+      if (firstError) throw firstError.error;
+      const ends = (endsResult as PromiseFulfilledResult<{ head: Sent; tail: Sent }>).value;
+      const copied = (copiedResult as PromiseFulfilledResult<CopiedPart[]>).value;
+      await checkSourceUnchanged(s3, copy, signal);
+      let crc = ends.head.crc;
+      for (const part of copied) crc = crc32Combine(crc, part.crc, part.bytes);
+      crc = crc32Combine(crc, ends.tail.crc, ends.tail.bytes);
+      const parts = [...ends.head.parts, ...copied.map((p) => p.completed), ...ends.tail.parts];
+      parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
+      return { parts, bytes: ends.head.bytes + copy.bytes - pad + ends.tail.bytes, crc };
+    } finally {
+      dispose();
+    }
+  });
+  await checkWritten(s3, location, total, options.signal);
+  const bytesCopied = refused ? 0 : copyBytes;
+  return {
+    bytes: total,
+    bytesSent: total - bytesCopied,
+    bytesCopied,
+    path: refused ? 'stream' : 'copy',
+    ...(refused ? { reason: refused } : {}),
+  };
+}
+
+/** Everything sent, nothing copied: for ranges too small to copy. */
+async function streamAll(
+  s3: S3Access,
+  location: ObjectLocation,
+  object: ComposedObject,
+  options: Options,
+  reason: string,
+): Promise<ComposeResult> {
+  const body = chain(object.before, slices(object.copy.local, 0, object.copy.bytes), object.after);
+  const { bytes } = await uploadToS3(s3, location, Readable.from(body, { objectMode: false }), options);
+  return { bytes, bytesSent: bytes, bytesCopied: 0, path: 'stream', reason };
+}
+
+/** Equal parts of at most COPY_PART_BYTES over [from, to), numbered from `first`. */
+function planCopyParts(from: number, to: number, first: number): CopyPart[] {
+  const count = Math.ceil((to - from) / COPY_PART_BYTES);
+  const size = Math.ceil((to - from) / count);
+  const parts: CopyPart[] = [];
+  for (let at = from, n = first; at < to; at += size, n++) {
+    parts.push({ number: n, from: at, to: Math.min(to, at + size) });
+  }
+  return parts;
+}
+
+interface Sent {
+  readonly parts: CompletedPart[];
+  readonly bytes: number;
+  readonly crc: number;
+}
+
+interface CopiedPart {
+  readonly completed: CompletedPart;
+  readonly crc: number;
+  readonly bytes: number;
+}
+
+/** Copies the parts, writeConcurrency at once; after a refusal the remaining parts are uploaded instead. */
+async function copyAll(
+  s3: S3Access,
+  location: ObjectLocation,
+  uploadId: string,
+  copy: CopyRange,
+  parts: readonly CopyPart[],
+  signal: AbortSignal,
+  progress: Progress,
+  onRefused: (why: string) => string,
+): Promise<CopiedPart[]> {
+  const done: CopiedPart[] = [];
+  let next = 0;
+  let refused: string | undefined;
+  let bytes = 0;
+  const worker = async () => {
+    while (next < parts.length) {
+      signal.throwIfAborted();
+      const part = parts[next++]!;
+      const data = gather(copy.local, part.from, part.to);
+      const crc = s3.checksums === 'crc32' ? crc32(data) : 0;
+      let completed: CompletedPart | undefined;
+      if (!refused) {
+        try {
+          completed = await copyPart(s3, location, uploadId, copy, part, data, crc, signal);
+        } catch (err) {
+          const why = refusal(err);
+          if (!why || signal.aborted) throw err;
+          refused = onRefused(why);
+        }
+      }
+      completed ??= await uploadPart(s3, location, uploadId, localPart(s3, part.number, data, crc), signal);
+      done.push({ completed, crc, bytes: data.length });
+      bytes += data.length;
+      progress.set(2, bytes);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(s3.settings.writeConcurrency, parts.length) }, worker));
+  return done.sort((a, b) => a.completed.PartNumber! - b.completed.PartNumber!);
+}
+
+async function copyPart(
+  s3: S3Access,
+  location: ObjectLocation,
+  uploadId: string,
+  copy: CopyRange,
+  part: CopyPart,
+  data: Buffer,
+  crc: number,
+  signal: AbortSignal,
+): Promise<CompletedPart> {
+  const start = copy.start + part.from;
+  const out = await withRetries(
+    () =>
+      s3.client.send(
+        new UploadPartCopyCommand({
+          Bucket: location.container,
+          Key: location.key,
+          UploadId: uploadId,
+          PartNumber: part.number,
+          CopySource: copySource(copy.source),
+          CopySourceRange: `bytes=${start}-${copy.start + part.to - 1}`,
+          CopySourceIfMatch: copy.sourceVersion,
+        }),
+        { abortSignal: signal },
+      ),
+    s3.retry,
+    // 501 means "not here", not "try again".
+    (err) => (httpStatus(err) === 501 ? 'fatal' : classifyS3Error(err)),
+    signal,
+  );
+  const etag = out.CopyPartResult?.ETag;
+  if (!etag) throw new Error(`UploadPartCopy ${part.number} returned no ETag`);
+  if (s3.checksums === 'md5') checkCopiedBytes(s3, copy, part, etag, data);
+  return {
+    PartNumber: part.number,
+    ETag: etag,
+    ...(s3.checksums === 'crc32'
+      ? { ChecksumCRC32: out.CopyPartResult?.ChecksumCRC32 ?? crc32ToBase64(crc) }
+      : {}),
+  };
+}
+
+/** A plain part's ETag is the MD5 of its bytes: a copy that differs from ours means the source changed. */
+function checkCopiedBytes(s3: S3Access, copy: CopyRange, part: CopyPart, etag: string, data: Buffer): void {
+  const got = etag.replace(/"/g, '');
+  if (!/^[0-9a-f]{32}$/i.test(got)) return; // SSE-KMS and others: not an MD5
+  if (createHash('md5').update(data).digest('hex') === got.toLowerCase()) return;
+  throw changed(
+    s3,
+    copy,
+    `bytes ${copy.start + part.from}-${copy.start + part.to - 1} differ from those downloaded`,
+  );
+}
+
+async function checkSourceUnchanged(s3: S3Access, copy: CopyRange, signal: AbortSignal): Promise<void> {
+  const { etag } = await s3.headObject(copy.source, signal);
+  if (etag !== undefined && sameEtag(etag, copy.sourceVersion)) return;
+  throw changed(s3, copy, `its ETag is now ${etag ?? 'absent'}, was ${copy.sourceVersion}`);
+}
+
+function changed(s3: S3Access, copy: CopyRange, detail: string): StorageError {
+  return new StorageError(
+    'Changed',
+    `${s3.address(copy.source)} changed while the index was written (${detail}); build again from the new vectors`,
+    { location: copy.source },
+  );
+}
+
+function sameEtag(a: string, b: string): boolean {
+  return a.replace(/"/g, '') === b.replace(/"/g, '');
+}
+
+/** Why the server would not copy (so we send the bytes), or undefined for errors that must fail the write. */
+function refusal(err: unknown): string | undefined {
+  const status = httpStatus(err);
+  const { name = 'error', message = '' } = shape(err);
+  if (status === 412) return undefined; // precondition: the source changed
+  if (status === 501 || status === 403 || (status === 400 && name !== 'InvalidRange')) {
+    return `the store refused UploadPartCopy (${status} ${name}${message ? `: ${message}` : ''})`;
+  }
+  return undefined;
+}
+
+function copySource(source: ObjectLocation): string {
+  return `${source.container}/${source.key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+function localPart(s3: S3Access, number: number, data: Buffer, crc: number) {
+  const md5 = s3.checksums === 'md5' ? createHash('md5').update(data).digest('base64') : undefined;
+  return { number, data, crc32: crc, md5, buffer: data };
+}
+
+/** [from, to) as one Buffer: a view when it lies in one chunk, else a copy. */
+function gather(chunks: readonly Uint8Array[], from: number, to: number): Buffer {
+  const pieces = [...slices(chunks, from, to)];
+  if (pieces.length === 1)
+    return Buffer.from(pieces[0]!.buffer, pieces[0]!.byteOffset, pieces[0]!.byteLength);
+  return Buffer.concat(pieces);
+}
+
+/** Sums the bytes done on several channels (head, tail, copies) for one onProgress. */
+class Progress {
+  private readonly done = [0, 0, 0];
+  constructor(private readonly onProgress: ((bytes: number) => void) | undefined) {}
+  set(channel: number, bytes: number): void {
+    this.done[channel] = bytes;
+    this.onProgress?.(this.done[0]! + this.done[1]! + this.done[2]!);
+  }
+}
