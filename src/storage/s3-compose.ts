@@ -1,8 +1,8 @@
 // An object written as one multipart upload whose middle is copied server-side from another object
 // (UploadPartCopy with byte ranges): the index's storage section is the `.knnvec` we downloaded, so only the
-// header + graph (first parts) and the id map (last parts) travel. Parts: the uploaded head, padded with the
-// first vector bytes to whole parts of writePartBytes (every part but the last must be >= 5 MiB); then the
-// copied ranges; then the uploaded tail. A changed source fails the write: every copy carries
+// header + graph (first parts) and the id map (last parts) travel. Parts: the uploaded head, its last part padded
+// with the first vector bytes to 5 MiB (every part but the last must be >= 5 MiB); then the copied ranges; then
+// the uploaded tail. A changed source fails the write: every copy carries
 // x-amz-copy-source-if-match with the ETag we downloaded, and since some servers ignore that header (Ceph RGW 16
 // does), each copied part's ETag is checked against the MD5 of our own copy of the bytes where it is an MD5,
 // and the source is HEADed again before the upload completes. A server that refuses the copy (501, 403, 400)
@@ -49,14 +49,15 @@ export async function composeInS3(
 ): Promise<ComposeResult> {
   const partBytes = s3.settings.writePartBytes;
   const { copy } = object;
-  // The head is uploaded in whole parts: pad it with the first bytes of the range.
-  const pad = Math.min(copy.bytes, (partBytes - (object.beforeBytes % partBytes)) % partBytes);
+  // The head's last part must reach S3's minimum: pad it with the first bytes of the range.
+  const headRest = object.beforeBytes % partBytes;
+  const pad = Math.min(copy.bytes, headRest === 0 ? 0 : Math.max(0, MIN_PART_BYTES - headRest));
   const copyBytes = copy.bytes - pad;
   if (copyBytes < MIN_PART_BYTES) {
     const reason = `the copyable range (${copyBytes} bytes after the first parts) is under S3's 5 MiB part minimum`;
     return streamAll(s3, location, object, options, reason);
   }
-  const headParts = (object.beforeBytes + pad) / partBytes;
+  const headParts = Math.ceil((object.beforeBytes + pad) / partBytes);
   const copyParts = planCopyParts(pad, copy.bytes, headParts + 1);
   const tailFirst = headParts + copyParts.length + 1;
   const progress = new Progress(options.onProgress);

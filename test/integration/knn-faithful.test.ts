@@ -4,7 +4,8 @@
 // With KNN_SERVICE_URL set, the same test runs against an external service (e.g. the container) that must be
 // configured for the same S3 test server.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -195,6 +196,76 @@ describe.skipIf(skipReason)(
       expect(recall.ok, recall.error).toBe(true);
       expect(recall.result!.unknown_ids).toBe(0);
       expect(recall.result!.recall).toBeGreaterThanOrEqual(0.9);
+    });
+
+    it('copies the stored vectors from the .knnvec (UploadPartCopy): sends <= 0.35x of the file, k-NN loads it', async () => {
+      // Big enough that the vectors reach past S3's 5 MiB part minimum after the first part.
+      const c: Case = { name: 'float copy', dataType: 'float', space: 'l2', dimension: 128, count: 24_000 };
+      const vectors = knnvecFor(c, 17);
+      const ids = docIdsFor(c.count);
+      const { folder, body } = await uploadSegment(c, vectors, ids);
+      const jobId = await client.build(body);
+      const status = await client.poll(jobId, { intervalMs: 0, timeoutMs: 120_000 });
+      expect(status.error_message).toBeNull();
+      const index = await getObject(s3, bucket, `${folder}/${status.file_name}`);
+      if (!EXTERNAL) {
+        const jobs = (await (await fetch(`${url}/_jobs`)).json()) as {
+          jobs: { job_id: string; upload_path: string; bytes_uploaded: number; bytes_copied: number }[];
+        };
+        const job = jobs.jobs.find((j) => j.job_id === jobId)!;
+        expect(job.upload_path).toBe('copy');
+        // All but the few MiB that pad the graph's last part to S3's 5 MiB minimum.
+        expect(job.bytes_copied).toBeGreaterThan(vectors.length - 5 * 2 ** 20);
+        expect(job.bytes_uploaded + job.bytes_copied).toBe(index.length);
+        expect(job.bytes_uploaded).toBeLessThanOrEqual(0.35 * index.length);
+      }
+      const file = path.join(tmp, 'copy.faiss');
+      const vecFile = path.join(tmp, 'copy.knnvec');
+      const idFile = path.join(tmp, 'copy.knndid');
+      writeFileSync(file, index);
+      writeFileSync(vecFile, vectors);
+      writeFileSync(idFile, new Uint8Array(ids.buffer));
+      const [info, recall] = await runPythonJson<[Res<Info>, Res<Recall>]>(
+        FAISS_115_PYTHON,
+        CHECK,
+        ['batch'],
+        JSON.stringify([
+          { cmd: 'info', file, ids: true },
+          {
+            cmd: 'recall',
+            file,
+            vectors: vecFile,
+            doc_ids: idFile,
+            data_type: c.dataType,
+            dimension: c.dimension,
+            k: 10,
+            ef: 100,
+            num_queries: 100,
+            space: c.space,
+          },
+        ]),
+      );
+      expect(info.ok, info.error).toBe(true);
+      expect(info.result!.ids).toEqual(Array.from(ids));
+      expect(recall.ok, recall.error).toBe(true);
+      expect(recall.result!.recall).toBeGreaterThanOrEqual(0.9);
+      // k-NN's own reader (Faiss as k-NN 3.8 vendors it), when the checker binaries are on this machine.
+      const checker = path.resolve('../shared/knn-faiss/knn-faiss-check-3.8');
+      if (existsSync(checker)) {
+        const queries = path.join(tmp, 'copy.queries');
+        writeFileSync(queries, vectors.subarray(0, 4 * c.dimension * 5));
+        const out = execFileSync(checker, [file, queries, '10'], { encoding: 'utf8' }).trim().split('\n');
+        const structure = JSON.parse(out[0]!) as {
+          ntotal: number;
+          warnings: unknown[];
+          trailing_bytes: number;
+        };
+        expect(structure).toMatchObject({ ntotal: c.count, warnings: [], trailing_bytes: 0 });
+        for (let q = 0; q < 5; q++) {
+          const line = JSON.parse(out[q + 1]!) as { labels: number[] };
+          expect(line.labels[0]).toBe(ids[q]); // each query vector finds itself first
+        }
+      }
     });
 
     it('builds the graph only with skip_stored_vectors (Faiss null storage)', async () => {
