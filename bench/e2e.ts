@@ -1,10 +1,18 @@
-// End-to-end benchmark: a k-NN-style build through the real service and a real S3 server (Ceph RGW on loopback),
-// timed per phase (download, build, upload) as the job's worker measured them, plus the wall time the client saw.
+// End-to-end benchmark: a k-NN-style build through the real service and a real store (Ceph RGW on loopback, or
+// the local store), timed per phase (download, build, upload) as the job's worker measured them, plus the wall time
+// the client saw, the bytes actually sent by the upload and those the store copied itself (COPY_STORED_VECTORS).
 //
 //   npm run bench -- e2e [--sizes 100000,1000000] [--dimension 128] [--builder auto|cpu|gpu]
+//                        [--types float,half_float,byte,binary] [--store s3|local] [--copy on|off|both]
+//                        [--name e2e]
 //
-// Starts its own S3 test server unless S3_TEST_DIR / S3_TEST_ENDPOINT names a running one (scripts/s3-test-server.sh).
+// With --store s3 it starts its own S3 test server unless S3_TEST_DIR / S3_TEST_ENDPOINT names a running one
+// (scripts/s3-test-server.sh). Vectors: clustered up to 200k; larger sets repeat 200k clustered vectors with
+// noise (generated in seconds, as distinct as real ones for the builder).
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 
 import {
@@ -27,7 +35,8 @@ import { usableGpuCount } from '../src/builders/choose.js';
 import { probeGpu } from '../src/builders/gpu-probe.js';
 import { KnnClient } from '../test/helpers/knn-client.js';
 import { runningS3TestServer, startS3TestServer, stopS3TestServer } from '../test/helpers/s3-server.js';
-import { clusteredFloat } from '../test/helpers/synthetic.js';
+import { clusteredBinary, clusteredFloat, toBits, toInt8 } from '../test/helpers/synthetic.js';
+import type { DataType } from '../src/vectors/types.js';
 import { type Row, printTable, writeResults } from './report.js';
 
 const { values: args } = parseArgs({
@@ -35,45 +44,99 @@ const { values: args } = parseArgs({
     sizes: { type: 'string', default: '100000,1000000' },
     dimension: { type: 'string', default: '128' },
     builder: { type: 'string', default: 'auto' },
+    types: { type: 'string', default: 'float' },
+    store: { type: 'string', default: 's3' },
+    copy: { type: 'string', default: 'on' },
+    name: { type: 'string', default: 'e2e' },
   },
 });
 const sizes = args.sizes.split(',').map(Number);
 const d = Number(args.dimension);
+const types = args.types.split(',') as DataType[];
+const copyModes = args.copy === 'both' ? [true, false] : [args.copy !== 'off'];
+const useS3 = args.store === 's3';
 
-const running = runningS3TestServer();
-const server = running ?? (await startS3TestServer());
-const s3 = new S3Client({
-  endpoint: server.endpoint,
-  region: server.region,
-  forcePathStyle: true,
-  credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  requestChecksumCalculation: 'WHEN_REQUIRED',
-  responseChecksumValidation: 'WHEN_REQUIRED',
-});
+const running = useS3 ? runningS3TestServer() : undefined;
+const server = useS3 ? (running ?? (await startS3TestServer())) : undefined;
+const s3 = server
+  ? new S3Client({
+      endpoint: server.endpoint,
+      region: server.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    })
+  : undefined;
 const bucket = `bench-e2e-${randomBytes(4).toString('hex')}`;
-await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+const localRoot = useS3
+  ? undefined
+  : mkdtempSync(path.join(process.env.BENCH_LOCAL_ROOT ?? os.tmpdir(), 'e2e-'));
+if (s3) await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+else mkdirSync(path.join(localRoot!, bucket));
 const keys: string[] = [];
 const put = async (key: string, body: Uint8Array) => {
   keys.push(key);
+  if (!s3) {
+    const file = path.join(localRoot!, bucket, key);
+    mkdirSync(path.dirname(file), { recursive: true });
+    return writeFileSync(file, body);
+  }
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }));
 };
+
+/** Bench vectors: clustered up to 200k, beyond that 200k clustered ones repeated with noise. */
+function benchFloats(n: number, dimension: number): Float32Array {
+  const baseCount = Math.min(n, 200_000);
+  const base = clusteredFloat({ count: baseCount, dimension, seed: 7 });
+  if (n === baseCount) return base;
+  const out = new Float32Array(n * dimension);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < n; i++) {
+    const from = (i % baseCount) * dimension;
+    const to = i * dimension;
+    for (let j = 0; j < dimension; j++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      out[to + j] = base[from + j]! + ((x >>> 0) / 2 ** 32 - 0.5) * 0.02;
+    }
+  }
+  return out;
+}
+
+function knnvec(type: DataType, n: number, dimension: number): Uint8Array {
+  if (type === 'binary') {
+    return n <= 200_000
+      ? clusteredBinary({ count: n, dimension, seed: 7 })
+      : toBits(benchFloats(n, dimension));
+  }
+  const x = benchFloats(n, dimension);
+  if (type !== 'byte') return new Uint8Array(x.buffer);
+  if (n <= 200_000) return new Uint8Array(toInt8(x).buffer);
+  const codes = new Int8Array(x.length); // the clustered data lies within about [-6.2, 6.2]
+  for (let i = 0; i < x.length; i++) codes[i] = Math.max(-128, Math.min(127, Math.round(x[i]! * 20)));
+  return new Uint8Array(codes.buffer);
+}
 
 const settings = loadSettings({
   BUILDER: args.builder,
   LOG_LEVEL: 'warn',
   PORT: '0',
   HOST: '127.0.0.1',
-  CPU_MEMORY_LIMIT: '20',
+  CPU_MEMORY_LIMIT: String(Math.floor((os.totalmem() / 2 ** 30) * 0.8)),
 });
 const gpu = await probeGpu(0);
 const config = workerConfigFrom(settings);
-config.storage = {
-  kind: 's3',
-  endpoint: server.endpoint,
-  region: server.region,
-  credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  checksums: 'md5',
-};
+config.storage = server
+  ? {
+      kind: 's3',
+      endpoint: server.endpoint,
+      region: server.region,
+      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+      checksums: 'md5',
+    }
+  : { kind: 'local', localRoot: localRoot! };
 const results = new Map<string, JobResult>();
 const service = await createService({
   settings,
@@ -90,49 +153,69 @@ const client = new KnnClient({ endpoint: `http://127.0.0.1:${addr.port}` });
 const rows: Row[] = [];
 try {
   for (const n of sizes) {
-    const vectors = clusteredFloat({ count: n, dimension: d, seed: n });
-    const ids = Int32Array.from({ length: n }, (_, i) => i);
-    const base = `bench/${n}x${d}`;
-    await put(`${base}.knnvec`, new Uint8Array(vectors.buffer));
-    await put(`${base}.knndid`, new Uint8Array(ids.buffer));
-    keys.push(`${base}.faiss`);
-    const t0 = performance.now();
-    const id = await client.build({
-      container_name: bucket,
-      vector_path: `${base}.knnvec`,
-      doc_id_path: `${base}.knndid`,
-      tenant_id: 'bench',
-      dimension: d,
-      doc_count: n,
-      index_parameters: {
-        space_type: 'l2',
-        algorithm_parameters: { m: 16, ef_construction: 100, ef_search: 100 },
-      },
-    });
-    const status = await client.poll(id, { intervalMs: 50, timeoutMs: 3_600_000 });
-    const wall = (performance.now() - t0) / 1000;
-    if (status.task_status !== 'COMPLETED_INDEX_BUILD')
-      throw new Error(`build failed: ${status.error_message}`);
-    const r = results.get(id)!;
-    rows.push({
-      vectors: n,
-      dimension: d,
-      builder: r.builder,
-      format: r.format,
-      download_s: r.seconds.download,
-      build_s: r.seconds.build,
-      upload_s: r.seconds.upload,
-      client_wall_s: Math.round(wall * 100) / 100,
-      MiB_in: Math.round(r.bytesDownloaded / 2 ** 20),
-      MiB_out: Math.round(r.bytesUploaded / 2 ** 20),
-    });
+    for (const type of types) {
+      const vectors = knnvec(type, n, d);
+      const ids = Int32Array.from({ length: n }, (_, i) => i);
+      const base = `bench/${type}-${n}x${d}`;
+      await put(`${base}.knnvec`, vectors);
+      await put(`${base}.knndid`, new Uint8Array(ids.buffer));
+      keys.push(`${base}.faiss`);
+      for (const copy of copyModes) {
+        config.copyStoredVectors = copy;
+        const t0 = performance.now();
+        const id = await client.build({
+          container_name: bucket,
+          vector_path: `${base}.knnvec`,
+          doc_id_path: `${base}.knndid`,
+          tenant_id: `bench-${copy ? 'copy' : 'stream'}`,
+          dimension: d,
+          doc_count: n,
+          data_type: type,
+          index_parameters: {
+            space_type: type === 'binary' ? 'hamming' : 'l2',
+            algorithm_parameters: { m: 16, ef_construction: 100, ef_search: 100 },
+          },
+        });
+        const status = await client.poll(id, { intervalMs: 50, timeoutMs: 3_600_000 });
+        const wall = (performance.now() - t0) / 1000;
+        if (status.task_status !== 'COMPLETED_INDEX_BUILD')
+          throw new Error(`build failed: ${status.error_message}`);
+        const r = results.get(id)!;
+        const indexBytes = r.bytesUploaded + r.bytesCopied;
+        rows.push({
+          type,
+          vectors: n,
+          dimension: d,
+          builder: r.builder,
+          format: r.format,
+          download_s: r.seconds.download,
+          build_s: r.seconds.build,
+          upload_s: r.seconds.upload,
+          client_wall_s: Math.round(wall * 100) / 100,
+          MiB_in: Math.round(r.bytesDownloaded / 2 ** 20),
+          index_MiB: Math.round(indexBytes / 2 ** 20),
+          MiB_sent: Math.round(r.bytesUploaded / 2 ** 20),
+          sent_ratio: Math.round((r.bytesUploaded / indexBytes) * 1000) / 1000,
+          upload_path: r.uploadPath.path,
+          peak_GPU_GiB: Math.round((r.peakDeviceBytes / 2 ** 30) * 10) / 10,
+        });
+      }
+    }
   }
 } finally {
   await service.shutdown(10_000);
-  for (const Key of keys)
-    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key })).catch(() => undefined);
-  await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
-  if (!running && server.dir) await stopS3TestServer(server.dir);
+  if (s3) {
+    for (const Key of keys)
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key })).catch(() => undefined);
+    await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
+  }
+  if (localRoot) rmSync(localRoot, { recursive: true, force: true });
+  if (!running && server?.dir) await stopS3TestServer(server.dir);
 }
-printTable(`End to end through the service and S3 (RGW on loopback), m 16, ef_construction 100`, rows);
-writeResults('e2e', { rows, settings: { maxWorkers: settings.maxWorkers, builder: settings.builder } });
+const where = s3 ? 'S3 (RGW on loopback)' : 'the local store';
+printTable(`End to end through the service and ${where}, m 16, ef_construction 100`, rows);
+writeResults(args.name, {
+  rows,
+  store: args.store,
+  settings: { maxWorkers: settings.maxWorkers, builder: settings.builder },
+});

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The one script for the GPU machine: builds the addon with CUDA (sm_90), runs the kernel self-test, the GPU tests
 # and the benchmark, and prints a short table at the end; logs go to $OUT (or .tmp/gpu-check).
-#   scripts/gpu-check.sh [STEP ...]   steps: build selftest tests service conformance bench (default: all six)
+#   scripts/gpu-check.sh [STEP ...]   steps: build selftest tests service conformance bench (default: all six),
+#                                     e2e, ptx
 #   service: the real service (BUILDER=gpu, local store) driven by the k-NN client; files checked by Faiss 1.15
 #   conformance: test/conformance with BUILDER=gpu: every data type x space x skip x policy, each file loaded and
 #                searched by k-NN's own Faiss checkers (3.1/3.5/3.8); results JSON in $OUT
+#   e2e: bench/e2e.ts through the service (BUILDER=gpu, local store, GPU_MEMORY_LIMIT=16): 1M x 768 float,
+#        half_float, byte, binary, then 5M x 768 float; per-phase times, bytes sent and copied
+#   ptx: the addon built PTX-only for compute_75 (KNN_CUDA_ARCHS=75-virtual, JIT-compiled at load), its self-test
+#        and a 1M x 768 float build through the service with it
 # Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --plan 128:flat,hier;768:flat,hier,exact
 # --baseline --naive 64"), KNN_CUDA_ARCHS (default 90).
 # Needs what scripts/gpu-bundle.sh prepared (carry .gpu-pack build/gpu-bundle .whl node_modules/node-addon-api
@@ -33,6 +38,18 @@ build() {
     -DKNN_CUDA_ARCHS="${KNN_CUDA_ARCHS:-90}" -DCMAKE_JS_INC="$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" &&
     cmake --build build/native -j "$(nproc)" &&
     test -f build/native/knn_native.node
+}
+ptx_build() {
+  cmake -S src/native -B build/native-ptx -G Ninja -DKNN_GPU=ON -DKNN_GPU_TESTS=ON -DKNN_CUDA_ARCHS=75-virtual \
+    -DCMAKE_JS_INC="$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" &&
+    cmake --build build/native-ptx -j "$(nproc)" &&
+    cuobjdump --list-ptx build/native-ptx/gpu_selftest | head -3 && ! cuobjdump --list-elf build/native-ptx/gpu_selftest | grep -q sm_
+}
+e2e_bench() {  # name, e2e.mjs args...
+  local name=$1; shift
+  BENCH_LOCAL_ROOT="${BENCH_LOCAL_ROOT:-/tmp}" GPU_MEMORY_LIMIT=16 node build/gpu-bundle/bench/e2e.mjs --store local \
+    --builder gpu --dimension 768 --name "$name" "$@" &&
+    cp "build/gpu-bundle/bench/results/$name.json" "$OUT/"
 }
 python_deps() {
   [ -d /tmp/site/faiss ] && return 0
@@ -69,6 +86,16 @@ for s in $steps; do
         ${BENCH_ARGS:---n 1000000 --plan 128:flat,hier;768:flat,hier,exact --baseline --naive 64}
       cp build/gpu-bundle/bench/results/gpu-build.json "$OUT/" 2>/dev/null
       ;;
+    e2e)
+      run_step e2e-1m e2e_bench e2e-gpu-1m --sizes 1000000 --types float,half_float,byte,binary
+      run_step e2e-5m e2e_bench e2e-gpu-5m --sizes 5000000 --types float
+      ;;
+    ptx)
+      run_step ptx-build ptx_build || continue
+      run_step ptx-selftest build/native-ptx/gpu_selftest
+      KNN_NATIVE_ADDON="$PWD/build/native-ptx/knn_native.node" run_step ptx-e2e e2e_bench e2e-gpu-ptx \
+        --sizes 1000000 --types float
+      ;;
     *) echo "unknown step $s" ;;
   esac
 done
@@ -80,4 +107,5 @@ sed -n '/^=== service on the GPU/,$p' "$OUT/service.log" 2>/dev/null
 grep -h -E "^(=== k-NN conformance|FAIL|conformance:)" "$OUT/conformance.log" 2>/dev/null
 sed -n "/^GPU build (m 16/,/^results:/p" "$OUT/bench.log" 2>/dev/null | grep -v "^results:"
 grep -h -E "^(CUDA context|.*exact k-NN stage)" "$OUT/bench.log" 2>/dev/null
+for f in e2e-1m e2e-5m ptx-e2e; do sed -n "/^End to end/,/^results:/p" "$OUT/$f.log" 2>/dev/null | grep -v "^results:"; done
 printf '%s\n' "${summary[@]}"

@@ -50,6 +50,8 @@ export interface Settings {
   indexFormatPolicy: FormatPolicyName;
   /** Write each index file here first and upload it from disk (default: streamed straight into the upload). */
   spoolDir: string | null;
+  /** Copy the index's stored vectors store-side from the `.knnvec` (S3 UploadPartCopy, copy_file_range). */
+  copyStoredVectors: boolean;
   gpu: {
     knnAlgorithm: (typeof KNN_ALGORITHMS)[number];
     /** 0 = the GPU builder's default. */
@@ -119,6 +121,8 @@ export function loadSettings(env: Env = process.env): Settings {
       v.toLowerCase(),
     ),
     spoolDir: r.string('INDEX_SPOOL_DIR', '') || null,
+    copyStoredVectors:
+      r.oneOf('COPY_STORED_VECTORS', 'true', ['true', 'false'] as const, (v) => v.toLowerCase()) === 'true',
     gpu: {
       knnAlgorithm: r.oneOf('GPU_KNN_ALGORITHM', 'auto', KNN_ALGORITHMS, (v) => v.toLowerCase()),
       graphDegree: r.integer('GPU_GRAPH_DEGREE', 0, 0, 1024),

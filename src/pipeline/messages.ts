@@ -15,6 +15,8 @@ export interface WorkerConfig {
   threads: number;
   gpu: GpuBuildOptions;
   spoolDir?: string;
+  /** Default true: see PipelineDeps.copyStoredVectors. */
+  copyStoredVectors?: boolean;
   logLevel: LogLevel;
 }
 

@@ -271,7 +271,7 @@ function copyPlan(
   const source = deps.io.vectors;
   if (deps.copyStoredVectors === false)
     return { reason: 'copying is turned off (COPY_STORED_VECTORS=false)' };
-  if (deps.spoolDir) return { reason: 'the index is spooled to disk first (SPOOL_DIR)' };
+  if (deps.spoolDir) return { reason: 'the index is spooled to disk first (INDEX_SPOOL_DIR)' };
   if (source.store !== target.store || !target.store.writeComposed) {
     return { reason: 'the vectors are in another store than the index' };
   }

@@ -14,6 +14,7 @@ export function workerConfigFrom(s: Settings): WorkerConfig {
       ...(s.gpu.intermediateDegree > 0 ? { intermediateDegree: s.gpu.intermediateDegree } : {}),
     },
     ...(s.spoolDir ? { spoolDir: s.spoolDir } : {}),
+    copyStoredVectors: s.copyStoredVectors,
     logLevel: s.logLevel,
   };
 }

@@ -36,6 +36,7 @@ async function start(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
       formatPolicy: formatPolicy(m.config.formatPolicy),
       buildDefaults: { threads: m.config.threads, gpu: m.config.gpu },
       ...(m.config.spoolDir ? { spoolDir: m.config.spoolDir } : {}),
+      ...(m.config.copyStoredVectors === false ? { copyStoredVectors: false } : {}),
       signal: abort.signal,
       report: (update) => send({ type: 'progress', update }),
       acquireGpu: () =>
