@@ -125,6 +125,8 @@ const settings = loadSettings({
   PORT: '0',
   HOST: '127.0.0.1',
   CPU_MEMORY_LIMIT: String(Math.floor((os.totalmem() / 2 ** 30) * 0.8)),
+  // A GPU memory cap from the environment (scripts/gpu-check.sh sets 16 GiB for the e2e step).
+  ...(process.env.GPU_MEMORY_LIMIT ? { GPU_MEMORY_LIMIT: process.env.GPU_MEMORY_LIMIT } : {}),
 });
 const gpu = await probeGpu(0);
 const config = workerConfigFrom(settings);

@@ -24,8 +24,8 @@ npx esbuild src/main.ts src/pipeline/worker.ts --bundle --platform=node --format
   --outdir=build/gpu-bundle/service --entry-names='[name]' --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > build/gpu-bundle/service/package.json
-# The job worker beside bench/e2e.mjs too (process-build.ts forks ./worker.js next to the bundle).
-npx esbuild src/pipeline/worker.ts --bundle --platform=node --format=esm --target=node24 \
+# The end-to-end benchmark with the job worker beside it (process-build.ts forks ./worker.js next to the bundle).
+npx esbuild bench/e2e.ts src/pipeline/worker.ts --bundle --platform=node --format=esm --target=node24 \
   --outdir=build/gpu-bundle/bench --entry-names='[name]' --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > build/gpu-bundle/bench/package.json

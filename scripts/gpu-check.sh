@@ -47,7 +47,7 @@ ptx_build() {
 }
 e2e_bench() {  # name, e2e.mjs args...
   local name=$1; shift
-  BENCH_LOCAL_ROOT="${BENCH_LOCAL_ROOT:-/tmp}" GPU_MEMORY_LIMIT=16 node build/gpu-bundle/bench/e2e.mjs --store local \
+  BENCH_LOCAL_ROOT="${BENCH_LOCAL_ROOT:-/tmp}" GPU_MEMORY_LIMIT=16 node build/gpu-bundle/bench/e2e.js --store local \
     --builder gpu --dimension 768 --name "$name" "$@" &&
     cp "build/gpu-bundle/bench/results/$name.json" "$OUT/"
 }
