@@ -10,7 +10,7 @@
 // (scripts/s3-test-server.sh). Vectors: clustered up to 200k; larger sets repeat 200k clustered vectors with
 // noise (generated in seconds, as distinct as real ones for the builder).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -75,48 +75,60 @@ const localRoot = useS3
 if (s3) await s3.send(new CreateBucketCommand({ Bucket: bucket }));
 else mkdirSync(path.join(localRoot!, bucket));
 const keys: string[] = [];
-const put = async (key: string, body: Uint8Array) => {
+/** Stores an object given as chunks (over 4 GiB it must be the local store: one PutObject stops at 5 GB). */
+const put = async (key: string, body: Uint8Array | Uint8Array[]) => {
   keys.push(key);
+  const chunks = Array.isArray(body) ? body : [body];
   if (!s3) {
     const file = path.join(localRoot!, bucket, key);
     mkdirSync(path.dirname(file), { recursive: true });
-    return writeFileSync(file, body);
+    const fd = openSync(file, 'w');
+    try {
+      for (const chunk of chunks) writeSync(fd, chunk);
+    } finally {
+      closeSync(fd);
+    }
+    return;
   }
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }));
+  const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: whole, ContentLength: whole.length }));
 };
 
-/** Bench vectors: clustered up to 200k, beyond that 200k clustered ones repeated with noise. */
-function benchFloats(n: number, dimension: number): Float32Array {
-  const baseCount = Math.min(n, 200_000);
-  const base = clusteredFloat({ count: baseCount, dimension, seed: 7 });
-  if (n === baseCount) return base;
-  const out = new Float32Array(n * dimension);
-  let x = 0x9e3779b9;
-  for (let i = 0; i < n; i++) {
-    const from = (i % baseCount) * dimension;
-    const to = i * dimension;
-    for (let j = 0; j < dimension; j++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      out[to + j] = base[from + j]! + ((x >>> 0) / 2 ** 32 - 0.5) * 0.02;
-    }
-  }
-  return out;
-}
+/** Vectors per generated chunk: typed arrays stop at 4 GiB in Node 20, so big sets come in pieces. */
+const CHUNK_VECTORS = 250_000;
 
-function knnvec(type: DataType, n: number, dimension: number): Uint8Array {
-  if (type === 'binary') {
-    return n <= 200_000
-      ? clusteredBinary({ count: n, dimension, seed: 7 })
-      : toBits(benchFloats(n, dimension));
+/**
+ * Bench vectors as chunks of `.knnvec` bytes: clustered up to 200k vectors; beyond that 200k clustered vectors
+ * repeated with a little noise (fast to make, and as distinct as real vectors for the builder).
+ */
+function* knnvec(type: DataType, n: number, dimension: number): Generator<Uint8Array> {
+  if (n <= 200_000) {
+    if (type === 'binary') return yield clusteredBinary({ count: n, dimension, seed: 7 });
+    const x = clusteredFloat({ count: n, dimension, seed: 7 });
+    return yield new Uint8Array((type === 'byte' ? toInt8(x) : x).buffer);
   }
-  const x = benchFloats(n, dimension);
-  if (type !== 'byte') return new Uint8Array(x.buffer);
-  if (n <= 200_000) return new Uint8Array(toInt8(x).buffer);
-  const codes = new Int8Array(x.length); // the clustered data lies within about [-6.2, 6.2]
-  for (let i = 0; i < x.length; i++) codes[i] = Math.max(-128, Math.min(127, Math.round(x[i]! * 20)));
-  return new Uint8Array(codes.buffer);
+  const base = clusteredFloat({ count: 200_000, dimension, seed: 7 });
+  let seed = 0x9e3779b9;
+  for (let first = 0; first < n; first += CHUNK_VECTORS) {
+    const count = Math.min(CHUNK_VECTORS, n - first);
+    const x = new Float32Array(count * dimension);
+    for (let i = 0; i < count; i++) {
+      const from = ((first + i) % 200_000) * dimension;
+      for (let j = 0; j < dimension; j++) {
+        seed ^= seed << 13;
+        seed ^= seed >>> 17;
+        seed ^= seed << 5;
+        x[i * dimension + j] = base[from + j]! + ((seed >>> 0) / 2 ** 32 - 0.5) * 0.02;
+      }
+    }
+    if (type === 'binary') yield toBits(x);
+    else if (type === 'byte') {
+      // The clustered data lies within about [-6.2, 6.2]: a fixed scale keeps chunks consistent.
+      yield new Uint8Array(
+        Int8Array.from(x, (v) => Math.max(-128, Math.min(127, Math.round(v * 20)))).buffer,
+      );
+    } else yield new Uint8Array(x.buffer);
+  }
 }
 
 const settings = loadSettings({
@@ -156,7 +168,7 @@ const rows: Row[] = [];
 try {
   for (const n of sizes) {
     for (const type of types) {
-      const vectors = knnvec(type, n, d);
+      const vectors = [...knnvec(type, n, d)];
       const ids = Int32Array.from({ length: n }, (_, i) => i);
       const base = `bench/${type}-${n}x${d}`;
       await put(`${base}.knnvec`, vectors);
