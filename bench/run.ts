@@ -7,9 +7,13 @@ const here = import.meta.dirname;
 const names = readdirSync(here)
   .filter((f) => f.endsWith('.ts') && !['run.ts', 'report.ts'].includes(f))
   .map((f) => f.slice(0, -3));
-const name = process.argv[2];
+// `report` renders the recorded results as charts (bench/charts.ts; report.ts is the shared table/JSON helper).
+const name = process.argv[2] === 'report' ? 'charts' : process.argv[2];
 if (!name || !names.includes(name)) {
-  console.log(`usage: npm run bench -- <name> [args]\nbenchmarks: ${names.join(', ') || '(none yet)'}`);
+  console.log(
+    `usage: npm run bench -- <name> [args]\nbenchmarks: ${names.join(', ') || '(none yet)'}\n` +
+      'charts of the recorded results: npm run bench -- report',
+  );
   process.exit(name ? 1 : 0);
 }
 process.argv.splice(2, 1);
