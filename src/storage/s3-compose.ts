@@ -61,6 +61,9 @@ export async function composeInS3(
   const copyParts = planCopyParts(pad, copy.bytes, headParts + 1);
   const tailFirst = headParts + copyParts.length + 1;
   const progress = new Progress(options.onProgress);
+  // Part ETags are MD5s of the bytes only without SSE-KMS; with crc32 checksums S3 checks the whole object's CRC
+  // (computed from our copy of the bytes) at completion instead.
+  const verifyMd5 = s3.checksums === 'md5' && !options.encryptLike?.kmsKeyId;
   let refused: string | undefined;
 
   const total = await inMultipartUpload(s3, location, options, async (uploadId) => {
@@ -98,9 +101,17 @@ export async function composeInS3(
           const tail = await streamed(object.after, tailFirst, 1);
           return { head, tail };
         })().catch(fail),
-        copyAll(s3, location, uploadId, copy, copyParts, signal, progress, (why) => (refused ??= why)).catch(
-          fail,
-        ),
+        copyAll(
+          s3,
+          location,
+          uploadId,
+          copy,
+          copyParts,
+          signal,
+          progress,
+          verifyMd5,
+          (why) => (refused ??= why),
+        ).catch(fail),
       ]);
       if (firstError) throw firstError.error;
       const ends = (endsResult as PromiseFulfilledResult<{ head: Sent; tail: Sent }>).value;
@@ -172,6 +183,7 @@ async function copyAll(
   parts: readonly CopyPart[],
   signal: AbortSignal,
   progress: Progress,
+  verifyMd5: boolean,
   onRefused: (why: string) => string,
 ): Promise<CopiedPart[]> {
   const done: CopiedPart[] = [];
@@ -187,7 +199,7 @@ async function copyAll(
       let completed: CompletedPart | undefined;
       if (!refused) {
         try {
-          completed = await copyPart(s3, location, uploadId, copy, part, data, crc, signal);
+          completed = await copyPart(s3, location, uploadId, copy, part, data, crc, verifyMd5, signal);
         } catch (err) {
           const why = refusal(err);
           if (!why || signal.aborted) throw err;
@@ -212,6 +224,7 @@ async function copyPart(
   part: CopyPart,
   data: Buffer,
   crc: number,
+  verifyMd5: boolean,
   signal: AbortSignal,
 ): Promise<CompletedPart> {
   const start = copy.start + part.from;
@@ -236,7 +249,7 @@ async function copyPart(
   );
   const etag = out.CopyPartResult?.ETag;
   if (!etag) throw new Error(`UploadPartCopy ${part.number} returned no ETag`);
-  if (s3.checksums === 'md5') checkCopiedBytes(s3, copy, part, etag, data);
+  if (verifyMd5) checkCopiedBytes(s3, copy, part, etag, data);
   return {
     PartNumber: part.number,
     ETag: etag,

@@ -4,6 +4,7 @@
 // failure or cancel leaves no object, no temporary file and no multipart upload behind.
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LocalObjectStore } from '../../src/storage/local.js';
@@ -100,6 +101,29 @@ describe.skipIf(skipped !== undefined)(
       const copies = proxy.log.filter(isCopy);
       expect(copies.length).toBeGreaterThan(0);
       expect(copies.every((r) => r.headers['x-amz-copy-source-if-match'] === version)).toBe(true);
+    });
+
+    it('copies an SSE-KMS source into an object with the same KMS key', async () => {
+      const kmsKey = s3TestServer().kmsKeyIds[0]!;
+      const from = { container: bucket, key: 'seg/kms.knnvec' };
+      await client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: from.key,
+          Body: source,
+          ServerSideEncryption: 'aws:kms',
+          SSEKMSKeyId: kmsKey,
+        }),
+      );
+      const info = await store.head(from);
+      const read = await store.read(from);
+      const result = await store.writeComposed!(out('kms'), composed(from, read.version!), {
+        encryptLike: info,
+      });
+      expect(result.path).toBe('copy');
+      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: out('kms').key }));
+      expect(head.SSEKMSKeyId).toBe(kmsKey);
+      expect((await getObject(client, bucket, out('kms').key)).equals(expected)).toBe(true);
     });
 
     it('fails with Changed when the source was replaced after it was read, leaving nothing', async () => {
