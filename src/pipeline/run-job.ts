@@ -102,8 +102,9 @@ export async function runJob(
   validateVectorSpec(spec);
 
   deps.report({ phase: 'downloading', fraction: 0 });
-  const { vectorInfo, vectorBlob, idBlob, ids } = await download(request, spec, deps);
+  const { vectorInfo, vectorBlob, idBlob } = await download(request, spec, deps);
   const vectors = parseVectorBlob(vectorBlob, spec);
+  const ids = parseDocIdBlob(idBlob, request.doc_count);
   clock.lap('download');
 
   deps.report({ phase: 'building', fraction: 0 });
@@ -174,16 +175,13 @@ async function download(request: BuildRequest, spec: VectorBlobSpec, deps: Pipel
       signal: deps.signal,
       onProgress: progress('vectors'),
     }),
-    // The ids are parsed (and checked) as soon as they arrive, while the vectors still download.
-    ids.store
-      .read(ids.at, {
-        expectedBytes: 4 * request.doc_count,
-        signal: deps.signal,
-        onProgress: progress('ids'),
-      })
-      .then((blob) => ({ blob, ids: parseDocIdBlob(blob, request.doc_count) })),
+    ids.store.read(ids.at, {
+      expectedBytes: 4 * request.doc_count,
+      signal: deps.signal,
+      onProgress: progress('ids'),
+    }),
   ]);
-  return { vectorInfo, vectorBlob, idBlob: idBlob.blob, ids: idBlob.ids };
+  return { vectorInfo, vectorBlob, idBlob };
 }
 
 async function buildGraph(
