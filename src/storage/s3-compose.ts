@@ -54,7 +54,7 @@ export async function composeInS3(
   const pad = Math.min(copy.bytes, headRest === 0 ? 0 : Math.max(0, MIN_PART_BYTES - headRest));
   const copyBytes = copy.bytes - pad;
   if (copyBytes < MIN_PART_BYTES) {
-    const reason = `the copyable range (${copyBytes} bytes after the first parts) is under S3's 5 MiB part minimum`;
+    const reason = `the vectors (${copy.bytes} bytes) leave ${copyBytes} to copy once the first part is filled, under S3's 5 MiB part minimum`;
     return streamAll(s3, location, object, options, reason);
   }
   const headParts = Math.ceil((object.beforeBytes + pad) / partBytes);
