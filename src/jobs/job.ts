@@ -4,9 +4,15 @@ import { createHash } from 'node:crypto';
 import type { BuildRequest, JobPhase, JobSummary, StatusResponse, TaskStatus } from '../api/schemas.js';
 import type { BuilderKind } from '../builders/types.js';
 
-/** The reference builder's id, so a client's retry (same vector_path and tenant) finds the same job. */
+/**
+ * The job id: a client's retry (same vector_path and tenant) finds the same job. The pair is hashed as JSON, an
+ * unambiguous encoding: the reference builder's `${vector_path}-${tenant_id}` gives `a.knnvec-b` + `c` and
+ * `a.knnvec` + `b-c` one id (and one job).
+ */
 export function jobIdFor(vectorPath: string, tenantId: string): string {
-  return createHash('sha256').update(`${vectorPath}-${tenantId}`).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([vectorPath, tenantId]))
+    .digest('hex');
 }
 
 /** What a job is expected to need, decided when it is admitted. */
