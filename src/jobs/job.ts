@@ -45,6 +45,8 @@ export class Job {
   /** 1 for the first build; a client retry of a FAILED job rebuilds it as attempt 2, 3, ... */
   attempt = 1;
   abort = new AbortController();
+  /** A status request answered this job's final state (a shutdown need not wait for the client to see it). */
+  finalStatusSeen = false;
 
   constructor(
     readonly id: string,
@@ -59,6 +61,7 @@ export class Job {
 
   /** The k-NN status body: exactly these three fields. */
   statusResponse(): StatusResponse {
+    if (this.finished) this.finalStatusSeen = true;
     return { task_status: this.status, file_name: this.fileName, error_message: this.errorMessage };
   }
 
@@ -103,5 +106,6 @@ export class Job {
     this.plan = plan;
     this.attempt += 1;
     this.abort = new AbortController();
+    this.finalStatusSeen = false;
   }
 }
