@@ -13,6 +13,7 @@ import type { BuildFn } from './jobs/scheduler.js';
 import { createLogger } from './logger.js';
 import { plannerFor } from './pipeline/plan.js';
 import { type Service, type ServiceOptions, createService } from './service.js';
+import { LocalObjectStore } from './storage/local.js';
 
 export interface RunOptions {
   /** Makes the function that runs one job (the pipeline), once settings and GPUs are known. */
@@ -65,6 +66,7 @@ export async function run(o: RunOptions): Promise<Service> {
     'service started',
   );
   handleSignals(service, log);
+  if (settings.objectStore === 'local') removeStaleTemps(settings, log);
   return service;
 }
 
@@ -88,6 +90,16 @@ function handleSignals(service: Service, log: Logger): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** Temporary files of writers that were killed (a crash, kill -9) are removed in the background at start-up. */
+function removeStaleTemps(settings: Settings, log: Logger): void {
+  new LocalObjectStore(settings.storage).removeStaleTemps().then(
+    (removed) => {
+      if (removed > 0) log.info({ removed, root: settings.localStoreRoot }, 'removed stale temporary files');
+    },
+    (e: unknown) => log.warn({ err: e }, 'could not look for stale temporary files'),
+  );
 }
 
 function readVersion(): string {

@@ -2,7 +2,8 @@
 // group (Ctrl-C, systemd's KillMode=control-group) drains instead of killing builds; a service that dies
 // (kill -9, a second signal) takes its workers with it within a second or two, even in the middle of a native
 // build; a worker killed on its own fails only its job.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -103,5 +104,28 @@ describe('signals and orphan workers (real service process)', () => {
 
     const other = await client.poll(await client.build(small), { intervalMs: 100, timeoutMs: 60_000 });
     expect(other.task_status).toBe('COMPLETED_INDEX_BUILD'); // the service lives on
+  });
+
+  it('fails a job whose .knndid is a FIFO at once, and leaves no worker behind', async () => {
+    const fifo = writeLocalSegment(root, 'c', 'seg/fifo', 100, 8);
+    rmSync(path.join(root, 'c', 'seg', 'fifo.knndid'));
+    execFileSync('mkfifo', [path.join(root, 'c', 'seg', 'fifo.knndid')]);
+    service = await start();
+    const client = new KnnClient({ endpoint: service.url });
+    const failed = await client.poll(await client.build(fifo), { intervalMs: 100, timeoutMs: 20_000 });
+    expect(failed.error_message).toMatch(
+      /local:\/\/c\/seg\/fifo.knndid is not a regular file \(it is a FIFO\)/,
+    );
+    expect(await allGone(service.workerPids(), 5000)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('removes temporary files that killed writers left, at start-up', async () => {
+    const stale = path.join(root, 'c', 'seg', '.knn-tmp-0123456789abcdef-01234567');
+    writeFileSync(stale, 'partial index');
+    const old = Date.now() / 1000 - 3600;
+    utimesSync(stale, old, old);
+    service = await start();
+    await service.waitFor(/"removed":1,[^\n]*"msg":"removed stale temporary files"/);
+    expect(existsSync(stale)).toBe(false);
   });
 });
