@@ -14,6 +14,7 @@ import { createLogger } from './logger.js';
 import { plannerFor } from './pipeline/plan.js';
 import { type Service, type ServiceOptions, createService } from './service.js';
 import { LocalObjectStore } from './storage/local.js';
+import { hostMemoryLimit, memoryBudget } from './host-memory.js';
 
 export interface RunOptions {
   /** Makes the function that runs one job (the pipeline), once settings and GPUs are known. */
@@ -34,6 +35,7 @@ export async function run(o: RunOptions): Promise<Service> {
     process.exit(2);
   }
   const log = createLogger(settings.logLevel);
+  settings = withMemoryBudget(settings, log);
   // Probed in a child process: the service itself never holds a CUDA context.
   const gpu = settings.builder === 'cpu' ? noGpu('BUILDER=cpu') : await probeGpu(0);
   const gpuCount = usableGpuCount(gpu);
@@ -61,6 +63,7 @@ export async function run(o: RunOptions): Promise<Service> {
       objectStore: settings.objectStore,
       objectStoreReason: settings.objectStoreReason,
       maxWorkers: settings.maxWorkers,
+      cpuMemoryLimitGiB: gib(settings.cpuMemoryLimitBytes),
       auth: settings.auth ? 'basic' : 'off',
     },
     'service started',
@@ -90,6 +93,26 @@ function handleSignals(service: Service, log: Logger): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+const gib = (bytes: number) => Math.round((bytes / 2 ** 30) * 100) / 100;
+
+/** CPU_MEMORY_LIMIT capped at what the machine or its cgroup really has (logged when it is capped). */
+function withMemoryBudget(settings: Settings, log: Logger): Settings {
+  const limit = hostMemoryLimit();
+  const budget = memoryBudget(settings.cpuMemoryLimitBytes, limit);
+  if (budget.capped) {
+    log.warn(
+      {
+        requestedGiB: gib(settings.cpuMemoryLimitBytes),
+        cpuMemoryLimitGiB: gib(budget.bytes),
+        hostGiB: gib(limit.bytes),
+        source: limit.source,
+      },
+      'CPU_MEMORY_LIMIT is more than this host has: capped (the host less 10%, at most 1 GiB, for the service)',
+    );
+  }
+  return { ...settings, cpuMemoryLimitBytes: budget.bytes };
 }
 
 /** Temporary files of writers that were killed (a crash, kill -9) are removed in the background at start-up. */

@@ -128,4 +128,26 @@ describe('signals and orphan workers (real service process)', () => {
     await service.waitFor(/"removed":1,[^\n]*"msg":"removed stale temporary files"/);
     expect(existsSync(stale)).toBe(false);
   });
+
+  // Before, the default CPU_MEMORY_LIMIT (32 GiB) admitted a job this machine could never hold (then OOM-killed).
+  const roomy = os.totalmem() > 31 * 2 ** 30;
+  it.skipIf(roomy)(
+    roomy
+      ? 'caps CPU_MEMORY_LIMIT at the host memory (skipped: this machine has more than 31 GiB)'
+      : 'caps CPU_MEMORY_LIMIT at the host memory, logs it, and refuses (507) a job over it',
+    async () => {
+      service = await start();
+      const started = await service.waitFor(/"cpuMemoryLimitGiB":([\d.]+)/);
+      expect(Number(started[1]) * 2 ** 30).toBeLessThan(os.totalmem());
+      expect(service.output()).toContain('CPU_MEMORY_LIMIT is more than this host has: capped');
+      // ~30 GiB estimated (vectors, Faiss's copy, graph): under the old 32 GiB default, over this machine.
+      const res = await fetch(`${service.url}/_build`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ...small, doc_count: 3_900_000, dimension: 1000 }),
+      });
+      expect(res.status).toBe(507);
+      expect(((await res.json()) as { detail: string }).detail).toMatch(/over CPU_MEMORY_LIMIT/);
+    },
+  );
 });
