@@ -174,6 +174,7 @@ async function download(request: BuildRequest, spec: VectorBlobSpec, deps: Pipel
     task(
       ids.store.read(ids.at, {
         expectedBytes: 4 * request.doc_count,
+        expectedBytesMeaning: `doc_count ${request.doc_count} x 4 bytes per doc id; check doc_count against the uploaded .knndid`,
         signal,
         onProgress: progress('ids'),
       }),

@@ -9,7 +9,7 @@ import { mkdir, open, readdir, realpath, rename, stat, unlink } from 'node:fs/pr
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { StorageError, describeLocation } from './errors.js';
+import { StorageError, checkExpectedSize, describeLocation } from './errors.js';
 import type { StorageErrorCode } from './errors.js';
 import { PartSink, allocateBlob, planLayout } from './host-blob.js';
 import type { BlobLayout } from './host-blob.js';
@@ -86,7 +86,7 @@ export class LocalObjectStore implements ObjectStore {
       handle = await open(await this.realFile(location, where), OPEN_READ);
       const info = await handle.stat();
       if (!info.isFile()) throw this.notRegular(location, info);
-      checkExpectedSize(address, location, info.size, options.expectedBytes);
+      checkExpectedSize(address, location, info.size, options);
       const layout = planLayout(
         info.size,
         {
@@ -327,16 +327,6 @@ async function isFolder(dir: string): Promise<boolean> {
   return stat(dir).then(
     (s) => s.isDirectory(),
     () => false,
-  );
-}
-
-function checkExpectedSize(address: string, location: ObjectLocation, size: number, expected?: number): void {
-  if (expected === undefined || size === expected) return;
-  throw new StorageError(
-    'SizeMismatch',
-    `${address} has ${size} bytes but ${expected} were expected (doc_count x bytes per vector); ` +
-      'check doc_count, dimension and data_type against the file',
-    { location },
   );
 }
 

@@ -50,4 +50,30 @@ describe('runJob downloads', () => {
     await sleep(300); // the .knndid read takes longer than this when nobody stops it
     expect(updates.length).toBe(reportedWhenFailed);
   });
+
+  it('says a wrong-sized .knndid is about doc ids, not vectors', async () => {
+    writeFileSync(path.join(root, 'c', 'seg', 'b.knnvec'), new Uint8Array(10 * 8 * 4));
+    writeFileSync(path.join(root, 'c', 'seg', 'b.knndid'), new Uint8Array(9 * 4));
+    const request = knnBuildBody({
+      container_name: 'c',
+      vector_path: 'seg/b.knnvec',
+      doc_id_path: 'seg/b.knndid',
+      dimension: 8,
+      doc_count: 10,
+    }) as unknown as BuildRequest;
+    const store = createObjectStore({ kind: 'local', localRoot: root });
+    const failure = await runJob(request, 'cpu', {
+      io: ioForRequest(store, request),
+      builders: {},
+      formatPolicy: formatPolicy('compatible'),
+      buildDefaults: { threads: 1, gpu: { memoryLimitBytes: 2 ** 30, knnAlgorithm: 'auto' } },
+      signal: new AbortController().signal,
+      report: () => undefined,
+      acquireGpu: () => Promise.reject(new Error('no GPU')),
+    }).catch((e: Error) => e);
+    expect((failure as Error).message).toBe(
+      'local://c/seg/b.knndid has 36 bytes but 40 were expected ' +
+        '(doc_count 10 x 4 bytes per doc id; check doc_count against the uploaded .knndid)',
+    );
+  });
 });

@@ -18,9 +18,7 @@ import { PassThrough, Readable } from 'node:stream';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { LocalObjectStore } from '../../src/storage/local.js';
-const STALE_TEMP_MS = 600000;
-const isTempFileName = (n: string) => n.includes('.tmp-');
+import { LocalObjectStore, STALE_TEMP_MS, isTempFileName } from '../../src/storage/local.js';
 import { resolveStorageSettings } from '../../src/storage/settings.js';
 import { failure } from './fixtures.js';
 
@@ -111,8 +109,9 @@ describe('local store hazards', () => {
     const abandoned = store.write(c('seg/x.faiss'), stuck).catch(() => undefined);
     stuck.write(Buffer.alloc(1000));
     const folder = path.join(root, 'c', 'seg');
-    for (let i = 0; i < 100 && !readdirSync(folder).some(isTempFileName); i++)
+    for (let i = 0; i < 500 && !readdirSync(folder).some(isTempFileName); i++) {
       await new Promise((r) => setTimeout(r, 10));
+    }
     expect(readdirSync(folder).filter(isTempFileName)).toHaveLength(1);
 
     await store.write(c('seg/x.faiss'), Readable.from([Buffer.from('index')]));
