@@ -31,6 +31,8 @@ function track(child: ChildProcess): void {
 
 export interface ProcessBuildOptions {
   config: WorkerConfig;
+  /** Tests: another worker program, and how long it may live on after its job settled. */
+  worker?: { file: string; execArgv: string[]; exitAfterSettledMs?: number };
   /** Called with each finished job's result (metrics, logs). */
   onResult?: (ctx: BuildContext, result: JobResult) => void;
 }
@@ -43,7 +45,7 @@ function workerEntry(): { file: string; execArgv: string[] } {
 }
 
 export function createProcessBuild(o: ProcessBuildOptions): BuildFn {
-  const entry = workerEntry();
+  const entry = o.worker ?? workerEntry();
   return (ctx) => runInWorker(ctx, entry, o);
 }
 
@@ -76,7 +78,7 @@ function runInWorker(
         const stuck = setTimeout(() => {
           ctx.log.warn({ worker: child.pid }, 'worker did not exit after its job settled: killing it');
           child.kill('SIGKILL');
-        }, EXIT_AFTER_SETTLED_MS);
+        }, o.worker?.exitAfterSettledMs ?? EXIT_AFTER_SETTLED_MS);
         stuck.unref();
         child.once('exit', () => clearTimeout(stuck));
       }
