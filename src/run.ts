@@ -1,6 +1,7 @@
 // Start-up and shutdown of the service process: settings, logger, GPU probe, admission planner, HTTP server,
 // and SIGTERM/SIGINT handling. main.ts calls it with the real pipeline; tests call it with a build double.
 import { readFileSync } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Logger } from 'pino';
@@ -13,7 +14,7 @@ import type { BuildFn } from './jobs/scheduler.js';
 import { createLogger } from './logger.js';
 import { plannerFor } from './pipeline/plan.js';
 import { type Service, type ServiceOptions, createService } from './service.js';
-import { LocalObjectStore } from './storage/local.js';
+import { LocalObjectStore, STALE_TEMP_MS } from './storage/local.js';
 import { hostMemoryLimit, memoryBudget } from './host-memory.js';
 
 export interface RunOptions {
@@ -69,7 +70,7 @@ export async function run(o: RunOptions): Promise<Service> {
     'service started',
   );
   handleSignals(service, log);
-  if (settings.objectStore === 'local') removeStaleTemps(settings, log);
+  removeStaleTemps(settings, log);
   return service;
 }
 
@@ -115,14 +116,33 @@ function withMemoryBudget(settings: Settings, log: Logger): Settings {
   return { ...settings, cpuMemoryLimitBytes: budget.bytes };
 }
 
-/** Temporary files of writers that were killed (a crash, kill -9) are removed in the background at start-up. */
+/**
+ * What killed workers (a crash, kill -9) left is removed in the background at start-up: temporary files in the
+ * local store, and spool folders (`index-*` in INDEX_SPOOL_DIR), once untouched for STALE_TEMP_MS.
+ */
 function removeStaleTemps(settings: Settings, log: Logger): void {
-  new LocalObjectStore(settings.storage).removeStaleTemps().then(
-    (removed) => {
-      if (removed > 0) log.info({ removed, root: settings.localStoreRoot }, 'removed stale temporary files');
+  const local =
+    settings.objectStore === 'local' ? new LocalObjectStore(settings.storage).removeStaleTemps() : 0;
+  const spool = settings.spoolDir ? removeStaleSpoolFolders(settings.spoolDir) : 0;
+  Promise.all([local, spool]).then(
+    ([files, folders]) => {
+      if (files + folders > 0)
+        log.info({ removed: files + folders, files, folders }, 'removed stale temporary files');
     },
     (e: unknown) => log.warn({ err: e }, 'could not look for stale temporary files'),
   );
+}
+
+async function removeStaleSpoolFolders(dir: string): Promise<number> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  let removed = 0;
+  for (const name of names.filter((n) => n.startsWith('index-'))) {
+    const info = await stat(path.join(dir, name)).catch(() => undefined);
+    if (!info?.isDirectory() || Date.now() - info.mtimeMs < STALE_TEMP_MS) continue;
+    await rm(path.join(dir, name), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
 }
 
 function readVersion(): string {

@@ -3,7 +3,7 @@
 // (kill -9, a second signal) takes its workers with it within a second or two, even in the middle of a native
 // build; a worker killed on its own fails only its job.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -119,14 +119,19 @@ describe('signals and orphan workers (real service process)', () => {
     expect(await allGone(service.workerPids(), 5000)).toBeGreaterThanOrEqual(0);
   });
 
-  it('removes temporary files that killed writers left, at start-up', async () => {
+  it('removes temporary files and spool folders that killed workers left, at start-up', async () => {
     const stale = path.join(root, 'c', 'seg', '.knn-tmp-0123456789abcdef-01234567');
+    const spool = path.join(root, 'spool');
+    const spooled = path.join(spool, 'index-AbCdEf');
+    mkdirSync(spooled, { recursive: true });
+    writeFileSync(path.join(spooled, 'x.faiss'), 'partial index');
     writeFileSync(stale, 'partial index');
     const old = Date.now() / 1000 - 3600;
-    utimesSync(stale, old, old);
-    service = await start();
-    await service.waitFor(/"removed":1,[^\n]*"msg":"removed stale temporary files"/);
+    for (const f of [stale, spooled]) utimesSync(f, old, old);
+    service = await start({ INDEX_SPOOL_DIR: spool });
+    await service.waitFor(/"removed":2,"files":1,"folders":1,[^\n]*"msg":"removed stale temporary files"/);
     expect(existsSync(stale)).toBe(false);
+    expect(existsSync(spooled)).toBe(false);
   });
 
   // Before, the default CPU_MEMORY_LIMIT (32 GiB) admitted a job this machine could never hold (then OOM-killed).
