@@ -99,7 +99,6 @@ describe.skipIf(skipped !== undefined)(
       };
       const run = await runWorker({ type: 'start', jobId: 'j', request, builder: 'cpu', config });
 
-      console.log(JSON.stringify(run.messages.map((m) => m.type)), run.stderr, run.code, run.ms);
       expect(run.messages.at(-1)).toMatchObject({
         type: 'failed',
         message: expect.stringMatching(/access denied \(HTTP 403\)/),
