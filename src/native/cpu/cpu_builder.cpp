@@ -12,11 +12,13 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
 
+#include "hnsw_builder.h"
 #include "hnsw_graph.h"
 #include "in_place_storage.h"
 #include "knn/build.h"
@@ -123,7 +125,9 @@ GraphResult buildCpu(const BuildOptions& options, const ProgressFn& progress) {
   checkOptions(options);
   OmpThreads threads(options.threads);
   const auto start = std::chrono::steady_clock::now();
-  GraphResult g = options.dataType == DataType::Binary ? buildBinary(options, progress)
+  const char* old = std::getenv("KNN_CPU_FAISS173");
+  GraphResult g = old == nullptr ? cpu::buildHnsw(options, progress)
+                  : options.dataType == DataType::Binary ? buildBinary(options, progress)
                                                          : buildFloat(options, progress);
   g.stageSeconds.emplace_back("build", secondsSince(start));
   return g;
