@@ -97,7 +97,12 @@ export class CpuBuilder implements GraphBuilder {
     );
   }
 
-  async build(vectors: VectorSet, params: BuildParams, onProgress?: BuildProgress): Promise<BuiltGraph> {
+  async build(
+    vectors: VectorSet,
+    params: BuildParams,
+    onProgress?: BuildProgress,
+    signal?: AbortSignal,
+  ): Promise<BuiltGraph> {
     checkVectors(vectors);
     checkBuildParams(params);
     checkSpaceFitsData(vectors.dataType, params.spaceType);
@@ -105,6 +110,7 @@ export class CpuBuilder implements GraphBuilder {
       'cpu',
       nativeOptionsFor(vectors, params, this.threads(params), this.defaults.seed),
       onProgress,
+      signal,
     );
     return { ...built, graph: withEntryNode(built.graph, vectors) };
   }

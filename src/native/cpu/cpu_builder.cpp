@@ -123,6 +123,7 @@ GraphResult buildBinary(const BuildOptions& o, const ProgressFn& progress) {
 
 GraphResult buildCpu(const BuildOptions& options, const ProgressFn& progress) {
   checkOptions(options);
+  if (cancelRequested(options)) throw BuildCancelled();
   OmpThreads threads(options.threads);
   const auto start = std::chrono::steady_clock::now();
   const char* old = std::getenv("KNN_CPU_FAISS173");
