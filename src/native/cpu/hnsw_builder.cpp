@@ -12,6 +12,7 @@
 #include "hnsw_builder.h"
 
 #include <omp.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cmath>
@@ -205,7 +206,6 @@ class FloatSpace {
     kernels_.query4(q.values, v, d_, out);
     for (int k = 0; k < 4; k++) out[k] *= sign_;
   }
-  float between(int32_t a, int32_t b) const { return sign_ * kernels_.pair(vectors_.at(a), vectors_.at(b), d_); }
   void prefetchVector(int32_t i) const { prefetch(vectors_.at(i), vectors_.bytes()); }
 
  private:
@@ -230,7 +230,6 @@ class BitSpace {
   void toQuery4(const Query& q, const int32_t* ids, float* out) const {
     for (int k = 0; k < 4; k++) out[k] = toQuery(q, ids[k]);
   }
-  float between(int32_t a, int32_t b) const { return hamming_(vectors_.at(a), vectors_.at(b), vectors_.bytes()); }
   void prefetchVector(int32_t i) const { prefetch(vectors_.at(i), vectors_.bytes()); }
 
  private:
@@ -273,10 +272,11 @@ class Builder {
  private:
   struct Scratch {
     typename Space::Query query;
+    typename Space::Query pairQuery;  // the heuristic's side: a candidate against the kept links
     std::vector<uint8_t> visited;
     uint8_t generation = 0;
     std::vector<Neighbor> candidates, results, entries, selected, pool;
-    std::vector<int32_t> fresh;
+    std::vector<int32_t> fresh, keptIds;
     std::vector<float> distances;
   };
 
@@ -308,9 +308,9 @@ class Builder {
     s.entries.assign(1, nearest);
     for (int level = std::min(top, maxLevel_); level >= 0; level--) {
       search(s, node, level);
-      select(s.results, s.selected, layout_.capacity(level));
+      select(s.results, s.selected, layout_.capacity(level), s);
       setLinks(node, level, s.selected);
-      for (const Neighbor& nb : s.selected) addLink(nb.id, node, nb.distance, level, s.pool);
+      for (const Neighbor& nb : s.selected) addLink(nb.id, node, nb.distance, level, s);
       s.entries.swap(s.results);  // the next level starts from every node found on this one
     }
   }
@@ -333,9 +333,7 @@ class Builder {
     const std::size_t k = s.fresh.size();
     s.distances.resize(k);
     for (std::size_t j = 0; j < k; j++) space_.prefetchVector(s.fresh[j]);
-    std::size_t j = 0;
-    for (; j + 4 <= k; j += 4) space_.toQuery4(s.query, s.fresh.data() + j, s.distances.data() + j);
-    for (; j < k; j++) s.distances[j] = space_.toQuery(s.query, s.fresh[j]);
+    scoreFrom(s.query, s.fresh.data(), static_cast<int>(k), s.distances.data());
   }
 
   // Greedy descent on an upper level (ef = 1), as Faiss's greedy_update_nearest.
@@ -424,9 +422,9 @@ class Builder {
 
   // Faiss's shrink_neighbor_list (the HNSW paper's heuristic): from candidates sorted nearest first, keep c
   // unless a kept r is nearer to c than the query is. Fewer candidates than slots are all kept.
-  void select(const std::vector<Neighbor>& sorted, std::vector<Neighbor>& out, int slots) {
+  void select(const std::vector<Neighbor>& sorted, std::vector<Neighbor>& out, int slots, Scratch& s) {
     out = sorted;
-    if (out.size() >= static_cast<std::size_t>(slots)) shrink(out, slots);
+    if (out.size() >= static_cast<std::size_t>(slots)) shrink(out, slots, s);
   }
 
   void setLinks(int32_t node, int level, const std::vector<Neighbor>& chosen) {
@@ -439,7 +437,7 @@ class Builder {
 
   // Adds the reverse link src -> dst (distance known); a full list is re-pruned by the same heuristic, as
   // Faiss's add_link.
-  void addLink(int32_t src, int32_t dst, float distance, int level, std::vector<Neighbor>& pool) {
+  void addLink(int32_t src, int32_t dst, float distance, int level, Scratch& s) {
     int32_t* links = layout_.links(src, level);
     const int cap = layout_.capacity(level);
     locks_.lock(src);
@@ -455,30 +453,50 @@ class Builder {
       locks_.unlock(src);
       return;
     }
+    auto& pool = s.pool;
+    s.fresh.assign(links, links + cap);
+    space_.setQuery(s.pairQuery, src);
+    s.distances.resize(static_cast<std::size_t>(cap));
+    scoreFrom(s.pairQuery, s.fresh.data(), cap, s.distances.data());
     pool.clear();
     pool.push_back({distance, dst});
-    for (int k = 0; k < cap; k++) pool.push_back({space_.between(src, links[k]), links[k]});
+    for (int k = 0; k < cap; k++) pool.push_back({s.distances[static_cast<std::size_t>(k)], links[k]});
     std::sort(pool.begin(), pool.end(), nearer);
-    shrink(pool, cap);
+    shrink(pool, cap, s);
     for (int k = 0; k < cap; k++) storeId(links + k, k < static_cast<int>(pool.size()) ? pool[k].id : -1);
     locks_.unlock(src);
   }
 
+  // distances from query q to ids[0..count), four at a time.
+  void scoreFrom(const typename Space::Query& q, const int32_t* ids, int count, float* out) {
+    int j = 0;
+    for (; j + 4 <= count; j += 4) space_.toQuery4(q, ids + j, out + j);
+    for (; j < count; j++) out[j] = space_.toQuery(q, ids[j]);
+  }
+
   // The heuristic in place: keeps its choice (at most `slots`) at the front of `pool` and drops the rest.
-  void shrink(std::vector<Neighbor>& pool, int slots) {
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < pool.size() && kept < static_cast<std::size_t>(slots); i++) {
+  // Each candidate is compared with the kept ones four at a time (it is the query of the 4-wide kernel).
+  void shrink(std::vector<Neighbor>& pool, int slots, Scratch& s) {
+    auto& keptIds = s.keptIds;
+    keptIds.clear();
+    float d4[4];
+    for (std::size_t i = 0; i < pool.size() && keptIds.size() < static_cast<std::size_t>(slots); i++) {
       const Neighbor c = pool[i];
+      space_.setQuery(s.pairQuery, c.id);
+      const int kept = static_cast<int>(keptIds.size());
       bool keep = true;
-      for (std::size_t r = 0; r < kept; r++) {
-        if (space_.between(c.id, pool[r].id) < c.distance) {
-          keep = false;
-          break;
-        }
+      int r = 0;
+      for (; keep && r + 4 <= kept; r += 4) {
+        space_.toQuery4(s.pairQuery, keptIds.data() + r, d4);
+        keep = d4[0] >= c.distance && d4[1] >= c.distance && d4[2] >= c.distance && d4[3] >= c.distance;
       }
-      if (keep) pool[kept++] = c;
+      for (; keep && r < kept; r++) keep = space_.toQuery(s.pairQuery, keptIds[static_cast<std::size_t>(r)]) >= c.distance;
+      if (keep) {
+        pool[keptIds.size()] = c;
+        keptIds.push_back(c.id);
+      }
     }
-    pool.resize(kept);
+    pool.resize(keptIds.size());
   }
 
   const BuildOptions& o_;
