@@ -20,6 +20,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { CpuBuilder } from '../src/builders/cpu.js';
+import { loadAddon } from '../src/builders/native.js';
 import type { BuildParams } from '../src/builders/types.js';
 import { chooseFormat, writeFaissIndex } from '../src/faiss-format/index.js';
 import type { DataType, VectorSet } from '../src/vectors/types.js';
@@ -74,6 +75,7 @@ async function child(dir: string, threads: number): Promise<void> {
     hierarchical: true,
     threads,
   };
+  loadAddon(); // its code and libraries are the process's, not the build's
   const rssBeforeBytes = process.memoryUsage().rss;
   const cpu = process.cpuUsage();
   const start = performance.now();
