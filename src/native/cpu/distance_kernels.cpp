@@ -48,9 +48,15 @@ void query4Distance(const float* q, const void* const* v, std::size_t d, float* 
 }
 
 template <typename T>
+void widen(const void* v, std::size_t d, float* out) {
+  for (std::size_t i = 0; i < d; i++) out[i] = value(static_cast<const T*>(v), i);
+}
+
+template <typename T>
 Kernels kernelsOf(bool innerProduct) {
-  if (innerProduct) return {&queryDistance<T, true>, &pairDistance<T, true>, &query4Distance<T, true>, "scalar"};
-  return {&queryDistance<T, false>, &pairDistance<T, false>, &query4Distance<T, false>, "scalar"};
+  if (innerProduct)
+    return {&queryDistance<T, true>, &pairDistance<T, true>, &query4Distance<T, true>, &widen<T>, "scalar"};
+  return {&queryDistance<T, false>, &pairDistance<T, false>, &query4Distance<T, false>, &widen<T>, "scalar"};
 }
 
 float hammingPortable(const void* a, const void* b, std::size_t bytes) {

@@ -17,6 +17,8 @@ using QueryKernel = float (*)(const float* query, const void* vector, std::size_
 using PairKernel = float (*)(const void* a, const void* b, std::size_t dimension);
 // out[k] = distance(query floats, vectors[k], dimension) for k < 4: the query is read once for four vectors.
 using Query4Kernel = void (*)(const float* query, const void* const* vectors, std::size_t dimension, float* out);
+// out[0..dimension) = the stored vector's exact float values.
+using WidenKernel = void (*)(const void* vector, std::size_t dimension, float* out);
 // hamming distance between two packed-bit codes of `bytes` bytes.
 using BitsKernel = float (*)(const void* a, const void* b, std::size_t bytes);
 
@@ -24,6 +26,7 @@ struct Kernels {
   QueryKernel query = nullptr;
   PairKernel pair = nullptr;
   Query4Kernel query4 = nullptr;
+  WidenKernel widen = nullptr;
   const char* isa = "";  // "avx2" or "scalar", for logs and tests
 };
 

@@ -110,9 +110,18 @@ void query4Distance(const float* q, const void* const* v, std::size_t d, float* 
 }
 
 template <typename T>
+void widen(const void* v, std::size_t d, float* out) {
+  const T* x = static_cast<const T*>(v);
+  std::size_t i = 0;
+  for (; i + 8 <= d; i += 8) _mm256_storeu_ps(out + i, load8(x + i));
+  for (; i < d; i++) out[i] = load1(x + i);
+}
+
+template <typename T>
 Kernels kernelsOf(bool innerProduct) {
-  if (innerProduct) return {&queryDistance<T, true>, &pairDistance<T, true>, &query4Distance<T, true>, "avx2"};
-  return {&queryDistance<T, false>, &pairDistance<T, false>, &query4Distance<T, false>, "avx2"};
+  if (innerProduct)
+    return {&queryDistance<T, true>, &pairDistance<T, true>, &query4Distance<T, true>, &widen<T>, "avx2"};
+  return {&queryDistance<T, false>, &pairDistance<T, false>, &query4Distance<T, false>, &widen<T>, "avx2"};
 }
 
 float hammingPopcnt(const void* a, const void* b, std::size_t bytes) {

@@ -6,9 +6,9 @@
 //   * a visited table per thread with a generation counter (cleared once every 255 searches);
 //   * unvisited neighbours are collected first, their vectors prefetched, then scored four at a time
 //     (query4 kernels: each query load feeds four FMA chains);
-//   * nodes of one level are inserted in parallel (OpenMP, dynamic schedule), in batches of about 1% of the set
-//     for progress; the cancel flag is read before every insertion, so a cancel takes effect within one
-//     insertion per thread (well under a millisecond), and the batch's end throws BuildCancelled.
+//   * nodes of one level are inserted in parallel (OpenMP, dynamic schedule, no barrier inside a level); the
+//     build's own thread reports progress about every 1%; the cancel flag is read before every insertion, so a
+//     cancel takes effect within one insertion per thread (well under a millisecond) and ends in BuildCancelled.
 #include "hnsw_builder.h"
 
 #include <omp.h>
@@ -191,13 +191,7 @@ class FloatSpace {
       return;
     }
     q.buffer.resize(d_);
-    if (type_ == DataType::Float16) {
-      const auto* h = reinterpret_cast<const uint16_t*>(v);
-      for (std::size_t k = 0; k < d_; k++) q.buffer[k] = decodeFp16(h[k]);
-    } else {
-      const auto* b = reinterpret_cast<const int8_t*>(v);
-      for (std::size_t k = 0; k < d_; k++) q.buffer[k] = static_cast<float>(b[k]);
-    }
+    kernels_.widen(v, d_, q.buffer.data());
     q.values = q.buffer.data();
   }
   float toQuery(const Query& q, int32_t i) const { return sign_ * kernels_.query(q.values, vectors_.at(i), d_); }
@@ -248,25 +242,22 @@ class Builder {
     const int64_t n = static_cast<int64_t>(order.size());
     entry_ = order[0];
     maxLevel_ = layout_.top(entry_);
-    // About 1% of the set per batch (progress), never fewer than a few nodes per thread.
-    const int64_t batch = std::max<int64_t>(n / 100, 16 * static_cast<int64_t>(threads_));
+    progress_ = &progress;
+    total_ = n;
+    inserted_ = 1;  // the entry point needs no links
+    nextReport_ = std::max<int64_t>(1, n / 100);
     if (progress) progress(0.0, "add");
-    int64_t done = 1;  // the entry point needs no links
-    while (done < n) {
-      // A batch never mixes levels: nodes of a level link only once every higher node is in (as Faiss).
-      const int level = layout_.top(order[static_cast<std::size_t>(done)]);
-      int64_t end = std::min(n, done + batch);
-      for (int64_t i = done; i < end; i++) {
-        if (layout_.top(order[static_cast<std::size_t>(i)]) != level) {
-          end = i;
-          break;
-        }
-      }
-      insertAll(order.data() + done, end - done);
+    // One parallel loop per level, as Faiss: nodes of a level link only once every higher node is in. No
+    // barrier inside a level (a preempted thread on a busy machine holds up nobody but itself).
+    for (int64_t begin = 1; begin < n;) {
+      const int level = layout_.top(order[static_cast<std::size_t>(begin)]);
+      int64_t end = begin;
+      while (end < n && layout_.top(order[static_cast<std::size_t>(end)]) == level) end++;
+      insertAll(order.data() + begin, end - begin);
       if (cancelRequested(o_)) throw BuildCancelled();
-      done = end;
-      if (progress) progress(static_cast<double>(done) / static_cast<double>(n), "add");
+      begin = end;
     }
+    report();
   }
 
  private:
@@ -280,15 +271,28 @@ class Builder {
     std::vector<float> distances;
   };
 
+  // Progress (stage "add": the fraction of vectors inserted), about every 1%. Called only on the build's own
+  // thread (OpenMP thread 0), which is the one the caller's callback expects.
+  void report() {
+    const int64_t done = __atomic_load_n(&inserted_, __ATOMIC_RELAXED);
+    if (!*progress_ || (done < nextReport_ && done < total_)) return;
+    (*progress_)(static_cast<double>(done) / static_cast<double>(total_), "add");
+    nextReport_ = done + std::max<int64_t>(1, total_ / 100);
+  }
+
   void insertAll(const int32_t* nodes, int64_t count) {
     std::exception_ptr failure;
     bool failed = false;
     const int threads = static_cast<int>(std::min<int64_t>(threads_, count));
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
     for (int64_t i = 0; i < count; i++) {
+      // The cancel flag is read before every insertion, so a cancel lands within one insertion per thread.
       if (cancelRequested(o_) || __atomic_load_n(&failed, __ATOMIC_RELAXED)) continue;
+      const int thread = omp_get_thread_num();
       try {
-        insert(nodes[i], scratch_[static_cast<std::size_t>(omp_get_thread_num())]);
+        insert(nodes[i], scratch_[static_cast<std::size_t>(thread)]);
+        __atomic_add_fetch(&inserted_, 1, __ATOMIC_RELAXED);
+        if (thread == 0) report();
       } catch (...) {
 #pragma omp critical(knn_hnsw_failure)
         if (!failed) {
@@ -507,6 +511,10 @@ class Builder {
   int threads_;
   int32_t entry_ = -1;
   int maxLevel_ = -1;
+  const ProgressFn* progress_ = nullptr;
+  int64_t total_ = 0;
+  int64_t inserted_ = 0;    // atomic: insertions done
+  int64_t nextReport_ = 0;  // thread 0 only
 };
 
 // Insertion order: by top level, highest first (as Faiss), shuffled within a level so that neighbouring ids
