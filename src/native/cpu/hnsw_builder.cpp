@@ -1,7 +1,7 @@
 // HNSW construction as Faiss's IndexHNSW does it (same level draw, insertion by level from the top, search at
 // ef_construction, Faiss's neighbour-selection heuristic, reverse links re-pruned when full), engineered for speed:
 //   * the graph is written in place in Faiss's layout (no copy, no conversion at the end);
-//   * per-node spin locks of one byte, taken only to write a node's list; lists are read without locks
+//   * striped mutexes, taken only to write a node's list; lists are read without locks
 //     (relaxed atomic loads: a reader may see a list mid-rewrite, every entry is still a valid id or -1);
 //   * a visited table per thread with a generation counter (cleared once every 255 searches);
 //   * unvisited neighbours are collected first, their vectors prefetched, then scored four at a time
@@ -12,7 +12,6 @@
 #include "hnsw_builder.h"
 
 #include <omp.h>
-#include <sched.h>
 
 #include <algorithm>
 #include <cmath>
@@ -20,6 +19,7 @@
 #include <exception>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -55,29 +55,17 @@ inline void prefetch(const void* p, std::size_t bytes) {
   for (std::size_t i = 0; i < bytes && i < 256; i += 64) __builtin_prefetch(c + i);
 }
 
-// A one-byte spin lock per node. Holders only rewrite one short list, so spinning beats a mutex; a holder
-// descheduled on a busy machine is waited out with yields.
+// Locks for the nodes' link lists, striped: node i takes mutex i % 4096. A thread holds one at a time, only to
+// rewrite one short list, so with up to 64 threads two rarely meet on a stripe; and a waiter sleeps in the kernel
+// (futex) instead of spinning when a holder is preempted on a busy machine. Fixed memory (no per-node lock).
 class NodeLocks {
  public:
-  explicit NodeLocks(int64_t n) : flags_(static_cast<std::size_t>(n), 0) {}
-  void lock(int32_t i) {
-    uint8_t* f = &flags_[static_cast<std::size_t>(i)];
-    for (int spins = 0; __atomic_exchange_n(f, 1, __ATOMIC_ACQUIRE) != 0;) {
-      while (__atomic_load_n(f, __ATOMIC_RELAXED) != 0) {
-        if (++spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-          __builtin_ia32_pause();
-#endif
-        } else {
-          sched_yield();
-        }
-      }
-    }
-  }
-  void unlock(int32_t i) { __atomic_store_n(&flags_[static_cast<std::size_t>(i)], 0, __ATOMIC_RELEASE); }
+  void lock(int32_t i) { stripes_[static_cast<uint32_t>(i) % kStripes].lock(); }
+  void unlock(int32_t i) { stripes_[static_cast<uint32_t>(i) % kStripes].unlock(); }
 
  private:
-  std::vector<uint8_t> flags_;
+  static constexpr uint32_t kStripes = 4096;
+  std::unique_ptr<std::mutex[]> stripes_{new std::mutex[kStripes]};
 };
 
 // splitmix64: a small, portable generator (the same levels on every platform and library version).
@@ -235,7 +223,7 @@ template <class Space>
 class Builder {
  public:
   Builder(const BuildOptions& o, const Space& space, Layout& layout, int threads)
-      : o_(o), space_(space), layout_(layout), locks_(o.count), scratch_(static_cast<std::size_t>(threads)),
+      : o_(o), space_(space), layout_(layout), scratch_(static_cast<std::size_t>(threads)),
         threads_(threads) {}
 
   void run(const std::vector<int32_t>& order, const ProgressFn& progress) {
