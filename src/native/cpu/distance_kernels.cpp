@@ -72,6 +72,10 @@ float hammingPortable(const void* a, const void* b, std::size_t bytes) {
   return static_cast<float>(total);
 }
 
+void hammingPortable4(const void* q, const void* const* codes, std::size_t bytes, float* out) {
+  for (int k = 0; k < 4; k++) out[k] = hammingPortable(q, codes[k], bytes);
+}
+
 bool cpuHasAvx2() {
 #if defined(KNN_AVX2_KERNELS)
   const char* forced = std::getenv("KNN_CPU_KERNELS");
@@ -109,9 +113,9 @@ float decodeFp16(uint16_t h) {
   return f;
 }
 
-BitsKernel scalarHamming() { return &hammingPortable; }
+HammingKernels scalarHamming() { return {&hammingPortable, &hammingPortable4}; }
 
-BitsKernel hammingFor() {
+HammingKernels hammingFor() {
 #if defined(KNN_AVX2_KERNELS)
   if (cpuHasAvx2() && __builtin_cpu_supports("popcnt")) return popcntHamming();
 #endif

@@ -21,6 +21,13 @@ using Query4Kernel = void (*)(const float* query, const void* const* vectors, st
 using WidenKernel = void (*)(const void* vector, std::size_t dimension, float* out);
 // hamming distance between two packed-bit codes of `bytes` bytes.
 using BitsKernel = float (*)(const void* a, const void* b, std::size_t bytes);
+// out[k] = hamming distance between code q and codes[k], k < 4.
+using Bits4Kernel = void (*)(const void* q, const void* const* codes, std::size_t bytes, float* out);
+
+struct HammingKernels {
+  BitsKernel one = nullptr;
+  Bits4Kernel four = nullptr;
+};
 
 struct Kernels {
   QueryKernel query = nullptr;
@@ -40,10 +47,10 @@ Kernels avx2Kernels(Element element, bool innerProduct);  // only where the CPU 
 #endif
 
 // Hamming distance: hardware popcount where the CPU has it (with AVX2), a portable loop elsewhere.
-BitsKernel hammingFor();
-BitsKernel scalarHamming();
+HammingKernels hammingFor();
+HammingKernels scalarHamming();
 #if defined(KNN_AVX2_KERNELS)
-BitsKernel popcntHamming();
+HammingKernels popcntHamming();
 #endif
 
 // fp16 bits -> float, exactly (subnormals, infinities and NaN included).

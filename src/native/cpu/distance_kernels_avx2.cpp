@@ -139,6 +139,40 @@ float hammingPopcnt(const void* a, const void* b, std::size_t bytes) {
   return static_cast<float>(total);
 }
 
+inline unsigned long long word(const uint8_t* p) {
+  unsigned long long w;
+  __builtin_memcpy(&w, p, 8);
+  return w;
+}
+
+// One code against four: each query word is loaded once, four independent popcount chains.
+void hammingPopcnt4(const void* q, const void* const* codes, std::size_t bytes, float* out) {
+  const auto* x = static_cast<const uint8_t*>(q);
+  const auto* c0 = static_cast<const uint8_t*>(codes[0]);
+  const auto* c1 = static_cast<const uint8_t*>(codes[1]);
+  const auto* c2 = static_cast<const uint8_t*>(codes[2]);
+  const auto* c3 = static_cast<const uint8_t*>(codes[3]);
+  long long t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    const unsigned long long w = word(x + i);
+    t0 += _mm_popcnt_u64(w ^ word(c0 + i));
+    t1 += _mm_popcnt_u64(w ^ word(c1 + i));
+    t2 += _mm_popcnt_u64(w ^ word(c2 + i));
+    t3 += _mm_popcnt_u64(w ^ word(c3 + i));
+  }
+  for (; i < bytes; i++) {
+    t0 += _mm_popcnt_u32(static_cast<unsigned>(x[i] ^ c0[i]));
+    t1 += _mm_popcnt_u32(static_cast<unsigned>(x[i] ^ c1[i]));
+    t2 += _mm_popcnt_u32(static_cast<unsigned>(x[i] ^ c2[i]));
+    t3 += _mm_popcnt_u32(static_cast<unsigned>(x[i] ^ c3[i]));
+  }
+  out[0] = static_cast<float>(t0);
+  out[1] = static_cast<float>(t1);
+  out[2] = static_cast<float>(t2);
+  out[3] = static_cast<float>(t3);
+}
+
 }  // namespace
 
 Kernels avx2Kernels(Element element, bool innerProduct) {
@@ -150,6 +184,6 @@ Kernels avx2Kernels(Element element, bool innerProduct) {
   return {};
 }
 
-BitsKernel popcntHamming() { return &hammingPopcnt; }
+HammingKernels popcntHamming() { return {&hammingPopcnt, &hammingPopcnt4}; }
 
 }  // namespace knn::cpu

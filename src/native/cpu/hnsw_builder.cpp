@@ -55,17 +55,19 @@ inline void prefetch(const void* p, std::size_t bytes) {
   for (std::size_t i = 0; i < bytes && i < 256; i += 64) __builtin_prefetch(c + i);
 }
 
-// Locks for the nodes' link lists, striped: node i takes mutex i % 4096. A thread holds one at a time, only to
-// rewrite one short list, so with up to 64 threads two rarely meet on a stripe; and a waiter sleeps in the kernel
-// (futex) instead of spinning when a holder is preempted on a busy machine. Fixed memory (no per-node lock).
+// Locks for the nodes' link lists, striped: node i takes mutex i % 4096 (fewer for small sets). A thread holds
+// one at a time, only to rewrite one short list, so with up to 64 threads two rarely meet on a stripe; and a
+// waiter sleeps in the kernel (futex) instead of spinning when a holder is preempted on a busy machine.
 class NodeLocks {
  public:
-  void lock(int32_t i) { stripes_[static_cast<uint32_t>(i) % kStripes].lock(); }
-  void unlock(int32_t i) { stripes_[static_cast<uint32_t>(i) % kStripes].unlock(); }
+  explicit NodeLocks(int64_t n)
+      : count_(static_cast<uint32_t>(std::min<int64_t>(n, 4096))), stripes_(new std::mutex[count_]) {}
+  void lock(int32_t i) { stripes_[static_cast<uint32_t>(i) % count_].lock(); }
+  void unlock(int32_t i) { stripes_[static_cast<uint32_t>(i) % count_].unlock(); }
 
  private:
-  static constexpr uint32_t kStripes = 4096;
-  std::unique_ptr<std::mutex[]> stripes_{new std::mutex[kStripes]};
+  uint32_t count_;
+  std::unique_ptr<std::mutex[]> stripes_;
 };
 
 // splitmix64: a small, portable generator (the same levels on every platform and library version).
@@ -208,22 +210,23 @@ class BitSpace {
   explicit BitSpace(const VectorTable& vectors) : vectors_(vectors), hamming_(hammingFor()) {}
 
   void setQuery(Query& q, int32_t i) const { q.code = vectors_.at(i); }
-  float toQuery(const Query& q, int32_t i) const { return hamming_(q.code, vectors_.at(i), vectors_.bytes()); }
+  float toQuery(const Query& q, int32_t i) const { return hamming_.one(q.code, vectors_.at(i), vectors_.bytes()); }
   void toQuery4(const Query& q, const int32_t* ids, float* out) const {
-    for (int k = 0; k < 4; k++) out[k] = toQuery(q, ids[k]);
+    const void* c[4] = {vectors_.at(ids[0]), vectors_.at(ids[1]), vectors_.at(ids[2]), vectors_.at(ids[3])};
+    hamming_.four(q.code, c, vectors_.bytes(), out);
   }
   void prefetchVector(int32_t i) const { prefetch(vectors_.at(i), vectors_.bytes()); }
 
  private:
   const VectorTable& vectors_;
-  BitsKernel hamming_;
+  HammingKernels hamming_;
 };
 
 template <class Space>
 class Builder {
  public:
   Builder(const BuildOptions& o, const Space& space, Layout& layout, int threads)
-      : o_(o), space_(space), layout_(layout), scratch_(static_cast<std::size_t>(threads)),
+      : o_(o), space_(space), layout_(layout), locks_(o.count), scratch_(static_cast<std::size_t>(threads)),
         threads_(threads) {}
 
   void run(const std::vector<int32_t>& order, const ProgressFn& progress) {
@@ -502,7 +505,9 @@ class Builder {
         space_.toQuery4(s.pairQuery, keptIds.data() + r, d4);
         keep = d4[0] >= c.distance && d4[1] >= c.distance && d4[2] >= c.distance && d4[3] >= c.distance;
       }
-      for (; keep && r < kept; r++) keep = space_.toQuery(s.pairQuery, keptIds[static_cast<std::size_t>(r)]) >= c.distance;
+      for (; keep && r < kept; r++) {
+        keep = space_.toQuery(s.pairQuery, keptIds[static_cast<std::size_t>(r)]) >= c.distance;
+      }
       if (keep) {
         pool[keptIds.size()] = c;
         keptIds.push_back(c.id);
