@@ -356,6 +356,18 @@ class Builder {
     }
   }
 
+  // A node found: a candidate to expand, and a result (the farthest result leaves when there are more than ef).
+  static void admit(Scratch& s, const Neighbor& nb, std::size_t ef) {
+    s.candidates.push_back(nb);
+    std::push_heap(s.candidates.begin(), s.candidates.end(), Closer());
+    s.results.push_back(nb);
+    std::push_heap(s.results.begin(), s.results.end(), Farther());
+    if (s.results.size() > ef) {
+      std::pop_heap(s.results.begin(), s.results.end(), Farther());
+      s.results.pop_back();
+    }
+  }
+
   // Best-first search of `level` from s.entries with ef_construction; s.results sorted nearest first.
   void search(Scratch& s, int32_t node, int level) {
     const std::size_t ef = static_cast<std::size_t>(o_.efConstruction);
@@ -370,14 +382,7 @@ class Builder {
     for (const Neighbor& e : s.entries) {
       if (visited[e.id] == gen) continue;
       visited[e.id] = gen;
-      cand.push_back(e);
-      std::push_heap(cand.begin(), cand.end(), Closer());
-      res.push_back(e);
-      std::push_heap(res.begin(), res.end(), Farther());
-      if (res.size() > ef) {
-        std::pop_heap(res.begin(), res.end(), Farther());
-        res.pop_back();
-      }
+      admit(s, e, ef);
     }
     const std::size_t cap = static_cast<std::size_t>(layout_.capacity(level));
     while (!cand.empty()) {
@@ -400,16 +405,7 @@ class Builder {
       score(s);
       for (std::size_t j = 0; j < kept; j++) {
         const Neighbor nb{s.distances[j], s.fresh[j]};
-        if (res.size() < ef || nearer(nb, res.front())) {
-          cand.push_back(nb);
-          std::push_heap(cand.begin(), cand.end(), Closer());
-          res.push_back(nb);
-          std::push_heap(res.begin(), res.end(), Farther());
-          if (res.size() > ef) {
-            std::pop_heap(res.begin(), res.end(), Farther());
-            res.pop_back();
-          }
-        }
+        if (res.size() < ef || nearer(nb, res.front())) admit(s, nb, ef);
       }
     }
     std::sort_heap(res.begin(), res.end(), Farther());  // ascending: nearest first
