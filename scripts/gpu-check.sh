@@ -10,6 +10,8 @@
 #        half_float, byte, binary, then 5M x 768 float; per-phase times, bytes sent and copied
 #   ptx: the addon built PTX-only for compute_75 (KNN_CUDA_ARCHS=75-virtual, JIT-compiled at load), its self-test
 #        and a 1M x 768 float build through the service with it
+#   cpu-bench (not in the default list): the CPU builder vs faiss-cpu 1.15 on this host's cores (bench/cpu.ts),
+#     CPU_BENCH_ARGS default "--sets 128x1m --threads all"; needs the build step's addon
 # Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --plan 128:flat,hier;768:flat,hier,exact
 # --baseline --naive 64"), KNN_CUDA_ARCHS (default 90).
 # Needs what scripts/gpu-bundle.sh prepared (carry .gpu-pack build/gpu-bundle .whl node_modules/node-addon-api
@@ -102,6 +104,13 @@ for s in $steps; do
       KNN_NATIVE_ADDON="$PWD/build/native-ptx/knn_native.node" run_step ptx-e2e e2e_bench e2e-gpu-ptx \
         --sizes 1000000 --types float
       ;;
+    cpu-bench)
+      run_step pydeps python_deps || continue
+      # shellcheck disable=SC2086
+      PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 run_step cpu-bench node build/gpu-bundle/bench/cpu.mjs \
+        ${CPU_BENCH_ARGS:---sets 128x1m --threads all}
+      cp build/gpu-bundle/bench/results/cpu.json "$OUT/" 2>/dev/null
+      ;;
     *) echo "unknown step $s" ;;
   esac
 done
@@ -115,4 +124,5 @@ sed -n "/^GPU build (m 16/,/^results:/p" "$OUT/bench.log" 2>/dev/null | grep -v 
 grep -h -E "^(CUDA context|.*exact k-NN stage)" "$OUT/bench.log" 2>/dev/null
 grep -h "^PTX-only" "$OUT/ptx-build.log" 2>/dev/null
 for f in e2e-1m e2e-5m ptx-e2e; do sed -n "/^End to end/,/^results:/p" "$OUT/$f.log" 2>/dev/null | grep -v "^results:"; done
+sed -n "/^CPU build: ours vs faiss/,/^results:/p" "$OUT/cpu-bench.log" 2>/dev/null | grep -v "^results:"
 printf '%s\n' "${summary[@]}"
