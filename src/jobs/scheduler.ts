@@ -239,7 +239,7 @@ export class JobScheduler extends EventEmitter {
 }
 
 /** The first field where two requests for the same job id differ, or null when they are the same build. */
-function requestDifference(a: BuildRequest, b: BuildRequest): string | null {
+export function requestDifference(a: BuildRequest, b: BuildRequest): string | null {
   const flat = (r: BuildRequest): Record<string, unknown> => ({
     container_name: r.container_name,
     doc_id_path: r.doc_id_path,
