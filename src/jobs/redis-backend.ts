@@ -199,9 +199,9 @@ export class RedisBackend implements JobBackend {
     const id = jobIdFor(request.vector_path, request.tenant_id);
     const data: JobData = { request, admittedBy: this.replica };
     return this.redis(async () => {
-      const existing = await this.queue.getJob(id);
-      if (existing) {
-        const state = await existing.getState();
+      const found = await this.read(id);
+      if (found) {
+        const { bull: existing, state } = found;
         const view = this.view(existing, state);
         if (view && view.status !== 'FAILED_INDEX_BUILD') {
           this.refuseChanged(id, existing.data.request, request);
@@ -233,9 +233,8 @@ export class RedisBackend implements JobBackend {
 
   async status(id: string): Promise<StatusResponse | undefined> {
     return this.redis(async () => {
-      const bull = await this.queue.getJob(id);
-      if (!bull) return undefined;
-      const view = this.view(bull, await bull.getState());
+      const found = await this.read(id);
+      const view = found && this.view(found.bull, found.state);
       return view && { task_status: view.status, file_name: view.fileName, error_message: view.errorMessage };
     });
   }
@@ -255,10 +254,10 @@ export class RedisBackend implements JobBackend {
 
   async cancel(id: string, reason: string): Promise<CancelResult> {
     return this.redis(async () => {
-      const bull = await this.queue.getJob(id);
-      const state = bull && (await bull.getState());
-      const before = bull && this.summary(bull, state!);
-      if (!bull || !before) return { outcome: 'unknown' };
+      const found = await this.read(id);
+      const before = found && this.summary(found.bull, found.state);
+      if (!found || !before) return { outcome: 'unknown' };
+      const { bull, state } = found;
       if (before.task_status !== 'RUNNING_INDEX_BUILD') return { outcome: 'finished', job: before };
       // The flag answers FAILED at once (a queued job fails when a replica takes it); the message stops it
       // on the replica that runs it.
@@ -267,8 +266,8 @@ export class RedisBackend implements JobBackend {
       const deadline = this.now() + CANCEL_CONFIRM_MS;
       let after = before;
       do {
-        const current = await this.queue.getJob(id);
-        const s = current && this.summary(current, await current.getState());
+        const current = await this.read(id);
+        const s = current && this.summary(current.bull, current.state);
         if (!s) break;
         after = s;
         if (state !== 'active' || s.phase === 'failed' || s.phase === 'completed') break;
@@ -453,6 +452,14 @@ export class RedisBackend implements JobBackend {
   }
 
   // ---- reading jobs
+
+  /** A job and its state. The state is read first: a job that is finished then has its result in the hash. */
+  private async read(id: string): Promise<{ bull: Bull; state: State } | undefined> {
+    const state = await this.queue.getJobState(id);
+    if (state === 'unknown') return undefined;
+    const bull = (await this.queue.getJob(id)) as Bull | undefined;
+    return bull ? { bull, state } : undefined;
+  }
 
   /** The k-NN view of a job, or undefined when it does not count as existing (expired, gone). */
   private view(
