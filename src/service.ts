@@ -70,6 +70,9 @@ export async function createService(o: ServiceOptions): Promise<Service> {
         ...(o.now ? { now: o.now } : {}),
       })
     : new MemoryBackend(store, scheduler);
+  if (backend instanceof RedisBackend && !(await backend.connected(5_000))) {
+    o.log.warn('Redis does not answer yet: builds get 503 until it does (the service keeps trying)');
+  }
   // Expired jobs are dropped even when nobody asks for them, so their memory is returned.
   const purge = setInterval(() => store.purgeExpired(), 60_000);
   purge.unref();

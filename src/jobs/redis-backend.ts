@@ -125,13 +125,9 @@ export class RedisBackend implements JobBackend {
       connectTimeout: 5_000,
     };
     const url = q.redisUrl!;
-    // API calls fail at once while Redis is away (503) instead of queueing behind the reconnect.
-    this.client = new Redis(url, {
-      ...base,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-    });
+    // API calls answer 503 at once while the connection is down (redis() checks it first), and within
+    // COMMAND_TIMEOUT_MS when it drops mid-call.
+    this.client = new Redis(url, { ...base, maxRetriesPerRequest: 1, commandTimeout: COMMAND_TIMEOUT_MS });
     this.subscriber = new Redis(url, base);
     // BullMQ's worker blocks on Redis: no per-request retry limit (BullMQ requires it).
     this.workerConnection = new Redis(url, { ...base, maxRetriesPerRequest: null });
@@ -290,6 +286,14 @@ export class RedisBackend implements JobBackend {
     }
   }
 
+  /** Resolves once Redis answers, or after `ms` (the service starts either way and recovers later). */
+  async connected(ms: number): Promise<boolean> {
+    const deadline = this.now() + ms;
+    while (this.client.status !== 'ready' && this.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    return this.client.status === 'ready';
+  }
+
   async shutdown(graceMs: number): Promise<void> {
     this.draining = true;
     this.holdFetching();
@@ -302,10 +306,17 @@ export class RedisBackend implements JobBackend {
       this.handBack.add(id);
       this.o.scheduler.cancel(id, 'this replica shut down; the build goes back to the queue');
     }
-    await this.worker.close().catch((e: Error) => this.noteError('worker close', e));
+    // Each step is bounded: with Redis away, closing must not hang the process's exit.
+    const step = (p: Promise<unknown>) =>
+      settlesWithin(
+        p.catch((e: Error) => this.noteError('close', e)),
+        5_000,
+      );
+    await step(this.worker.close());
     await this.o.scheduler.shutdown(1_000);
     for (const t of this.timers) clearInterval(t);
-    await this.queue.close().catch(() => undefined);
+    await step(this.queue.close());
+    await step(Promise.all([this.subscriber, this.client, this.workerConnection].map((c) => c.quit())));
     for (const c of [this.subscriber, this.client, this.workerConnection]) c.disconnect();
   }
 
@@ -601,6 +612,12 @@ export class RedisBackend implements JobBackend {
   private errorSuffix(): string {
     return this.lastError ? ` (${this.lastError})` : '';
   }
+}
+
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 const CONNECTION_ERROR =

@@ -1,0 +1,213 @@
+// QUEUE_BACKEND=redis with a real redis-server on loopback and BullMQ, replicas in this process with the build
+// double (test/helpers/service.ts): admission, 409, per-replica memory admission, TTL, cancel, 503 on Redis loss.
+import { randomUUID } from 'node:crypto';
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import { KnnClient, knnBuildBody } from '../helpers/knn-client.js';
+import { RedisTestServer, redisUnavailable } from '../helpers/redis-server.js';
+import { type TestService, startTestService } from '../helpers/service.js';
+
+const skip = redisUnavailable();
+
+describe.skipIf(skip)(`QUEUE_BACKEND=redis${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let redis: RedisTestServer;
+  let started: TestService[] = [];
+
+  beforeAll(async () => {
+    redis = await RedisTestServer.start();
+  });
+  afterAll(async () => {
+    await redis?.close();
+  });
+  afterEach(async () => {
+    await Promise.all(started.map((t) => t.service.shutdown(0)));
+    started = [];
+  });
+
+  /** A replica in this process; `prefix` keeps each test's queue apart. */
+  async function replica(name: string, prefix: string, env: Record<string, string> = {}) {
+    const t = await startTestService({
+      QUEUE_BACKEND: 'redis',
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: prefix,
+      REPLICA_NAME: name,
+      ...env,
+    });
+    started.push(t);
+    return t;
+  }
+
+  const body = (n: number, over: Record<string, unknown> = {}) =>
+    knnBuildBody({
+      vector_path: `seg/${n}.knnvec`,
+      doc_id_path: `seg/${n}.knndid`,
+      dimension: 8,
+      doc_count: 1000,
+      ...over,
+    });
+
+  async function post(url: string, b: unknown): Promise<Response> {
+    return fetch(`${url}/_build`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(b),
+    });
+  }
+
+  async function waitUntil(cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await cond())) {
+      if (Date.now() > deadline) throw new Error('timed out waiting');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  it('admits a job once across replicas; any replica answers _status and lists it with the replica running it', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const [a, b] = [await replica('a', prefix), await replica('b', prefix)];
+    const ids = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        post(i % 2 ? a.url : b.url, body(1)).then(async (r) => {
+          expect(r.status).toBe(200);
+          return ((await r.json()) as { job_id: string }).job_id;
+        }),
+      ),
+    );
+    expect(new Set(ids).size).toBe(1);
+    const id = ids[0]!;
+    await waitUntil(() => a.builds.calls.length + b.builds.calls.length > 0);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(a.builds.calls.length + b.builds.calls.length).toBe(1);
+    const runner = a.builds.isRunning(id) ? a : b;
+    const other = runner === a ? b : a;
+
+    const jobs = (await (await fetch(`${other.url}/_jobs`)).json()) as {
+      jobs: { job_id: string; replica: string | null; phase: string }[];
+    };
+    expect(jobs.jobs).toEqual([
+      expect.objectContaining({ job_id: id, replica: runner === a ? 'a' : 'b', phase: 'downloading' }),
+    ]);
+    expect(await (await fetch(`${other.url}/_status/${id}`)).json()).toEqual({
+      task_status: 'RUNNING_INDEX_BUILD',
+      file_name: null,
+      error_message: null,
+    });
+    // A changed request for the live job is refused on either replica.
+    const changed = await post(other.url, body(1, { dimension: 16 }));
+    expect(changed.status).toBe(409);
+    expect(((await changed.json()) as { detail: string }).detail).toMatch(/dimension: 8 vs 16/);
+
+    runner.builds.complete(id);
+    const client = new KnnClient({ endpoint: [a.url, b.url] });
+    expect(await client.poll(id)).toEqual({
+      task_status: 'COMPLETED_INDEX_BUILD',
+      file_name: '1.faiss',
+      error_message: null,
+    });
+  });
+
+  it('a failed job is rebuilt in place by a client retry; DELETE on any replica cancels where it runs', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const [a, b] = [await replica('a', prefix), await replica('b', prefix)];
+    const client = new KnnClient({ endpoint: [a.url, b.url] });
+    const id = await client.build(body(2));
+    await waitUntil(() => a.builds.isRunning(id) || b.builds.isRunning(id));
+    const runner = a.builds.isRunning(id) ? a : b;
+    runner.builds.fail(id, 'S3 said no');
+    expect((await client.poll(id)).error_message).toBe('S3 said no');
+
+    expect(await client.build(body(2))).toBe(id);
+    await waitUntil(() => a.builds.isRunning(id) || b.builds.isRunning(id));
+    expect(await client.status(id)).toMatchObject({ task_status: 'RUNNING_INDEX_BUILD' });
+    const runner2 = a.builds.isRunning(id) ? a : b;
+    const other = runner2 === a ? b : a;
+    const res = await fetch(`${other.url}/_jobs/${id}`, { method: 'DELETE' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ task_status: 'FAILED_INDEX_BUILD', error_message: 'cancelled' });
+    expect(runner2.builds.isRunning(id)).toBe(false);
+    expect(await client.status(id)).toEqual({
+      task_status: 'FAILED_INDEX_BUILD',
+      file_name: null,
+      error_message: 'cancelled',
+    });
+    expect((await fetch(`${a.url}/_jobs/${id}`, { method: 'DELETE' })).status).toBe(409);
+    expect((await fetch(`${a.url}/_jobs/nope`, { method: 'DELETE' })).status).toBe(404);
+  });
+
+  it('a replica takes a job only while it has a free worker slot and the host memory the job needs', async () => {
+    const prefix = `t-${randomUUID()}`;
+    // 1000 x 8 float needs ~0.26 GiB by the planner's estimate: 0.4 GiB holds one job, not two.
+    const a = await replica('a', prefix, { MAX_WORKERS: '2', CPU_MEMORY_LIMIT: '0.4' });
+    const client = new KnnClient({ endpoint: a.url });
+    const [id1, id2] = [await client.build(body(3)), await client.build(body(4))];
+    await waitUntil(() => a.builds.running === 1);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(a.builds.running).toBe(1);
+    const first = a.builds.isRunning(id1) ? id1 : id2;
+    const second = first === id1 ? id2 : id1;
+    const listed = (await (await fetch(`${a.url}/_jobs`)).json()) as { queued: number; running: number };
+    expect(listed).toMatchObject({ queued: 1, running: 1 });
+
+    // A second replica with room takes the job the first could not admit.
+    const b = await replica('b', prefix, { MAX_WORKERS: '1' });
+    await waitUntil(() => b.builds.isRunning(second));
+    b.builds.complete(second);
+    a.builds.complete(first);
+    expect((await client.poll(first)).task_status).toBe('COMPLETED_INDEX_BUILD');
+    expect((await client.poll(second)).task_status).toBe('COMPLETED_INDEX_BUILD');
+    expect(a.builds.maxRunning).toBe(1);
+  });
+
+  it('finished jobs expire REQUEST_STORE_TTL_SECONDS after they finished; the store refuses past its size', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const a = await replica('a', prefix, { REQUEST_STORE_TTL_SECONDS: '1', REQUEST_STORE_MAX_SIZE: '2' });
+    const client = new KnnClient({ endpoint: a.url, maxRetryWaitMs: 10 });
+    const id = await client.build(body(5));
+    await client.build(body(6));
+    const full = await post(a.url, body(7));
+    expect(full.status).toBe(507);
+    await waitUntil(() => a.builds.isRunning(id));
+    a.builds.complete(id);
+    expect((await client.poll(id)).task_status).toBe('COMPLETED_INDEX_BUILD');
+    await new Promise((r) => setTimeout(r, 1200));
+    expect((await fetch(`${a.url}/_status/${id}`)).status).toBe(404);
+  });
+
+  it('Redis unreachable: _build and _status answer 503, the heart beat says the backend is down; it recovers', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const a = await replica('a', prefix, { REPLICA_LOST_SECONDS: '1' });
+    const client = new KnnClient({ endpoint: a.url, maxRetryWaitMs: 10 });
+    const id = await client.build(body(8));
+    await waitUntil(() => a.builds.isRunning(id));
+    expect(await (await fetch(`${a.url}/_heart_beat`)).json()).toEqual({
+      status: 'ok',
+      queue_backend: 'redis',
+      backend: 'up',
+      replica: 'a',
+    });
+
+    await redis.stop();
+    try {
+      const beat = await fetch(`${a.url}/_heart_beat`);
+      expect(beat.status).toBe(200);
+      expect(await beat.json()).toMatchObject({ status: 'degraded', backend: 'down', replica: 'a' });
+      const build = await post(a.url, body(9));
+      expect(build.status).toBe(503);
+      expect(build.headers.get('retry-after')).toBe('1');
+      expect(((await build.json()) as { detail: string }).detail).toMatch(/Redis\) is unreachable/);
+      const status = await fetch(`${a.url}/_status/${id}`);
+      expect(status.status).toBe(503);
+      expect((await fetch(`${a.url}/_jobs`)).status).toBe(503);
+      // The build finishes while Redis is away; its result reaches Redis once it is back.
+      a.builds.complete(id);
+    } finally {
+      await redis.restart();
+    }
+    await waitUntil(async () => (await fetch(`${a.url}/_status/${id}`)).status === 200, 15_000);
+    expect((await client.poll(id, { timeoutMs: 30_000 })).task_status).toBe('COMPLETED_INDEX_BUILD');
+    expect(await (await fetch(`${a.url}/_heart_beat`)).json()).toMatchObject({ status: 'ok', backend: 'up' });
+    const again = await client.build(body(10));
+    await waitUntil(() => a.builds.isRunning(again));
+  });
+});
