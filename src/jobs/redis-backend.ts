@@ -500,11 +500,14 @@ export class RedisBackend implements JobBackend {
     if (!STALLED_REASON.test(reason)) return reason;
     const p = this.progressOf(bull);
     const q = this.o.settings.queue;
-    const tries = q.replicaLostRetries + 1;
+    const retried =
+      q.replicaLostRetries > 0
+        ? `it had already been retried on another replica ${q.replicaLostRetries} time(s) (REPLICA_LOST_RETRIES=${q.replicaLostRetries})`
+        : 'it is not retried (REPLICA_LOST_RETRIES=0)';
     return (
       `the replica running this build${p ? ` (${p.replica})` : ''} was lost: it stopped renewing its lock in ` +
-      `Redis for ${q.replicaLostSeconds} s (killed, crashed or cut off from Redis), ${tries} time${tries > 1 ? 's' : ''} ` +
-      `in a row (REPLICA_LOST_RETRIES=${q.replicaLostRetries}); send the build again`
+      `Redis for REPLICA_LOST_SECONDS=${q.replicaLostSeconds} (killed, crashed or cut off from Redis); ` +
+      `${retried}; send the build again`
     );
   }
 
