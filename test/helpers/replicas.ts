@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 
 import { tsxExecArgv } from '../../src/tsx-loader.js';
+import { freePort } from './redis-server.js';
 import type { S3TestServer } from './s3-server.js';
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
@@ -37,20 +38,29 @@ export class Replica {
   }
 
   static async start(name: string, env: Record<string, string>): Promise<Replica> {
+    const port = await freePort();
     const child = spawn(process.execPath, [...tsxExecArgv(), MAIN], {
-      env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', REPLICA_NAME: name, ...env },
+      env: {
+        ...process.env,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        LOG_LEVEL: 'info',
+        REPLICA_NAME: name,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const r = new Replica(name, child);
+    r.url = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const started = r.records().find((l) => l.msg === 'service started');
-      const port = (started?.address as { port?: number } | undefined)?.port;
-      if (port) {
-        r.url = `http://127.0.0.1:${port}`;
-        return r;
-      }
+      const up = await fetch(`${r.url}/_heart_beat`).then(
+        (res) => res.ok,
+        () => false,
+      );
+      if (up) return r;
       if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
         throw new Error(`replica ${name} did not start:\n${r.logs.slice(-20).join('\n')}`);
       }
       await new Promise((res) => setTimeout(res, 50));

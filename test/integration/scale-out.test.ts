@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFaissIndex } from '../../src/faiss-format/index.js';
 import { KnnClient, type KnnStatusResponse } from '../helpers/knn-client.js';
 import { RedisTestServer, redisUnavailable } from '../helpers/redis-server.js';
-import { Replica, replicaEnv, startReplicas, workerOf } from '../helpers/replicas.js';
+import type { Replica } from '../helpers/replicas.js';
+import { replicaEnv, startReplicas, workerOf } from '../helpers/replicas.js';
 import {
   createTestBucket,
   deleteTestBucket,
