@@ -159,6 +159,23 @@ describe.skipIf(skip)(`QUEUE_BACKEND=redis${skip ? ` (skipped: ${skip})` : ''}`,
     expect(a.builds.maxRunning).toBe(1);
   });
 
+  it('a replica that shuts down puts its running build back in the queue for another replica', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const a = await replica('a', prefix, { MAX_WORKERS: '1' });
+    const client = new KnnClient({ endpoint: a.url });
+    const id = await client.build(body(11));
+    await waitUntil(() => a.builds.isRunning(id));
+    const b = await replica('b', prefix, { MAX_WORKERS: '1' });
+    started = started.filter((t) => t !== a);
+    await a.service.shutdown(0);
+    await waitUntil(() => b.builds.isRunning(id));
+    expect(await (await fetch(`${b.url}/_status/${id}`)).json()).toMatchObject({
+      task_status: 'RUNNING_INDEX_BUILD',
+    });
+    b.builds.complete(id);
+    expect((await new KnnClient({ endpoint: b.url }).poll(id)).task_status).toBe('COMPLETED_INDEX_BUILD');
+  });
+
   it('finished jobs expire REQUEST_STORE_TTL_SECONDS after they finished; the store refuses past its size', async () => {
     const prefix = `t-${randomUUID()}`;
     const a = await replica('a', prefix, { REQUEST_STORE_TTL_SECONDS: '1', REQUEST_STORE_MAX_SIZE: '2' });
