@@ -370,6 +370,7 @@ export class RedisBackend implements JobBackend {
     log.info({ attempt: bull.attemptsMade + 1, stalled: bull.stalledCounter }, 'job taken by this replica');
     const late = this.takeCancelRequest(id);
     if (late) this.o.scheduler.cancel(id, late);
+    await this.pushProgress(entry); // at once: /_jobs names this replica from now on
     await this.finished(job);
     await this.pushProgress(entry);
     if (job.status === 'COMPLETED_INDEX_BUILD') return { fileName: job.fileName! };
@@ -498,14 +499,16 @@ export class RedisBackend implements JobBackend {
   private failureMessage(bull: Bull): string {
     const reason = bull.failedReason || 'the build failed';
     if (!STALLED_REASON.test(reason)) return reason;
-    const p = this.progressOf(bull);
+    // The replica that last reported (it does so as soon as it takes a job). Not BullMQ's processedBy: BullMQ
+    // fails a job stalled too often only when the next replica takes it, and records that one.
+    const replica = this.progressOf(bull)?.replica ?? bull.processedBy;
     const q = this.o.settings.queue;
     const retried =
       q.replicaLostRetries > 0
         ? `it had already been retried on another replica ${q.replicaLostRetries} time(s) (REPLICA_LOST_RETRIES=${q.replicaLostRetries})`
         : 'it is not retried (REPLICA_LOST_RETRIES=0)';
     return (
-      `the replica running this build${p ? ` (${p.replica})` : ''} was lost: it stopped renewing its lock in ` +
+      `the replica running this build${replica ? ` (${replica})` : ''} was lost: it stopped renewing its lock in ` +
       `Redis for REPLICA_LOST_SECONDS=${q.replicaLostSeconds} (killed, crashed or cut off from Redis); ` +
       `${retried}; send the build again`
     );
