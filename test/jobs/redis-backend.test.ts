@@ -227,4 +227,26 @@ describe.skipIf(skip)(`QUEUE_BACKEND=redis${skip ? ` (skipped: ${skip})` : ''}`,
     const again = await client.build(body(10));
     await waitUntil(() => a.builds.isRunning(again));
   });
+
+  it('starts while Redis is down (503 meanwhile) and serves once Redis comes up', async () => {
+    const late = await RedisTestServer.start();
+    await late.stop();
+    try {
+      const t = await startTestService({
+        QUEUE_BACKEND: 'redis',
+        REDIS_URL: late.url,
+        REPLICA_NAME: 'early',
+      });
+      started.push(t);
+      expect((await post(t.url, body(12))).status).toBe(503);
+      expect(await (await fetch(`${t.url}/_heart_beat`)).json()).toMatchObject({ backend: 'down' });
+      await late.restart();
+      await waitUntil(async () => (await post(t.url, body(12))).status === 200, 15_000);
+      await waitUntil(() => t.builds.calls.length === 1, 10_000);
+    } finally {
+      await Promise.all(started.map((x) => x.service.shutdown(0)));
+      started = [];
+      await late.close();
+    }
+  });
 });
