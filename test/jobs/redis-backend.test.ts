@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import { ServiceMetrics } from '../../src/metrics.js';
 import { KnnClient, knnBuildBody } from '../helpers/knn-client.js';
 import { RedisTestServer, redisUnavailable } from '../helpers/redis-server.js';
 import { type TestService, startTestService } from '../helpers/service.js';
@@ -27,13 +28,17 @@ describe.skipIf(skip)(`QUEUE_BACKEND=redis${skip ? ` (skipped: ${skip})` : ''}`,
 
   /** A replica in this process; `prefix` keeps each test's queue apart. */
   async function replica(name: string, prefix: string, env: Record<string, string> = {}) {
-    const t = await startTestService({
-      QUEUE_BACKEND: 'redis',
-      REDIS_URL: redis.url,
-      REDIS_PREFIX: prefix,
-      REPLICA_NAME: name,
-      ...env,
-    });
+    const metrics = new ServiceMetrics();
+    const t = await startTestService(
+      { QUEUE_BACKEND: 'redis', REDIS_URL: redis.url, REDIS_PREFIX: prefix, REPLICA_NAME: name, ...env },
+      0,
+      [
+        async (app, service) => {
+          metrics.attach(service);
+          await metrics.route(app);
+        },
+      ],
+    );
     started.push(t);
     return t;
   }
@@ -209,6 +214,7 @@ describe.skipIf(skip)(`QUEUE_BACKEND=redis${skip ? ` (skipped: ${skip})` : ''}`,
       const beat = await fetch(`${a.url}/_heart_beat`);
       expect(beat.status).toBe(200);
       expect(await beat.json()).toMatchObject({ status: 'degraded', backend: 'down', replica: 'a' });
+      expect(await (await fetch(`${a.url}/metrics`)).text()).toMatch(/^knn_queue_backend_up 0$/m);
       const build = await post(a.url, body(9));
       expect(build.status).toBe(503);
       expect(build.headers.get('retry-after')).toBe('1');
@@ -224,6 +230,7 @@ describe.skipIf(skip)(`QUEUE_BACKEND=redis${skip ? ` (skipped: ${skip})` : ''}`,
     await waitUntil(async () => (await fetch(`${a.url}/_status/${id}`)).status === 200, 15_000);
     expect((await client.poll(id, { timeoutMs: 30_000 })).task_status).toBe('COMPLETED_INDEX_BUILD');
     expect(await (await fetch(`${a.url}/_heart_beat`)).json()).toMatchObject({ status: 'ok', backend: 'up' });
+    expect(await (await fetch(`${a.url}/metrics`)).text()).toMatch(/^knn_queue_backend_up 1$/m);
     const again = await client.build(body(10));
     await waitUntil(() => a.builds.isRunning(again));
   });
