@@ -32,7 +32,7 @@ import { JobRefusedError } from './errors.js';
 import { type Job, jobIdFor } from './job.js';
 import type { JobStore } from './job-store.js';
 import type { MemoryBudget } from './resources.js';
-import { type JobScheduler, type PlanFn, requestDifference } from './scheduler.js';
+import { type JobScheduler, type PlanFn, queueWaitMessage, requestDifference } from './scheduler.js';
 
 export const QUEUE_NAME = 'builds';
 /** BullMQ's own failedReason for a job that stalled more than maxStalledCount times. */
@@ -49,6 +49,8 @@ const ALL_STATES = ['active', 'waiting', 'prioritized', 'delayed', 'completed', 
 interface JobData {
   request: BuildRequest;
   admittedBy: string;
+  /** When the client asked (ms): MAX_QUEUE_WAIT_SECONDS counts from here, on whichever replica takes it. */
+  queuedAt?: number;
   cancelled?: string;
 }
 
@@ -193,7 +195,7 @@ export class RedisBackend implements JobBackend {
     }
     this.o.plan(request); // refuses (507) a build that can never fit, before anything is stored
     const id = jobIdFor(request.vector_path, request.tenant_id);
-    const data: JobData = { request, admittedBy: this.replica };
+    const data: JobData = { request, admittedBy: this.replica, queuedAt: this.now() };
     return this.redis(async () => {
       const found = await this.read(id);
       if (found) {
@@ -327,6 +329,9 @@ export class RedisBackend implements JobBackend {
     const log = this.log.child({ jobId: id });
     const cancelled = bull.data.cancelled ?? this.takeCancelRequest(id);
     if (cancelled) throw new UnrecoverableError(cancelled);
+    const limit = this.o.settings.maxQueueWaitSeconds;
+    const waited = (this.now() - (bull.data.queuedAt ?? bull.timestamp)) / 1000;
+    if (limit > 0 && waited > limit) throw new UnrecoverableError(queueWaitMessage(waited, limit));
     let plan;
     try {
       plan = this.o.plan(bull.data.request);

@@ -184,13 +184,7 @@ export class JobScheduler extends EventEmitter {
   private checkQueueWait(queuedAt: number): void {
     const limit = this.o.maxQueueWaitSeconds ?? 0;
     const waited = (this.now() - queuedAt) / 1000;
-    if (limit > 0 && waited > limit) {
-      throw new Error(
-        `the job waited ${Math.round(waited)} s in the queue, over MAX_QUEUE_WAIT_SECONDS (${limit} s): k-NN has ` +
-          `most likely stopped polling (knn.remote_index_build.client.timeout) and built the segment itself, so it ` +
-          `was not built; raise MAX_WORKERS or CPU_MEMORY_LIMIT, or add replicas, if jobs queue this long`,
-      );
-    }
+    if (limit > 0 && waited > limit) throw new Error(queueWaitMessage(waited, limit));
   }
 
   private applyProgress(job: Job, u: ProgressUpdate): void {
@@ -236,6 +230,15 @@ export class JobScheduler extends EventEmitter {
   private logFor(job: Job): Logger {
     return this.o.log.child({ jobId: job.id, attempt: job.attempt });
   }
+}
+
+/** Why a job that waited `waited` s, over MAX_QUEUE_WAIT_SECONDS = `limit`, was not built. */
+export function queueWaitMessage(waited: number, limit: number): string {
+  return (
+    `the job waited ${Math.round(waited)} s in the queue, over MAX_QUEUE_WAIT_SECONDS (${limit} s): k-NN has ` +
+    `most likely stopped polling (knn.remote_index_build.client.timeout) and built the segment itself, so it ` +
+    `was not built; raise MAX_WORKERS or CPU_MEMORY_LIMIT, or add replicas, if jobs queue this long`
+  );
 }
 
 /** The first field where two requests for the same job id differ, or null when they are the same build. */

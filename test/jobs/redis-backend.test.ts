@@ -181,6 +181,21 @@ describe.skipIf(skip)(`QUEUE_BACKEND=redis${skip ? ` (skipped: ${skip})` : ''}`,
     expect((await new KnnClient({ endpoint: b.url }).poll(id)).task_status).toBe('COMPLETED_INDEX_BUILD');
   });
 
+  it('a job that waited in Redis longer than MAX_QUEUE_WAIT_SECONDS fails when a replica takes it', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const a = await replica('a', prefix, { MAX_WORKERS: '1', MAX_QUEUE_WAIT_SECONDS: '1' });
+    const client = new KnnClient({ endpoint: a.url });
+    const first = await client.build(body(13));
+    await waitUntil(() => a.builds.isRunning(first));
+    const late = await client.build(body(14));
+    await new Promise((r) => setTimeout(r, 1500));
+    a.builds.complete(first);
+    const s = await client.poll(late);
+    expect(s.task_status).toBe('FAILED_INDEX_BUILD');
+    expect(s.error_message).toMatch(/waited \d+ s in the queue, over MAX_QUEUE_WAIT_SECONDS \(1 s\)/);
+    expect(a.builds.isRunning(late)).toBe(false);
+  });
+
   it('finished jobs expire REQUEST_STORE_TTL_SECONDS after they finished; the store refuses past its size', async () => {
     const prefix = `t-${randomUUID()}`;
     const a = await replica('a', prefix, { REQUEST_STORE_TTL_SECONDS: '1', REQUEST_STORE_MAX_SIZE: '2' });
