@@ -120,7 +120,14 @@ export function replicaEnv(s3: S3TestServer, redisUrl: string, extra: Record<str
 
 /** Starts `count` replicas named r1, r2, ... in parallel. */
 export async function startReplicas(count: number, env: Record<string, string>): Promise<Replica[]> {
-  return Promise.all(Array.from({ length: count }, (_, i) => Replica.start(`r${i + 1}`, env)));
+  const results = await Promise.allSettled(
+    Array.from({ length: count }, (_, i) => Replica.start(`r${i + 1}`, env)),
+  );
+  const failed = results.find((r) => r.status === 'rejected');
+  if (!failed) return results.map((r) => (r as PromiseFulfilledResult<Replica>).value);
+  // Leave nothing running when one of them could not start.
+  await Promise.all(results.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+  throw failed.reason;
 }
 
 /** The pid of the build worker that runs `jobId`, and the replica that started it (from the replicas' logs). */
