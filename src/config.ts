@@ -50,6 +50,11 @@ export interface Settings {
   shutdownGraceSeconds: number;
   /** A job that waited longer than this in the queue fails instead of building for a client that gave up (0: no limit). */
   maxQueueWaitSeconds: number;
+  /**
+   * After the drain, _status keeps answering this long after the last job finished (or until each such job has
+   * been polled once), so k-NN's next poll (every 5 s +-20%) sees COMPLETED instead of a refused connection.
+   */
+  shutdownStatusLingerSeconds: number;
   bodyLimitBytes: number;
   builder: BuilderChoice;
   /** CPU builder threads (0 = all cores). */
@@ -126,6 +131,7 @@ export function loadSettings(env: Env = process.env): Settings {
     shutdownGraceSeconds: r.integer('SHUTDOWN_GRACE_SECONDS', 300, 0, 24 * 3600),
     // k-NN stops polling after knn.remote_index_build.client.timeout (60 minutes by default) and never says so.
     maxQueueWaitSeconds: r.integer('MAX_QUEUE_WAIT_SECONDS', 3000, 0, 7 * 24 * 3600),
+    shutdownStatusLingerSeconds: r.integer('SHUTDOWN_STATUS_LINGER_SECONDS', 15, 0, 3600),
     bodyLimitBytes: r.integer('BODY_LIMIT_BYTES', 64 * 1024, 1024, 16 * 2 ** 20),
     builder: r.oneOf('BUILDER', 'auto', BUILDER_CHOICES, (v) => v.toLowerCase()),
     buildThreads: r.integer('BUILD_THREADS', 0, 0, 4096),

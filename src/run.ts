@@ -1,6 +1,7 @@
 // Start-up and shutdown of the service process: settings, logger, GPU probe, admission planner, HTTP server,
 // and SIGTERM/SIGINT handling. main.ts calls it with the real pipeline; tests call it with a build double.
 import { readFileSync } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Logger } from 'pino';
@@ -13,6 +14,8 @@ import type { BuildFn } from './jobs/scheduler.js';
 import { createLogger } from './logger.js';
 import { plannerFor } from './pipeline/plan.js';
 import { type Service, type ServiceOptions, createService } from './service.js';
+import { LocalObjectStore, STALE_TEMP_MS } from './storage/local.js';
+import { hostMemoryLimit, memoryBudget } from './host-memory.js';
 
 export interface RunOptions {
   /** Makes the function that runs one job (the pipeline), once settings and GPUs are known. */
@@ -33,6 +36,7 @@ export async function run(o: RunOptions): Promise<Service> {
     process.exit(2);
   }
   const log = createLogger(settings.logLevel);
+  settings = withMemoryBudget(settings, log);
   // Probed in a child process: the service itself never holds a CUDA context.
   const gpu = settings.builder === 'cpu' ? noGpu('BUILDER=cpu') : await probeGpu(0);
   const gpuCount = usableGpuCount(gpu);
@@ -62,11 +66,13 @@ export async function run(o: RunOptions): Promise<Service> {
       maxWorkers: settings.maxWorkers,
       queueBackend: settings.queue.backend,
       ...(settings.queue.backend === 'redis' ? { replica: settings.queue.replicaName } : {}),
+      cpuMemoryLimitGiB: gib(settings.cpuMemoryLimitBytes),
       auth: settings.auth ? 'basic' : 'off',
     },
     'service started',
   );
   handleSignals(service, log);
+  removeStaleTemps(settings, log);
   return service;
 }
 
@@ -90,6 +96,55 @@ function handleSignals(service: Service, log: Logger): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+const gib = (bytes: number) => Math.round((bytes / 2 ** 30) * 100) / 100;
+
+/** CPU_MEMORY_LIMIT capped at what the machine or its cgroup really has (logged when it is capped). */
+function withMemoryBudget(settings: Settings, log: Logger): Settings {
+  const limit = hostMemoryLimit();
+  const budget = memoryBudget(settings.cpuMemoryLimitBytes, limit);
+  if (budget.capped) {
+    log.warn(
+      {
+        requestedGiB: gib(settings.cpuMemoryLimitBytes),
+        cpuMemoryLimitGiB: gib(budget.bytes),
+        hostGiB: gib(limit.bytes),
+        source: limit.source,
+      },
+      'CPU_MEMORY_LIMIT is more than this host has: capped (the host less 10%, at most 1 GiB, for the service)',
+    );
+  }
+  return { ...settings, cpuMemoryLimitBytes: budget.bytes };
+}
+
+/**
+ * What killed workers (a crash, kill -9) left is removed in the background at start-up: temporary files in the
+ * local store, and spool folders (`index-*` in INDEX_SPOOL_DIR), once untouched for STALE_TEMP_MS.
+ */
+function removeStaleTemps(settings: Settings, log: Logger): void {
+  const local =
+    settings.objectStore === 'local' ? new LocalObjectStore(settings.storage).removeStaleTemps() : 0;
+  const spool = settings.spoolDir ? removeStaleSpoolFolders(settings.spoolDir) : 0;
+  Promise.all([local, spool]).then(
+    ([files, folders]) => {
+      if (files + folders > 0)
+        log.info({ removed: files + folders, files, folders }, 'removed stale temporary files');
+    },
+    (e: unknown) => log.warn({ err: e }, 'could not look for stale temporary files'),
+  );
+}
+
+async function removeStaleSpoolFolders(dir: string): Promise<number> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  let removed = 0;
+  for (const name of names.filter((n) => n.startsWith('index-'))) {
+    const info = await stat(path.join(dir, name)).catch(() => undefined);
+    if (!info?.isDirectory() || Date.now() - info.mtimeMs < STALE_TEMP_MS) continue;
+    await rm(path.join(dir, name), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
 }
 
 function readVersion(): string {

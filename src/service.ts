@@ -1,5 +1,7 @@
 // Composition of the running service: job store, resources, scheduler and HTTP app, plus graceful shutdown.
 // main.ts gives it settings and the real pipeline; tests give it a build double.
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
@@ -32,8 +34,11 @@ export interface Service {
   scheduler: JobScheduler;
   memory: MemoryBudget;
   gpus: GpuPool;
-  /** Stops taking builds, lets running ones finish within the grace period, then closes the server. */
-  shutdown(graceMs?: number): Promise<void>;
+  /**
+   * Stops taking builds, lets running ones finish within the grace period, keeps answering _status for the linger
+   * (after the last job finished, until each was polled), then closes the server.
+   */
+  shutdown(graceMs?: number, lingerMs?: number): Promise<void>;
 }
 
 export async function createService(o: ServiceOptions): Promise<Service> {
@@ -84,10 +89,13 @@ export async function createService(o: ServiceOptions): Promise<Service> {
     memory,
     gpus,
     app: undefined as unknown as FastifyInstance,
-    async shutdown(graceMs = s.shutdownGraceSeconds * 1000) {
+    async shutdown(graceMs = s.shutdownGraceSeconds * 1000, lingerMs = s.shutdownStatusLingerSeconds * 1000) {
       clearInterval(purge);
       o.log.info({ graceSeconds: graceMs / 1000, unfinished: store.unfinished().length }, 'shutting down');
       await backend.shutdown(graceMs);
+      // k-NN's next poll must find someone answering: this process with the memory backend; with Redis, the final
+      // states are in Redis and every other replica answers them (polls do not pass through this store).
+      if (!redis) await lingerForPolls(store, lingerMs, o.now ?? Date.now, o.log);
       await service.app.close();
       o.log.info('shut down');
     },
@@ -101,4 +109,26 @@ export async function createService(o: ServiceOptions): Promise<Service> {
     plugins: (o.plugins ?? []).map((p) => (app: FastifyInstance) => p(app, service)),
   });
   return service;
+}
+
+/**
+ * Waits (the server still answering) until every job that finished less than `lingerMs` ago has had its final
+ * status read by a poll, or until `lingerMs` after the last of them finished. Without it the client's next poll
+ * would meet a closed port, and k-NN would build the segment again on its own CPUs.
+ */
+async function lingerForPolls(
+  store: JobStore,
+  lingerMs: number,
+  now: () => number,
+  log: Logger,
+): Promise<void> {
+  const unseen = () =>
+    store.all().filter((j) => j.finishedAt !== null && !j.finalStatusSeen && now() - j.finishedAt < lingerMs);
+  const waiting = unseen();
+  if (lingerMs <= 0 || waiting.length === 0) return;
+  log.info(
+    { jobs: waiting.length, lingerSeconds: lingerMs / 1000 },
+    'waiting for clients to read the final status of jobs that just finished',
+  );
+  while (unseen().length > 0) await sleep(100);
 }

@@ -16,6 +16,7 @@ import { buildRoutes } from './build.js';
 import { errorHandler } from './errors.js';
 import { healthRoutes } from './health.js';
 import { jobsRoutes } from './jobs.js';
+import { registerJsonBodyParser } from './json-body.js';
 import { statusRoutes } from './status.js';
 
 export interface AppOptions {
@@ -38,6 +39,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     routerOptions: { ignoreDuplicateSlashes: true },
     // _status must keep answering while the service drains; the scheduler refuses new builds instead.
     return503OnClosing: false,
+    // A job id longer than the router takes is simply not a job (not Fastify's own error body).
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') void reply.code(404).send({ detail: 'Job not found' });
+      else void reply.code(error.statusCode ?? 400).send({ detail: error.message });
+    },
     ajv: {
       // Strict: no silent type coercion (numeric strings are converted explicitly for integer fields only),
       // unknown keys rejected rather than dropped, defaults filled in, every bad field reported.
@@ -47,6 +53,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
 
   // JSON only: a body sent as text (e.g. curl -d without a content type) gets 415 naming the problem.
   app.removeContentTypeParser('text/plain');
+  registerJsonBodyParser(app);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ detail: `no route ${request.method} ${request.url.split('?')[0]}` });

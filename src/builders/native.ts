@@ -60,6 +60,8 @@ interface NativeAddon {
     onProgress?: (fraction: number, stage: string) => void,
   ): Promise<NativeGraph>;
   gpuInfo(device?: number): GpuInfo;
+  /** Ends this process graceMs after `parentPid` stops being its parent (false: it already has). */
+  exitWithParent(parentPid: number, graceMs: number): boolean;
   withGpu: boolean;
 }
 
@@ -118,6 +120,14 @@ export function gpuInfo(device = 0): GpuInfo {
   } catch (e) {
     return noGpu((e as Error).message);
   }
+}
+
+/**
+ * Makes this process end `graceMs` after its parent dies, even while the JS thread or a native build is busy
+ * (a native watchdog thread). False when the parent is already gone.
+ */
+export function exitWithParent(parentPid: number, graceMs: number): boolean {
+  return loadAddon().exitWithParent(parentPid, graceMs);
 }
 
 /** GpuInfo for "no usable GPU", with the reason. */

@@ -4,9 +4,15 @@ import { createHash } from 'node:crypto';
 import type { BuildRequest, JobPhase, JobSummary, StatusResponse, TaskStatus } from '../api/schemas.js';
 import type { BuilderKind } from '../builders/types.js';
 
-/** The reference builder's id, so a client's retry (same vector_path and tenant) finds the same job. */
+/**
+ * The job id: a client's retry (same vector_path and tenant) finds the same job. The pair is hashed as JSON, an
+ * unambiguous encoding: the reference builder's `${vector_path}-${tenant_id}` gives `a.knnvec-b` + `c` and
+ * `a.knnvec` + `b-c` one id (and one job).
+ */
 export function jobIdFor(vectorPath: string, tenantId: string): string {
-  return createHash('sha256').update(`${vectorPath}-${tenantId}`).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([vectorPath, tenantId]))
+    .digest('hex');
 }
 
 /** What a job is expected to need, decided when it is admitted. */
@@ -39,6 +45,8 @@ export class Job {
   /** 1 for the first build; a client retry of a FAILED job rebuilds it as attempt 2, 3, ... */
   attempt = 1;
   abort = new AbortController();
+  /** A status request answered this job's final state (a shutdown need not wait for the client to see it). */
+  finalStatusSeen = false;
 
   constructor(
     readonly id: string,
@@ -53,6 +61,7 @@ export class Job {
 
   /** The k-NN status body: exactly these three fields. */
   statusResponse(): StatusResponse {
+    if (this.finished) this.finalStatusSeen = true;
     return { task_status: this.status, file_name: this.fileName, error_message: this.errorMessage };
   }
 
@@ -97,5 +106,6 @@ export class Job {
     this.plan = plan;
     this.attempt += 1;
     this.abort = new AbortController();
+    this.finalStatusSeen = false;
   }
 }

@@ -14,7 +14,7 @@
 //     running it.
 //   * Redis unreachable: calls fail fast (no offline queue) as BackendUnavailableError -> 503; ioredis and BullMQ
 //     reconnect by themselves.
-import { Queue, type Job as BullJob, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { Queue, type Job as BullJob, type JobType, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -32,7 +32,13 @@ import { JobRefusedError } from './errors.js';
 import { type Job, jobIdFor } from './job.js';
 import type { JobStore } from './job-store.js';
 import type { MemoryBudget } from './resources.js';
-import { type JobScheduler, type PlanFn, queueWaitMessage, requestDifference } from './scheduler.js';
+import {
+  type JobScheduler,
+  type PlanFn,
+  queueWaitMessage,
+  requestDifference,
+  sharedOutputConflict,
+} from './scheduler.js';
 
 export const QUEUE_NAME = 'builds';
 /** BullMQ's own failedReason for a job that stalled more than maxStalledCount times. */
@@ -44,6 +50,7 @@ const PROGRESS_INTERVAL_MS = 1_000;
 /** How long DELETE waits for the replica running a job to confirm it stopped. */
 const CANCEL_CONFIRM_MS = 10_000;
 const ALL_STATES = ['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'] as const;
+const UNFINISHED_STATES: JobType[] = ['active', 'waiting', 'prioritized', 'delayed'];
 
 /** What a BullMQ job carries: the validated request (plus a cancel flag set by DELETE). */
 interface JobData {
@@ -220,6 +227,7 @@ export class RedisBackend implements JobBackend {
         await existing.remove().catch(() => undefined); // finished and expired: start afresh
       }
       await this.checkCapacity();
+      await this.refuseSharedOutput(id, request);
       await this.queue.add('build', data, { jobId: id });
       // Concurrent POSTs for one id add one job; a different request that won the race is still a conflict.
       const stored = await this.queue.getJob(id);
@@ -570,6 +578,23 @@ export class RedisBackend implements JobBackend {
         `job ${id} for this vector_path and tenant_id exists with different parameters (${difference})`,
       );
     }
+  }
+
+  /**
+   * Two jobs for one output object (same container and vector_path, another tenant_id) would write the same
+   * `.faiss`: refused while the other job is unfinished on any replica (as the memory backend does).
+   */
+  private async refuseSharedOutput(id: string, request: BuildRequest): Promise<void> {
+    const max = this.o.settings.requestStoreMaxSize;
+    const unfinished = (await this.queue.getJobs(UNFINISHED_STATES, 0, max - 1)) as Bull[];
+    const other = unfinished.find(
+      (j) =>
+        j &&
+        j.id !== id &&
+        j.data.request.container_name === request.container_name &&
+        j.data.request.vector_path === request.vector_path,
+    );
+    if (other?.id) throw sharedOutputConflict(other.id, other.data.request, request);
   }
 
   private async checkCapacity(): Promise<void> {

@@ -76,6 +76,7 @@ export class JobScheduler extends EventEmitter {
       throw new JobRefusedError('DRAINING', 'the service is shutting down and accepts no new builds');
     const id = jobIdFor(request.vector_path, request.tenant_id);
     const existing = this.o.store.get(id);
+    this.refuseSharedOutput(id, request);
     if (existing && existing.status !== 'FAILED_INDEX_BUILD') {
       const difference = requestDifference(existing.request, request);
       if (difference) {
@@ -101,9 +102,28 @@ export class JobScheduler extends EventEmitter {
       'job queued',
     );
     this.emit('phase', job, 'queued');
+    // The entry belongs to this attempt: after a cancel and a re-submit, the stale entry finds a newer
+    // attempt and does nothing (otherwise both entries would build the new attempt).
+    const attempt = job.attempt;
     const queuedAt = this.now();
-    void this.queue.add(() => this.run(job, queuedAt));
+    void this.queue.add(() => this.run(job, attempt, queuedAt));
     return { job, started: true };
+  }
+
+  /**
+   * Two jobs for one output object (same container and vector_path, another tenant_id) would write the same
+   * `.faiss`, the second silently replacing the first: refused while the other job is unfinished.
+   */
+  private refuseSharedOutput(id: string, request: BuildRequest): void {
+    const other = this.o.store
+      .unfinished()
+      .find(
+        (j) =>
+          j.id !== id &&
+          j.request.container_name === request.container_name &&
+          j.request.vector_path === request.vector_path,
+      );
+    if (other) throw sharedOutputConflict(other.id, other.request, request);
   }
 
   /** Fails a queued or running job with `reason` and stops its build. False if unknown or finished. */
@@ -137,9 +157,9 @@ export class JobScheduler extends EventEmitter {
     }
   }
 
-  private async run(job: Job, queuedAt: number): Promise<void> {
-    if (job.finished) return; // cancelled while it waited in the queue
-    const attempt = job.attempt;
+  private async run(job: Job, attempt: number, queuedAt: number): Promise<void> {
+    // Cancelled while it waited in the queue, or cancelled and sent again (a newer attempt has its own entry).
+    if (job.finished || job.attempt !== attempt) return;
     const signal = job.abort.signal;
     const log = this.logFor(job);
     const leases: GpuLease[] = [];
@@ -232,6 +252,20 @@ export class JobScheduler extends EventEmitter {
   }
 }
 
+/** The 409 for a build whose output object another unfinished job (another tenant_id) is writing. */
+export function sharedOutputConflict(
+  otherId: string,
+  other: BuildRequest,
+  request: BuildRequest,
+): JobRefusedError {
+  return new JobRefusedError(
+    'CONFLICT',
+    `job ${otherId} (tenant_id ${JSON.stringify(other.tenant_id)}) is still building the index for ` +
+      `${request.container_name}/${request.vector_path}, which this build would overwrite; ` +
+      'send it again when that job has finished',
+  );
+}
+
 /** Why a job that waited `waited` s, over MAX_QUEUE_WAIT_SECONDS = `limit`, was not built. */
 export function queueWaitMessage(waited: number, limit: number): string {
   return (
@@ -241,9 +275,11 @@ export function queueWaitMessage(waited: number, limit: number): string {
   );
 }
 
-/** The first field where two requests for the same job id differ, or null when they are the same build. */
+/** The first field where two requests for the same job id differ (a hash collision shows as vector_path), or null when they are the same build. */
 export function requestDifference(a: BuildRequest, b: BuildRequest): string | null {
   const flat = (r: BuildRequest): Record<string, unknown> => ({
+    vector_path: r.vector_path,
+    tenant_id: r.tenant_id,
     container_name: r.container_name,
     doc_id_path: r.doc_id_path,
     dimension: r.dimension,

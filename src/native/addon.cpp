@@ -3,8 +3,12 @@
 // thread in an AsyncProgressQueueWorker and resolves with the graph as zero-copy typed arrays.
 #include <napi.h>
 
+#include <unistd.h>
+
+#include <chrono>
 #include <exception>
 #include <memory>
+#include <thread>
 #include <string>
 #include <utility>
 #include <vector>
@@ -229,7 +233,28 @@ Napi::Value GpuInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// exitWithParent(parentPid, graceMs): a build worker must not outlive the service that started it. A detached
+// thread checks the parent every 100 ms; once it is gone (the worker was re-parented), it gives the JS side
+// graceMs to abort uploads and remove temp files, then ends the process with _exit. A thread of its own, so it
+// also works while the JS thread is busy and while a native build holds the libuv pool (where process.exit would
+// wait for it). Returns false, starting nothing, when the parent is already gone.
+Napi::Value ExitWithParent(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "exitWithParent(parentPid, graceMs)");
+  const pid_t parent = static_cast<pid_t>(info[0].As<Napi::Number>().Int32Value());
+  const int64_t graceMs = info[1].As<Napi::Number>().Int64Value();
+  if (getppid() != parent) return Napi::Boolean::New(env, false);
+  std::thread([parent, graceMs] {
+    while (getppid() == parent) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(graceMs));
+    _exit(70);  // EX_SOFTWARE: nobody is left to read it
+  }).detach();
+  return Napi::Boolean::New(env, true);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("exitWithParent", Napi::Function::New(env, ExitWithParent));
   exports.Set("build", Napi::Function::New(env, Build));
   exports.Set("gpuInfo", Napi::Function::New(env, GpuInfo));
   exports.Set("withGpu", Napi::Boolean::New(env, KNN_WITH_GPU != 0));

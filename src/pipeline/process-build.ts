@@ -12,9 +12,27 @@ import { tsxExecArgv } from '../tsx-loader.js';
 
 /** How long a cancelled worker may take to abort its uploads and exit before it is killed. */
 const CANCEL_GRACE_MS = 5_000;
+/** How long a worker may take to exit after its job settled (it normally needs well under a second). */
+const EXIT_AFTER_SETTLED_MS = 10_000;
+
+/** Workers alive now: killed with the service if it exits without draining (a second signal, a crash). */
+const liveWorkers = new Set<ChildProcess>();
+let killWorkersOnExit = false;
+
+function track(child: ChildProcess): void {
+  liveWorkers.add(child);
+  child.once('exit', () => liveWorkers.delete(child));
+  if (killWorkersOnExit) return;
+  killWorkersOnExit = true;
+  process.once('exit', () => {
+    for (const worker of liveWorkers) worker.kill('SIGKILL');
+  });
+}
 
 export interface ProcessBuildOptions {
   config: WorkerConfig;
+  /** Tests: another worker program, and how long it may live on after its job settled. */
+  worker?: { file: string; execArgv: string[]; exitAfterSettledMs?: number };
   /** Called with each finished job's result (metrics, logs). */
   onResult?: (ctx: BuildContext, result: JobResult) => void;
 }
@@ -27,7 +45,7 @@ function workerEntry(): { file: string; execArgv: string[] } {
 }
 
 export function createProcessBuild(o: ProcessBuildOptions): BuildFn {
-  const entry = workerEntry();
+  const entry = o.worker ?? workerEntry();
   return (ctx) => runInWorker(ctx, entry, o);
 }
 
@@ -42,6 +60,7 @@ function runInWorker(
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });
+    track(child);
     let settled = false;
     let phase = 'starting';
     let killedByUs = false;
@@ -54,6 +73,15 @@ function runInWorker(
       settled = true;
       gpuRelease?.();
       ctx.signal.removeEventListener('abort', onAbort);
+      // A worker stuck after its job settled (e.g. a thread blocked in the kernel) must not live on unseen.
+      if (child.exitCode === null && child.signalCode === null) {
+        const stuck = setTimeout(() => {
+          ctx.log.warn({ worker: child.pid }, 'worker did not exit after its job settled: killing it');
+          child.kill('SIGKILL');
+        }, o.worker?.exitAfterSettledMs ?? EXIT_AFTER_SETTLED_MS);
+        stuck.unref();
+        child.once('exit', () => clearTimeout(stuck));
+      }
       if (error) reject(error);
       else resolve(outcome!);
     };

@@ -153,19 +153,40 @@ async function download(request: BuildRequest, spec: VectorBlobSpec, deps: Pipel
       fraction: (done.vectors + done.ids) / (total.vectors + total.ids),
     });
   };
-  const [vectorInfo, vectorBlob, idBlob] = await Promise.all([
-    vectors.store.head(vectors.at, deps.signal),
-    vectors.store.read(vectors.at, {
-      ...knnvecReadOptions(spec),
-      signal: deps.signal,
-      onProgress: progress('vectors'),
-    }),
-    ids.store.read(ids.at, {
-      expectedBytes: 4 * request.doc_count,
-      signal: deps.signal,
-      onProgress: progress('ids'),
-    }),
-  ]);
+  // The first failure aborts the other transfers (and waits for them to stop): nothing runs on, or reports
+  // progress, after the job has failed.
+  const failed = new AbortController();
+  const signal = AbortSignal.any([deps.signal, failed.signal]);
+  const task = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((e: unknown) => {
+      failed.abort(e);
+      throw e;
+    });
+  const tasks = [
+    task(vectors.store.head(vectors.at, signal)),
+    task(
+      vectors.store.read(vectors.at, {
+        ...knnvecReadOptions(spec),
+        signal,
+        onProgress: progress('vectors'),
+      }),
+    ),
+    task(
+      ids.store.read(ids.at, {
+        expectedBytes: 4 * request.doc_count,
+        expectedBytesMeaning: `doc_count ${request.doc_count} x 4 bytes per doc id; check doc_count against the uploaded .knndid`,
+        signal,
+        onProgress: progress('ids'),
+      }),
+    ),
+  ] as const;
+  let vectorInfo, vectorBlob, idBlob;
+  try {
+    [vectorInfo, vectorBlob, idBlob] = await Promise.all(tasks);
+  } catch (e) {
+    await Promise.allSettled(tasks);
+    throw e; // the first failure (the others were aborted because of it)
+  }
   return { vectorInfo, vectorBlob, idBlob };
 }
 

@@ -62,3 +62,22 @@ export function isStorageError(err: unknown, code?: StorageErrorCode): err is St
 export function describeLocation(scheme: string, location: ObjectLocation): string {
   return `${scheme}://${location.container}/${location.key}`;
 }
+
+/** Throws SizeMismatch unless the object has the size the reader expects (checked before any download). */
+export function checkExpectedSize(
+  address: string,
+  location: ObjectLocation,
+  size: number,
+  options: { expectedBytes?: number; expectedBytesMeaning?: string },
+): void {
+  const expected = options.expectedBytes;
+  if (expected === undefined || size === expected) return;
+  const meaning = options.expectedBytesMeaning ? ` (${options.expectedBytesMeaning})` : '';
+  throw new StorageError(
+    'SizeMismatch',
+    `${address} has ${size} bytes but ${expected} were expected${meaning}`,
+    {
+      location,
+    },
+  );
+}

@@ -1,11 +1,15 @@
 // The local-directory store: container = sub-folder of the root, key = relative path inside it. Same interface
 // and error codes as S3; writes go to a temporary file renamed into place, so a failed write leaves nothing.
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+// Symbolic links are followed only while they stay inside the object's container, and only regular files are
+// objects (a FIFO or device is refused, never opened for blocking). Error messages name container and key,
+// never server paths.
+import { constants as fsConstants } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { StorageError, describeLocation } from './errors.js';
+import { StorageError, checkExpectedSize, describeLocation } from './errors.js';
 import type { StorageErrorCode } from './errors.js';
 import { PartSink, allocateBlob, planLayout } from './host-blob.js';
 import type { BlobLayout } from './host-blob.js';
@@ -21,10 +25,31 @@ import type {
 
 /** Bytes per read() call: small enough that cancellation is prompt, large enough to stream at disk speed. */
 const READ_BYTES = 8 * 2 ** 20;
+/** A temporary file untouched this long belongs to a writer that died (a live write touches it constantly). */
+export const STALE_TEMP_MS = 10 * 60_000;
+// Never blocks on a FIFO (its open would wait for a writer forever); never follows a last-component link.
+const OPEN_READ = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW;
 
 interface Resolved {
   readonly containerDir: string;
   readonly file: string;
+}
+
+/**
+ * Temporary files are `.knn-tmp-<16 hex of the object's name>-<8 random hex>` in the object's folder: short, so
+ * any valid name (255 bytes) can be written, and tied to the object, so the next write of it removes what a
+ * killed writer left. (Earlier versions used `<name>.tmp-<12 hex>`; the start-up sweep removes those too.)
+ */
+const TEMP_PREFIX = '.knn-tmp-';
+const TEMP_NAME = /^\.knn-tmp-[0-9a-f]{16}-[0-9a-f]{8}$|\.tmp-[0-9a-f]{12}$/;
+
+function tempPrefixFor(name: string): string {
+  return `${TEMP_PREFIX}${createHash('sha256').update(name).digest('hex').slice(0, 16)}-`;
+}
+
+/** Whether a file name is one of this store's temporary files. */
+export function isTempFileName(name: string): boolean {
+  return TEMP_NAME.test(name);
 }
 
 export class LocalObjectStore implements ObjectStore {
@@ -43,8 +68,8 @@ export class LocalObjectStore implements ObjectStore {
     signal?.throwIfAborted();
     const where = this.resolve(location);
     try {
-      const info = await stat(where.file);
-      if (!info.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+      const info = await stat(await this.realFile(location, where));
+      if (!info.isFile()) throw this.notRegular(location, info);
       return { size: info.size };
     } catch (err) {
       throw await this.explain(err, 'checking', location, where);
@@ -58,10 +83,10 @@ export class LocalObjectStore implements ObjectStore {
     let handle: FileHandle | undefined;
     try {
       signal?.throwIfAborted();
-      handle = await open(where.file, 'r');
+      handle = await open(await this.realFile(location, where), OPEN_READ);
       const info = await handle.stat();
-      if (!info.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-      checkExpectedSize(address, location, info.size, options.expectedBytes);
+      if (!info.isFile()) throw this.notRegular(location, info);
+      checkExpectedSize(address, location, info.size, options);
       const layout = planLayout(
         info.size,
         {
@@ -88,14 +113,18 @@ export class LocalObjectStore implements ObjectStore {
   ): Promise<{ bytes: number }> {
     const { signal } = options;
     const where = this.resolve(location);
-    const temp = `${where.file}.tmp-${randomBytes(6).toString('hex')}`;
+    const name = path.basename(where.file);
+    let temp: string | undefined;
     const onAbort = () =>
       body.destroy(signal?.reason instanceof Error ? signal.reason : new Error('cancelled'));
     signal?.addEventListener('abort', onAbort, { once: true });
     let handle: FileHandle | undefined;
     try {
       signal?.throwIfAborted();
-      await ensureFolder(where.containerDir, path.dirname(where.file));
+      const folder = await this.realFolder(location, where);
+      const target = path.join(folder, name);
+      await removeTemps(folder, (f) => f.startsWith(tempPrefixFor(name)));
+      temp = path.join(folder, tempPrefixFor(name) + randomBytes(4).toString('hex'));
       handle = await open(temp, 'wx');
       let bytes = 0;
       for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
@@ -109,11 +138,11 @@ export class LocalObjectStore implements ObjectStore {
       await handle.sync();
       await handle.close();
       handle = undefined;
-      await rename(temp, where.file);
+      await rename(temp, target);
       return { bytes };
     } catch (err) {
       await handle?.close().catch(() => {});
-      await unlink(temp).catch(() => {});
+      if (temp) await unlink(temp).catch(() => {});
       throw await this.explain(err, 'writing', location, where, signal);
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -122,6 +151,93 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async close(): Promise<void> {}
+
+  /**
+   * Removes temporary files that no writer has touched for `staleMs` (left by writers that were killed), anywhere
+   * under the root. Run at start-up; returns how many it removed.
+   */
+  async removeStaleTemps(staleMs = STALE_TEMP_MS, now = Date.now()): Promise<number> {
+    let entries;
+    try {
+      entries = await readdir(this.root, { recursive: true, withFileTypes: true });
+    } catch {
+      return 0; // no root (yet): nothing to clean
+    }
+    let removed = 0;
+    for (const e of entries) {
+      if (!e.isFile() || !isTempFileName(e.name)) continue;
+      const file = path.join(e.parentPath, e.name);
+      const info = await stat(file).catch(() => undefined);
+      if (!info || now - info.mtimeMs < staleMs) continue;
+      if (
+        await unlink(file).then(
+          () => true,
+          () => false,
+        )
+      )
+        removed++;
+    }
+    return removed;
+  }
+
+  /** The object's file with links resolved; refused (InvalidLocation) if that leaves the container. */
+  private async realFile(location: ObjectLocation, where: Resolved): Promise<string> {
+    const container = await this.realContainer(location, where);
+    const file = await realpath(where.file);
+    if (!isInside(container, file)) throw this.outside(location);
+    return file;
+  }
+
+  /**
+   * The object's folder with links resolved, created if missing; refused (InvalidLocation) if it leaves the
+   * container (checked on the part that exists before anything is created, and again after).
+   */
+  private async realFolder(location: ObjectLocation, where: Resolved): Promise<string> {
+    const container = await this.realContainer(location, where);
+    const folder = path.dirname(where.file);
+    let existing = folder;
+    for (;;) {
+      const real = await realpath(existing).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return undefined;
+        throw e;
+      });
+      if (real !== undefined) {
+        if (!isInside(container, real)) throw this.outside(location);
+        break;
+      }
+      existing = path.dirname(existing);
+    }
+    await mkdir(folder, { recursive: true });
+    const real = await realpath(folder);
+    if (!isInside(container, real)) throw this.outside(location);
+    return real;
+  }
+
+  /** The container folder with links resolved; it must be inside the root (ENOENT when it does not exist). */
+  private async realContainer(location: ObjectLocation, where: Resolved): Promise<string> {
+    const [root, container] = await Promise.all([realpath(this.root), realpath(where.containerDir)]);
+    if (!isInside(root, container) || root === container) throw this.outside(location);
+    return container;
+  }
+
+  private outside(location: ObjectLocation): StorageError {
+    return new StorageError(
+      'InvalidLocation',
+      `${this.address(location)} is not a valid location: a symbolic link on its path leads out of its container`,
+      { location },
+    );
+  }
+
+  /** A folder is no object (NoSuchKey, as on S3); a FIFO, socket or device is refused, never read. */
+  private notRegular(location: ObjectLocation, info: { isDirectory(): boolean; isFIFO(): boolean }): Error {
+    if (info.isDirectory()) return Object.assign(new Error('a folder'), { code: 'EISDIR' });
+    const kind = info.isFIFO() ? 'a FIFO' : 'a socket or device';
+    return new StorageError(
+      'InvalidLocation',
+      `${this.address(location)} is not a regular file (it is ${kind}); objects must be regular files`,
+      { location },
+    );
+  }
 
   /** Checks the location and maps it under the root; a key may never leave its container. */
   private resolve(location: ObjectLocation): Resolved {
@@ -163,18 +279,44 @@ export class LocalObjectStore implements ObjectStore {
       case 'ENOTDIR':
       case 'EISDIR':
         if (!(await isFolder(where.containerDir))) {
-          return fail('NoSuchBucket', `container folder ${where.containerDir} does not exist (NoSuchBucket)`);
+          return fail(
+            'NoSuchBucket',
+            `container '${location.container}' does not exist in the local store (NoSuchBucket)`,
+          );
         }
-        return fail('NoSuchKey', `no such object (NoSuchKey): ${where.file} is not a file`);
+        return fail('NoSuchKey', `no such object (NoSuchKey)`);
       case 'ESHRANK':
         return fail('Corrupt', message);
       case 'EACCES':
       case 'EPERM':
-        return fail('AccessDenied', `permission denied on ${where.file} (${code})`);
+        return fail('AccessDenied', `permission denied (${code})`);
       default:
-        return fail('Failed', `${code || (err as Error).name}: ${message}`);
+        return fail('Failed', systemErrorText(err as NodeJS.ErrnoException));
     }
   }
+}
+
+/**
+ * A file-system error in words without the server path it names: `EROFS: read-only file system, open '/x'`
+ * becomes `read-only file system (EROFS)`.
+ */
+function systemErrorText(err: NodeJS.ErrnoException): string {
+  const code = err.code ?? err.name;
+  const text = (err.message ?? String(err))
+    .replace(new RegExp(`^${code}: `), '')
+    .replace(/, \w+ '[^']*'( -> '[^']*')?$/, '');
+  return `${text} (${code})`;
+}
+
+function isInside(parent: string, child: string): boolean {
+  const relative = path.relative(parent, child);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+/** Removes the temporary files in `folder` whose names `match` (what killed writers of an object left). */
+async function removeTemps(folder: string, match: (name: string) => boolean): Promise<void> {
+  const names = await readdir(folder).catch(() => [] as string[]);
+  await Promise.all(names.filter(match).map((n) => unlink(path.join(folder, n)).catch(() => undefined)));
 }
 
 function isPlainSegment(segment: string): boolean {
@@ -185,24 +327,6 @@ async function isFolder(dir: string): Promise<boolean> {
   return stat(dir).then(
     (s) => s.isDirectory(),
     () => false,
-  );
-}
-
-/** Creates the key's sub-folders inside an existing container (a missing container is NoSuchBucket, as on S3). */
-async function ensureFolder(containerDir: string, folder: string): Promise<void> {
-  if (!(await isFolder(containerDir))) {
-    throw Object.assign(new Error(`no folder ${containerDir}`), { code: 'ENOENT' });
-  }
-  await mkdir(folder, { recursive: true });
-}
-
-function checkExpectedSize(address: string, location: ObjectLocation, size: number, expected?: number): void {
-  if (expected === undefined || size === expected) return;
-  throw new StorageError(
-    'SizeMismatch',
-    `${address} has ${size} bytes but ${expected} were expected (doc_count x bytes per vector); ` +
-      'check doc_count, dimension and data_type against the file',
-    { location },
   );
 }
 

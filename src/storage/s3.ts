@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { crc32Combine, crc32FromBase64 } from './crc32.js';
-import { StorageError, describeLocation } from './errors.js';
+import { StorageError, checkExpectedSize, describeLocation } from './errors.js';
 import { PartOverrunError, PartSink, allocateBlob, planLayout, planParts } from './host-blob.js';
 import { childController, withRetries } from './retry.js';
 import type { RetryPolicy } from './retry.js';
@@ -77,7 +77,7 @@ export class S3ObjectStore implements ObjectStore, S3Access {
   async read(location: ObjectLocation, options: ReadOptions = {}): Promise<HostBlob> {
     return this.guard('reading', location, options.signal, async (signal) => {
       const head = await this.headObject(location, signal);
-      checkExpectedSize(this.address(location), location, head.size, options.expectedBytes);
+      checkExpectedSize(this.address(location), location, head.size, options);
       return this.download(location, head, options, signal);
     });
   }
@@ -333,16 +333,6 @@ function fullObjectCrc32(out: HeadObjectCommandOutput): number | undefined {
   if (!out.ChecksumCRC32 || (out.ChecksumType !== undefined && out.ChecksumType !== 'FULL_OBJECT'))
     return undefined;
   return crc32FromBase64(out.ChecksumCRC32);
-}
-
-function checkExpectedSize(address: string, location: ObjectLocation, size: number, expected?: number): void {
-  if (expected === undefined || size === expected) return;
-  throw new StorageError(
-    'SizeMismatch',
-    `${address} has ${size} bytes but ${expected} were expected (doc_count x bytes per vector); ` +
-      'check doc_count, dimension and data_type against the uploaded file',
-    { location },
-  );
 }
 
 function checkCrc32(

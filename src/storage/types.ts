@@ -38,6 +38,8 @@ export interface ReadOptions {
   readonly transform?: PartTransform;
   /** Fail (before downloading) unless the object has exactly this many bytes. */
   readonly expectedBytes?: number;
+  /** Where expectedBytes comes from and what to check, for the error (e.g. "doc_count x 4 bytes per doc id"). */
+  readonly expectedBytesMeaning?: string;
   readonly signal?: AbortSignal;
   readonly onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }

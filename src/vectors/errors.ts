@@ -5,6 +5,7 @@ export type VectorDataErrorCode =
   | 'BAD_SPEC'
   | 'VECTOR_BYTES_MISMATCH'
   | 'NON_FINITE_VALUE'
+  | 'VALUE_TOO_LARGE'
   | 'HALF_FLOAT_OUT_OF_RANGE'
   | 'BINARY_DIMENSION'
   | 'DOC_ID_BYTES_MISMATCH'

@@ -4,7 +4,7 @@
 import type { HostBlob, ReadOptions } from '../storage/types.js';
 import { VectorDataError } from './errors.js';
 import { FP16_MAX, halfFloatTransform } from './fp16.js';
-import { findNonFiniteFloat16, findNonFiniteFloat32 } from './scan.js';
+import { findFloat32AtLeast, findNonFiniteFloat16, findNonFiniteFloat32 } from './scan.js';
 import type { DataType, VectorArray, VectorSet } from './types.js';
 import { DATA_TYPES, bytesPerVector, wireBytesPerVector } from './types.js';
 
@@ -56,11 +56,13 @@ export function hostVectorBytes(spec: VectorBlobSpec): number {
 /** How to ask the storage layer for a `.knnvec` so parseVectorBlob can use it without copying. */
 export function knnvecReadOptions(
   spec: VectorBlobSpec,
-): Pick<ReadOptions, 'alignBytes' | 'expectedBytes' | 'transform'> {
+): Pick<ReadOptions, 'alignBytes' | 'expectedBytes' | 'expectedBytesMeaning' | 'transform'> {
   validateVectorSpec(spec);
   return {
     alignBytes: bytesPerVector(spec.dataType, spec.dimension),
     expectedBytes: wireVectorBytes(spec),
+    expectedBytesMeaning:
+      'doc_count x bytes per vector; check doc_count, dimension and data_type against the uploaded .knnvec',
     ...(spec.dataType === 'half_float' ? { transform: halfFloatTransform } : {}),
   };
 }
@@ -149,16 +151,45 @@ export function wholeVectorPieces(
   return out;
 }
 
+/**
+ * Float32 distances overflow to infinity (and the graph comes out garbage) once a squared norm passes a quarter of
+ * float32's largest value: ||x - y||^2 and |x . y| stay below 4 max(||x||^2, ||y||^2).
+ */
+const MAX_SQUARED_NORM = 3.4028234663852886e38 / 4;
+/** No row whose elements are all below 2^56 can reach it (16,000 x 2^112 < MAX_SQUARED_NORM): 127 + 56. */
+const LARGE_EXPONENT = 183;
+
 function checkValues(spec: VectorBlobSpec, chunks: readonly VectorArray[]): void {
   if (spec.dataType !== 'float' && spec.dataType !== 'half_float') return;
   let firstVector = 0;
   for (const chunk of chunks) {
-    const bad =
-      spec.dataType === 'float'
-        ? findNonFiniteFloat32(chunk as Float32Array)
-        : findNonFiniteFloat16(chunk as Uint16Array);
-    if (bad >= 0) throw nonFiniteError(spec, chunk, bad, firstVector);
+    if (spec.dataType === 'float') checkFloatChunk(spec, chunk as Float32Array, firstVector);
+    else {
+      const bad = findNonFiniteFloat16(chunk as Uint16Array);
+      if (bad >= 0) throw nonFiniteError(spec, chunk, bad, firstVector);
+    }
     firstVector += chunk.length / spec.dimension;
+  }
+}
+
+/** One pass over the exponent bits; only rows holding a huge (or non-finite) element get their norm computed. */
+function checkFloatChunk(spec: VectorBlobSpec, chunk: Float32Array, firstVector: number): void {
+  const d = spec.dimension;
+  for (let at = findFloat32AtLeast(chunk, 0, LARGE_EXPONENT); at >= 0;) {
+    const row = Math.floor(at / d);
+    const nonFinite = findNonFiniteFloat32(chunk.subarray(row * d, (row + 1) * d));
+    if (nonFinite >= 0) throw nonFiniteError(spec, chunk, row * d + nonFinite, firstVector);
+    let squaredNorm = 0;
+    for (let i = row * d; i < (row + 1) * d; i++) squaredNorm += chunk[i]! * chunk[i]!;
+    if (squaredNorm > MAX_SQUARED_NORM) {
+      throw new VectorDataError(
+        'VALUE_TOO_LARGE',
+        `float data is too large: vector ${firstVector + row} (0-based, doc order) has a squared norm of ` +
+          `${squaredNorm.toExponential(3)}, over ${MAX_SQUARED_NORM.toExponential(3)} (a quarter of float32's ` +
+          'largest value), so distances to it overflow to infinity; scale the vectors down',
+      );
+    }
+    at = findFloat32AtLeast(chunk, (row + 1) * d, LARGE_EXPONENT);
   }
 }
 

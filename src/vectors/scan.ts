@@ -11,6 +11,20 @@ export function findNonFiniteFloat32(values: Float32Array): number {
   return -1;
 }
 
+/**
+ * Index (from `from`) of the first float32 whose magnitude is at least 2^(biasedExponent - 127), NaN and
+ * ±Infinity included (their exponent bits are all ones), or -1.
+ */
+export function findFloat32AtLeast(values: Float32Array, from: number, biasedExponent: number): number {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const threshold = biasedExponent << 23;
+  const n = bits.length;
+  for (let i = from; i < n; i++) {
+    if ((bits[i]! & 0x7f800000) >= threshold) return i;
+  }
+  return -1;
+}
+
 /** Index of the first fp16 value (given as bits) that is NaN or ±Infinity, or -1. */
 export function findNonFiniteFloat16(values: Uint16Array): number {
   // Two values per 32-bit word when aligned: half the loop iterations.

@@ -15,7 +15,7 @@ describe('k-NN contract', () => {
   });
   afterEach(async () => t.close());
 
-  it('answers a build with exactly {"job_id"} = sha256("{vector_path}-{tenant_id}")', async () => {
+  it('answers a build with exactly {"job_id"} = sha256(JSON [vector_path, tenant_id])', async () => {
     const body = knnBuildBody();
     const res = await fetch(`${t.url}/_build`, {
       method: 'POST',
@@ -25,7 +25,7 @@ describe('k-NN contract', () => {
     expect(res.status).toBe(200);
     const json = (await res.json()) as Record<string, unknown>;
     const expected = createHash('sha256')
-      .update(`${body.vector_path as string}-${body.tenant_id as string}`)
+      .update(JSON.stringify([body.vector_path, body.tenant_id]))
       .digest('hex');
     expect(json).toEqual({ job_id: expected });
   });

@@ -2,6 +2,7 @@
 // same id (a client retry after a transient fault must not be stuck with the old failure).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
+import type { BuildRequest } from '../../src/api/schemas.js';
 import { KnnClient, knnBuildBody } from '../helpers/knn-client.js';
 import { type TestService, startTestService } from '../helpers/service.js';
 
@@ -27,6 +28,9 @@ describe('idempotency and rebuild after failure', () => {
 
   it('gives different tenants different jobs for the same path', async () => {
     const a = await client.build(knnBuildBody({ tenant_id: 'cluster-a' }));
+    await t.builds.started(1);
+    t.builds.complete(a); // while it runs, the other tenant's build of the same file is refused (below)
+    await client.poll(a);
     const b = await client.build(knnBuildBody({ tenant_id: 'cluster-b' }));
     expect(a).not.toBe(b);
   });
@@ -71,6 +75,71 @@ describe('idempotency and rebuild after failure', () => {
     expect((await fetch(`${t.url}/_jobs/${id}`, { method: 'DELETE' })).status).toBe(409);
     expect((await fetch(`${t.url}/_jobs/${'a'.repeat(64)}`, { method: 'DELETE' })).status).toBe(404);
     expect(await client.build(knnBuildBody())).toBe(id);
+    await t.builds.started(2);
+  });
+
+  it('runs a cancelled-while-queued job that is sent again exactly once (its stale queue entry does nothing)', async () => {
+    await t.close();
+    t = await startTestService({ MAX_WORKERS: '2' });
+    client = new KnnClient({ endpoint: t.url, maxRetryWaitMs: 20 });
+    const blockers = [
+      await client.build(knnBuildBody({ vector_path: 'p/a.knnvec' })),
+      await client.build(knnBuildBody({ vector_path: 'p/b.knnvec' })),
+    ];
+    await t.builds.started(2);
+    const queued = await client.build(knnBuildBody());
+    expect((await fetch(`${t.url}/_jobs/${queued}`, { method: 'DELETE' })).status).toBe(200);
+    expect(await client.build(knnBuildBody())).toBe(queued);
+
+    // Both worker slots free up: the stale entry (attempt 1) and the new one (attempt 2) both reach the front.
+    t.builds.complete(blockers[0]!);
+    t.builds.complete(blockers[1]!);
+    await t.builds.started(3);
+    await new Promise((r) => setTimeout(r, 100)); // a stale entry would have started a second build by now
+    expect(t.builds.calls.filter((c) => c.id === queued).map((c) => c.attempt)).toEqual([2]);
+    t.builds.complete(queued);
+    expect((await client.poll(queued)).task_status).toBe('COMPLETED_INDEX_BUILD');
+  });
+
+  it('gives vector_path/tenant_id pairs that join to the same text different jobs', async () => {
+    const a = await client.build(knnBuildBody({ vector_path: 'seg/s1.knnvec', tenant_id: 'a.knnvec-b' }));
+    const b = await client.build(knnBuildBody({ vector_path: 'seg/s1.knnvec-a.knnvec', tenant_id: 'b' }));
+    expect(a).not.toBe(b);
+    expect(t.service.store.get(b)!.request.vector_path).toBe('seg/s1.knnvec-a.knnvec');
+  });
+
+  it('answers 409 naming vector_path when an id is held by another vector_path (a hash collision)', async () => {
+    const body = knnBuildBody({ vector_path: 'seg/theirs.knnvec' }) as unknown as BuildRequest;
+    const id = await client.build(knnBuildBody());
+    // The job under this id is made to belong to another path, as a collision would leave it.
+    t.service.store.get(id)!.request = { ...t.service.store.get(id)!.request, vector_path: body.vector_path };
+    const res = await fetch(`${t.url}/_build`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(knnBuildBody()),
+    });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/vector_path: "seg\/theirs.knnvec" vs/);
+  });
+
+  it('refuses (409) a second tenant writing the same .faiss while the first job is unfinished', async () => {
+    const a = await client.build(knnBuildBody({ tenant_id: 'cluster-a' }));
+    await t.builds.started(1);
+    const res = await fetch(`${t.url}/_build`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(knnBuildBody({ tenant_id: 'cluster-b' })),
+    });
+    expect(res.status).toBe(409);
+    const detail = ((await res.json()) as { detail: string }).detail;
+    expect(detail).toContain(`job ${a} (tenant_id "cluster-a") is still building`);
+    expect(detail).toMatch(/send it again when that job has finished/);
+    expect(t.builds.calls).toHaveLength(1);
+
+    t.builds.complete(a);
+    await client.poll(a);
+    const b = await client.build(knnBuildBody({ tenant_id: 'cluster-b' }));
+    expect(b).not.toBe(a);
     await t.builds.started(2);
   });
 });

@@ -17,7 +17,7 @@ describe('graceful shutdown (in process)', () => {
   afterEach(async () => t.close().catch(() => undefined));
 
   it('drains: 503 for new builds, status still answered, running job finishes, queued job fails', async () => {
-    t = await startTestService({ MAX_WORKERS: '1' });
+    t = await startTestService({ MAX_WORKERS: '1', SHUTDOWN_STATUS_LINGER_SECONDS: '0' });
     const client = new KnnClient({ endpoint: t.url, maxRetryWaitMs: 10 });
     const running = await client.build(body(1));
     const queued = await client.build(body(2));
@@ -43,7 +43,7 @@ describe('graceful shutdown (in process)', () => {
   });
 
   it('fails a build still running when the grace period ends, and stops it', async () => {
-    t = await startTestService();
+    t = await startTestService({ SHUTDOWN_STATUS_LINGER_SECONDS: '0' });
     const client = new KnnClient({ endpoint: t.url });
     const id = await client.build(body(1));
     await t.builds.started(1);
@@ -52,6 +52,46 @@ describe('graceful shutdown (in process)', () => {
     expect(job.status).toBe('FAILED_INDEX_BUILD');
     expect(job.errorMessage).toMatch(/grace period of 0 s ended/);
     expect(t.builds.isRunning(id)).toBe(false);
+  });
+});
+
+describe('status linger after the drain (SHUTDOWN_STATUS_LINGER_SECONDS)', () => {
+  let t: TestService;
+  afterEach(async () => t.close().catch(() => undefined));
+
+  const settled = (p: Promise<unknown>) => {
+    let done = false;
+    void p.then(() => (done = true));
+    return () => done;
+  };
+
+  it('keeps answering _status after the last job completed, until the client has read COMPLETED', async () => {
+    t = await startTestService({ SHUTDOWN_STATUS_LINGER_SECONDS: '30' });
+    const client = new KnnClient({ endpoint: t.url });
+    const id = await client.build(body(1));
+    await t.builds.started(1);
+    const isDone = settled(t.service.shutdown(60_000));
+    t.builds.complete(id);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(isDone()).toBe(false); // before the fix the server closed the moment the job completed
+    expect(await client.status(id)).toMatchObject({ task_status: 'COMPLETED_INDEX_BUILD' });
+    const deadline = Date.now() + 5000;
+    while (!isDone() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(isDone()).toBe(true); // and it stops lingering once the final status was read
+    expect(t.logs.join('\n')).toContain('waiting for clients to read the final status');
+  });
+
+  it('stops lingering after SHUTDOWN_STATUS_LINGER_SECONDS when nobody polls', async () => {
+    t = await startTestService({ SHUTDOWN_STATUS_LINGER_SECONDS: '1' });
+    const client = new KnnClient({ endpoint: t.url });
+    const id = await client.build(body(1));
+    await t.builds.started(1);
+    const isDone = settled(t.service.shutdown(60_000));
+    t.builds.complete(id);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(isDone()).toBe(false);
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(isDone()).toBe(true);
   });
 });
 
@@ -72,6 +112,7 @@ describe('graceful shutdown (real process, SIGTERM)', () => {
           BUILD_DOUBLE_MS: '1500',
           BUILDER: 'cpu',
           LOG_LEVEL: 'info',
+          SHUTDOWN_STATUS_LINGER_SECONDS: '1',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },

@@ -20,6 +20,8 @@ export type Fault =
   | { kind: 'stall'; afterBytes: number }
   /** Never answer at all (the request hangs before any response header). */
   | { kind: 'hang' }
+  /** Forward the request only after `ms` (a slow server); a client that gives up meanwhile is logged as aborted. */
+  | { kind: 'delay'; ms: number }
   /** Flip the bits of the response body byte at `atByte`. */
   | { kind: 'corrupt'; atByte: number }
   /** Flip the bits of the request body byte at `atByte` (an upload damaged on the way). */
@@ -44,6 +46,8 @@ export interface FaultRule {
 export interface LoggedRequest extends RequestInfo {
   status?: number;
   fault?: Fault['kind'];
+  /** The client closed the connection before the whole answer was sent. */
+  aborted?: boolean;
 }
 
 /** Request matchers for the usual S3 calls (path-style URLs). */
@@ -127,7 +131,15 @@ export class FaultProxy {
     this.log.push(info);
     const fault = this.takeFault(info);
     if (fault) info.fault = fault.kind;
+    res.on('close', () => {
+      if (!res.writableFinished) info.aborted = true;
+    });
     if (fault?.kind === 'hang') return void req.resume();
+    if (fault?.kind === 'delay') {
+      const timer = setTimeout(() => this.forward(req, res, info, undefined), fault.ms);
+      res.on('close', () => clearTimeout(timer));
+      return;
+    }
     if (fault?.kind === 'status' && !fault.afterForward) {
       req.resume();
       req.on('end', () => this.replyError(res, info, fault.status, fault.code));

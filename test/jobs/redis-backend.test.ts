@@ -112,6 +112,23 @@ describe.skipIf(skip)(`QUEUE_BACKEND=redis${skip ? ` (skipped: ${skip})` : ''}`,
     });
   });
 
+  it('refuses (409) a second tenant writing the same .faiss on another replica while the first job is unfinished', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const [a, b] = [await replica('a', prefix), await replica('b', prefix)];
+    const first = await post(a.url, body(7, { tenant_id: 'one' }));
+    expect(first.status).toBe(200);
+    const id = ((await first.json()) as { job_id: string }).job_id;
+    const second = await post(b.url, body(7, { tenant_id: 'two' }));
+    expect(second.status).toBe(409);
+    expect(((await second.json()) as { detail: string }).detail).toMatch(
+      /still building the index for .*seg\/7\.knnvec/,
+    );
+    await waitUntil(() => a.builds.isRunning(id) || b.builds.isRunning(id));
+    (a.builds.isRunning(id) ? a : b).builds.complete(id);
+    await new KnnClient({ endpoint: [a.url, b.url] }).poll(id);
+    expect((await post(b.url, body(7, { tenant_id: 'two' }))).status).toBe(200);
+  });
+
   it('a failed job is rebuilt in place by a client retry; DELETE on any replica cancels where it runs', async () => {
     const prefix = `t-${randomUUID()}`;
     const [a, b] = [await replica('a', prefix), await replica('b', prefix)];

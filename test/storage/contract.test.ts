@@ -7,6 +7,7 @@ import { PassThrough, Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createObjectStore, isStorageError } from '../../src/storage/index.js';
+import { isTempFileName } from '../../src/storage/local.js';
 import type { StorageSettings } from '../../src/storage/settings.js';
 import type { ObjectStore } from '../../src/storage/types.js';
 import {
@@ -77,8 +78,8 @@ async function localFixture(): Promise<Fixture> {
       await mkdir(path.dirname(path.join(root, container, key)), { recursive: true });
       await writeFile(path.join(root, container, key), data);
     },
-    keys: async () => (await files()).filter((f) => !f.includes('.tmp-')),
-    leftovers: async () => (await files()).filter((f) => f.includes('.tmp-')),
+    keys: async () => (await files()).filter((f) => !isTempFileName(path.basename(f))),
+    leftovers: async () => (await files()).filter((f) => isTempFileName(path.basename(f))),
     dispose: () => rm(root, { recursive: true, force: true }),
   };
 }

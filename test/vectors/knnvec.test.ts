@@ -164,6 +164,27 @@ describe('parseVectorBlob', () => {
     );
   });
 
+  it('refuses finite floats whose squared norm overflows float32 distances, naming the row', () => {
+    const values = new Float32Array(4 * 4).fill(1);
+    values.set([3e38, -3e38, 1, 1], 4); // vector 1: each value finite, but its distances are inf
+    expectError(
+      () => parseVectorBlob(blob(bytesOf(values), 16), { dataType: 'float', dimension: 4, count: 4 }),
+      'VALUE_TOO_LARGE',
+      /vector 1 \(0-based, doc order\) has a squared norm of 1\.800e\+77, .*scale the vectors down/,
+    );
+    values.set([1e18, 1e18, 1, 1], 4); // large but safe (a squared norm of 2e36)
+    values[3 * 4 + 2] = NaN; // and a NaN in a later row is still found
+    expectError(
+      () => parseVectorBlob(blob(bytesOf(values), 16), { dataType: 'float', dimension: 4, count: 4 }),
+      'NON_FINITE_VALUE',
+      /vector 3 .* element 2 is NaN/,
+    );
+    values[3 * 4 + 2] = 1;
+    expect(
+      parseVectorBlob(blob(bytesOf(values), 16), { dataType: 'float', dimension: 4, count: 4 }).count,
+    ).toBe(4);
+  });
+
   it('rejects half_float values beyond the fp16 range, and NaN', () => {
     const wire = Float32Array.of(1, 2, 3, 4, 5, -70000, 7, 8);
     const fp16 = new Uint8Array(16);
@@ -191,13 +212,16 @@ describe('parseVectorBlob', () => {
   });
 
   it('gives the storage layer read options that make parsing zero-copy', () => {
+    const expectedBytesMeaning = expect.stringMatching(/^doc_count x bytes per vector; check doc_count/);
     expect(knnvecReadOptions({ dataType: 'float', dimension: 8, count: 10 })).toEqual({
       alignBytes: 32,
       expectedBytes: 320,
+      expectedBytesMeaning,
     });
     expect(knnvecReadOptions({ dataType: 'half_float', dimension: 8, count: 10 })).toEqual({
       alignBytes: 16,
       expectedBytes: 320,
+      expectedBytesMeaning,
       transform: halfFloatTransform,
     });
     expect(knnvecReadOptions({ dataType: 'binary', dimension: 8, count: 10 })).toMatchObject({

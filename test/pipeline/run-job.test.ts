@@ -1,0 +1,79 @@
+// The pipeline's downloads: the first failure aborts the other transfer and runJob settles only once it has
+// stopped, so nothing reports progress after the job failed (in a worker, that progress went to a closed IPC
+// channel and crashed it with ERR_IPC_CHANNEL_CLOSED).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import type { BuildRequest } from '../../src/api/schemas.js';
+import { formatPolicy } from '../../src/faiss-format/policy.js';
+import type { ProgressUpdate } from '../../src/jobs/job.js';
+import { ioForRequest, runJob } from '../../src/pipeline/run-job.js';
+import { createObjectStore } from '../../src/storage/index.js';
+import { knnBuildBody } from '../helpers/knn-client.js';
+
+describe('runJob downloads', () => {
+  let root: string;
+  beforeAll(() => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'knn-run-job-'));
+    mkdirSync(path.join(root, 'c', 'seg'), { recursive: true });
+    // No .knnvec (its download fails at once) and a 64 MiB .knndid (its download takes a while).
+    writeFileSync(path.join(root, 'c', 'seg', 'a.knndid'), new Uint8Array(64 * 2 ** 20));
+    return () => rmSync(root, { recursive: true, force: true });
+  });
+
+  it('aborts the other download on the first failure and reports nothing after failing', async () => {
+    const request = knnBuildBody({
+      container_name: 'c',
+      vector_path: 'seg/a.knnvec',
+      doc_id_path: 'seg/a.knndid',
+      dimension: 8,
+      doc_count: 16 * 2 ** 20,
+    }) as unknown as BuildRequest;
+    const store = createObjectStore({ kind: 'local', localRoot: root });
+    const updates: ProgressUpdate[] = [];
+    const failure = await runJob(request, 'cpu', {
+      io: ioForRequest(store, request),
+      builders: {},
+      formatPolicy: formatPolicy('compatible'),
+      buildDefaults: { threads: 1, gpu: { memoryLimitBytes: 2 ** 30, knnAlgorithm: 'auto' } },
+      signal: new AbortController().signal,
+      report: (u) => updates.push(u),
+      acquireGpu: () => Promise.reject(new Error('no GPU')),
+    }).catch((e: Error) => e);
+    expect(failure).toBeInstanceOf(Error);
+    expect((failure as Error).message).toMatch(/NoSuchKey/);
+    const reportedWhenFailed = updates.length;
+    await sleep(300); // the .knndid read takes longer than this when nobody stops it
+    expect(updates.length).toBe(reportedWhenFailed);
+  });
+
+  it('says a wrong-sized .knndid is about doc ids, not vectors', async () => {
+    writeFileSync(path.join(root, 'c', 'seg', 'b.knnvec'), new Uint8Array(10 * 8 * 4));
+    writeFileSync(path.join(root, 'c', 'seg', 'b.knndid'), new Uint8Array(9 * 4));
+    const request = knnBuildBody({
+      container_name: 'c',
+      vector_path: 'seg/b.knnvec',
+      doc_id_path: 'seg/b.knndid',
+      dimension: 8,
+      doc_count: 10,
+    }) as unknown as BuildRequest;
+    const store = createObjectStore({ kind: 'local', localRoot: root });
+    const failure = await runJob(request, 'cpu', {
+      io: ioForRequest(store, request),
+      builders: {},
+      formatPolicy: formatPolicy('compatible'),
+      buildDefaults: { threads: 1, gpu: { memoryLimitBytes: 2 ** 30, knnAlgorithm: 'auto' } },
+      signal: new AbortController().signal,
+      report: () => undefined,
+      acquireGpu: () => Promise.reject(new Error('no GPU')),
+    }).catch((e: Error) => e);
+    expect((failure as Error).message).toBe(
+      'local://c/seg/b.knndid has 36 bytes but 40 were expected ' +
+        '(doc_count 10 x 4 bytes per doc id; check doc_count against the uploaded .knndid)',
+    );
+  });
+});
