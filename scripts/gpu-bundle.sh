@@ -4,9 +4,9 @@
 #   .gpu-pack/         the project's Node 24 + Debian's libfaiss-dev (scripts/gpu-pack.sh)
 #   build/gpu-bundle/  the GPU tests (test/gpu/run.ts), the service and its smoke test (src/main.ts, src/pipeline/
 #                      worker.ts, test/gpu/service-smoke.ts), the k-NN conformance suite (test/gpu/conformance.ts,
-#                      with k-NN's Faiss checkers in knn-faiss/) and the benchmark
-#                      (bench/gpu-build.ts) bundled by esbuild, with bench/gpu/*.py beside the benchmark; the .node
-#                      addon stays external (built there)
+#                      with k-NN's Faiss checkers in knn-faiss/) and the benchmarks (bench/gpu-build.ts,
+#                      bench/cpu.ts) bundled by esbuild, with bench/gpu/*.py and bench/cpu/*.py beside them; the
+#                      .node addon stays external (built there)
 #   .whl/              the faiss-cpu 1.15.1 wheel (the same-run CPU baseline and the recall searches)
 # plus node_modules/node-addon-api and node_modules/node-api-headers (headers for the addon build).
 set -euo pipefail
@@ -16,8 +16,8 @@ bash scripts/gpu-pack.sh
 . scripts/node-env.sh
 rm -rf build/gpu-bundle
 mkdir -p build/gpu-bundle/bench/gpu .whl
-npx esbuild test/gpu/run.ts test/gpu/service-smoke.ts test/gpu/conformance.ts bench/gpu-build.ts --bundle \
-  --platform=node --format=esm --target=node24 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs \
+npx esbuild test/gpu/run.ts test/gpu/service-smoke.ts test/gpu/conformance.ts bench/gpu-build.ts bench/cpu.ts \
+  --bundle --platform=node --format=esm --target=node24 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs \
   --log-level=warning
 # The service itself (main + the job worker, side by side as process-build.ts expects), for the `service` step.
 npx esbuild src/main.ts src/pipeline/worker.ts --bundle --platform=node --format=esm --target=node24 \
@@ -30,6 +30,7 @@ mkdir -p build/gpu-bundle/knn-faiss
 for r in 3.1 3.5 3.8; do
   xz -9 -c "${KNN_FAISS_CHECKERS:-../shared/knn-faiss}/knn-faiss-check-$r" >"build/gpu-bundle/knn-faiss/knn-faiss-check-$r.xz"
 done
+mkdir -p build/gpu-bundle/bench/cpu && cp bench/cpu/*.py build/gpu-bundle/bench/cpu/
 if ! ls .whl/faiss_cpu-1.15.1-*.whl >/dev/null 2>&1; then
   wheel=$(find /opt /root /usr/local -maxdepth 4 -name 'faiss_cpu-1.15.1-*.whl' 2>/dev/null | head -n 1 || true)
   [ -n "$wheel" ] || { echo "no faiss_cpu-1.15.1 wheel found on this machine" >&2; exit 1; }

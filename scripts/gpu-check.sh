@@ -5,6 +5,8 @@
 #   service: the real service (BUILDER=gpu, local store) driven by the k-NN client; files checked by Faiss 1.15
 #   conformance: test/conformance with BUILDER=gpu: every data type x space x skip x policy, each file loaded and
 #                searched by k-NN's own Faiss checkers (3.1/3.5/3.8); results JSON in $OUT
+#   cpu-bench (not in the default list): the CPU builder vs faiss-cpu 1.15 on this host's cores (bench/cpu.ts),
+#     CPU_BENCH_ARGS default "--sets 128x1m --threads all"; needs the build step's addon
 # Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --plan 128:flat,hier;768:flat,hier,exact
 # --baseline --naive 64"), KNN_CUDA_ARCHS (default 90).
 # Needs what scripts/gpu-bundle.sh prepared (carry .gpu-pack build/gpu-bundle .whl node_modules/node-addon-api
@@ -69,6 +71,13 @@ for s in $steps; do
         ${BENCH_ARGS:---n 1000000 --plan 128:flat,hier;768:flat,hier,exact --baseline --naive 64}
       cp build/gpu-bundle/bench/results/gpu-build.json "$OUT/" 2>/dev/null
       ;;
+    cpu-bench)
+      run_step pydeps python_deps || continue
+      # shellcheck disable=SC2086
+      PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 run_step cpu-bench node build/gpu-bundle/bench/cpu.mjs \
+        ${CPU_BENCH_ARGS:---sets 128x1m --threads all}
+      cp build/gpu-bundle/bench/results/cpu.json "$OUT/" 2>/dev/null
+      ;;
     *) echo "unknown step $s" ;;
   esac
 done
@@ -80,4 +89,5 @@ sed -n '/^=== service on the GPU/,$p' "$OUT/service.log" 2>/dev/null
 grep -h -E "^(=== k-NN conformance|FAIL|conformance:)" "$OUT/conformance.log" 2>/dev/null
 sed -n "/^GPU build (m 16/,/^results:/p" "$OUT/bench.log" 2>/dev/null | grep -v "^results:"
 grep -h -E "^(CUDA context|.*exact k-NN stage)" "$OUT/bench.log" 2>/dev/null
+sed -n "/^CPU build: ours vs faiss/,/^results:/p" "$OUT/cpu-bench.log" 2>/dev/null | grep -v "^results:"
 printf '%s\n' "${summary[@]}"

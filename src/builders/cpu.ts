@@ -1,5 +1,6 @@
-// The CPU graph builder: Faiss HNSW in the native addon (src/native/cpu). This layer owns validation and
-// defaults (the sharp pattern); the addon gets one complete options object and hands back the graph.
+// The CPU graph builder: our HNSW construction in the native addon (src/native/cpu), in Faiss's layout. This
+// layer owns validation and defaults (the sharp pattern); the addon gets one complete options object and hands
+// back the graph.
 import os from 'node:os';
 
 import type { DataType, SpaceType, VectorArray, VectorSet } from '../vectors/types.js';
@@ -78,7 +79,7 @@ export function checkBuildParams(p: BuildParams): void {
 export interface CpuBuilderOptions {
   /** Threads when a build does not say (0 or absent: every core this process may use). */
   readonly threads?: number;
-  /** Seed of Faiss's level assignment; with one thread the same inputs give the same graph. */
+  /** Seed of the level assignment and insertion order; with one thread the same inputs give the same graph. */
   readonly seed?: number;
 }
 
@@ -97,7 +98,12 @@ export class CpuBuilder implements GraphBuilder {
     );
   }
 
-  async build(vectors: VectorSet, params: BuildParams, onProgress?: BuildProgress): Promise<BuiltGraph> {
+  async build(
+    vectors: VectorSet,
+    params: BuildParams,
+    onProgress?: BuildProgress,
+    signal?: AbortSignal,
+  ): Promise<BuiltGraph> {
     checkVectors(vectors);
     checkBuildParams(params);
     checkSpaceFitsData(vectors.dataType, params.spaceType);
@@ -105,6 +111,7 @@ export class CpuBuilder implements GraphBuilder {
       'cpu',
       nativeOptionsFor(vectors, params, this.threads(params), this.defaults.seed),
       onProgress,
+      signal,
     );
     return { ...built, graph: withEntryNode(built.graph, vectors) };
   }

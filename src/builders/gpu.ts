@@ -86,14 +86,19 @@ export class GpuBuilder implements GraphBuilder {
     );
   }
 
-  async build(vectors: VectorSet, params: BuildParams, onProgress?: BuildProgress): Promise<BuiltGraph> {
+  async build(
+    vectors: VectorSet,
+    params: BuildParams,
+    onProgress?: BuildProgress,
+    signal?: AbortSignal,
+  ): Promise<BuiltGraph> {
     checkVectors(vectors);
     checkBuildParams(params);
     checkSpaceFitsData(vectors.dataType, params.spaceType);
     check(vectors.count >= 2, `the GPU builder needs at least 2 vectors, got ${vectors.count}`);
     const gpu = resolveGpuOptions(params.m, params.gpu, this.defaults);
     checkGpuOptions(gpu);
-    const built = await nativeBuild('gpu', this.nativeOptions(vectors, params, gpu), onProgress);
+    const built = await nativeBuild('gpu', this.nativeOptions(vectors, params, gpu), onProgress, signal);
     return { ...built, graph: withEntryNode(built.graph, vectors) };
   }
 

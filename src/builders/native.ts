@@ -20,6 +20,8 @@ export interface NativeBuildOptions {
   hierarchical: boolean;
   threads?: number;
   seed?: number;
+  /** Cancel flag: the builder stops soon after element 0 becomes non-zero (set from this thread). */
+  cancel?: Int32Array;
   gpu?: {
     device?: number;
     memoryLimitBytes?: number;
@@ -94,13 +96,30 @@ export function loadAddon(): NativeAddon {
   return addon;
 }
 
-/** Runs one build in the addon (off the JS thread) and converts the result. */
+/**
+ * Runs one build in the addon (off the JS thread) and converts the result. When `signal` aborts, the build
+ * stops at its next check (the CPU builder: within one insertion per thread) and the promise rejects with
+ * the signal's reason.
+ */
 export async function nativeBuild(
   builder: BuilderKind,
   options: NativeBuildOptions,
   onProgress?: (fraction: number, stage: string) => void,
+  signal?: AbortSignal,
 ): Promise<BuiltGraph> {
-  const g = await loadAddon().build(builder, options, onProgress);
+  signal?.throwIfAborted();
+  const cancel = new Int32Array(1);
+  const onAbort = () => Atomics.store(cancel, 0, 1);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let g: NativeGraph;
+  try {
+    g = await loadAddon().build(builder, { ...options, cancel }, onProgress);
+  } catch (e) {
+    signal?.throwIfAborted();
+    throw e;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
   const graph: HnswGraph = {
     M: g.M,
     neighbors: g.neighbors,

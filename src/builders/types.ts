@@ -39,5 +39,11 @@ export type BuildProgress = (fraction: number, stage: string) => void;
 
 export interface GraphBuilder {
   readonly kind: BuilderKind;
-  build(vectors: VectorSet, params: BuildParams, onProgress?: BuildProgress): Promise<BuiltGraph>;
+  /** `signal`: aborting it stops the build promptly; the promise then rejects with the signal's reason. */
+  build(
+    vectors: VectorSet,
+    params: BuildParams,
+    onProgress?: BuildProgress,
+    signal?: AbortSignal,
+  ): Promise<BuiltGraph>;
 }

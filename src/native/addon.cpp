@@ -91,6 +91,17 @@ BuildOptions parseOptions(const Napi::Object& o, std::vector<Napi::Reference<Nap
     if (a.IsString()) b.gpu.knnAlgorithm = a.As<Napi::String>().Utf8Value();
   }
 
+  // options.cancel: an Int32Array of at least one element; the build stops soon after element 0 becomes non-zero.
+  Napi::Value cancel = o.Get("cancel");
+  if (!cancel.IsUndefined() && !cancel.IsNull()) {
+    if (!cancel.IsTypedArray() || cancel.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+        cancel.As<Napi::TypedArray>().ElementLength() < 1)
+      throw Napi::TypeError::New(env, "options.cancel must be an Int32Array of at least one element");
+    Napi::Int32Array flag = cancel.As<Napi::Int32Array>();
+    b.cancel = flag.Data();
+    keepAlive.emplace_back(Napi::Persistent(cancel));
+  }
+
   Napi::Value cv = o.Get("chunks");
   if (!cv.IsArray()) throw Napi::TypeError::New(env, "options.chunks must be an array of typed arrays");
   Napi::Array chunks = cv.As<Napi::Array>();
@@ -151,6 +162,8 @@ class BuildWorker : public Napi::AsyncProgressQueueWorker<Progress> {
     };
     try {
       result_ = builder_ == "gpu" ? knn::buildGpu(options_, report) : knn::buildCpu(options_, report);
+    } catch (const knn::BuildCancelled& e) {
+      SetError(e.what());  // "build cancelled": the caller asked for it, not a failure of the builder
     } catch (const std::exception& e) {
       SetError(std::string(builder_ == "gpu" ? "GPU" : "CPU") + " build failed: " + e.what());
     } catch (...) {

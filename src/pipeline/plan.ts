@@ -31,9 +31,13 @@ function graphSlotsPerNode(M: number): number {
   return 2 * M + M / Math.max(1, M - 1);
 }
 
+/** Visited tables: the CPU builder keeps one byte per vector per thread; this bounds the threads it counts. */
+const CPU_VISITED_THREADS = 64;
+
 /**
  * Host bytes a build needs at its peak: the vectors (as stored), the ids, the graph handed to the writer, and,
- * for the CPU builder, Faiss's own float copy of the vectors (byte and half_float data are widened to float).
+ * for the CPU builder (which reads the vectors in place), its working memory: the upper levels kept apart while
+ * building, insertion order and per-node offsets, and a visited table per thread (src/native/README.md).
  */
 export function estimateHostBytes(r: BuildRequest, builder: 'cpu' | 'gpu', gpuGraphDegree = 0): number {
   const n = r.doc_count;
@@ -43,8 +47,9 @@ export function estimateHostBytes(r: BuildRequest, builder: 'cpu' | 'gpu', gpuGr
   // Level 0 holds 2*M slots: M = m on the CPU, half the GPU graph's degree on the GPU.
   const fileM = builder === 'gpu' ? gpuFileM(m, gpuGraphDegree) : m;
   const graph = n * 4 * graphSlotsPerNode(fileM) + 12 * n; // neighbours + levels + offsets
-  const faissCopy = builder === 'cpu' && r.data_type !== 'binary' ? n * r.dimension * 4 : 0;
-  return Math.ceil(vectors + ids + graph + faissCopy + WORKER_OVERHEAD_BYTES);
+  const cpuWork =
+    builder === 'cpu' ? n * (4 * (graphSlotsPerNode(fileM) - 2 * fileM) + 8 + CPU_VISITED_THREADS) : 0;
+  return Math.ceil(vectors + ids + graph + cpuWork + WORKER_OVERHEAD_BYTES);
 }
 
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;

@@ -212,7 +212,7 @@ async function buildGraph(
       ...(lease ? { gpu: { ...deps.buildDefaults.gpu, device: lease.device } } : {}),
     };
     deps.signal.throwIfAborted();
-    return await builder.build(vectors, params, (fraction) => deps.report({ fraction }));
+    return await builder.build(vectors, params, (fraction) => deps.report({ fraction }), deps.signal);
   } finally {
     lease?.release();
   }

@@ -77,6 +77,7 @@ describe('CpuBuilder', () => {
     ['half_float, l2', () => floatCase('l2', 'half_float'), 'l2'],
     ['half_float, inner product', () => floatCase('innerproduct', 'half_float'), 'innerproduct'],
     ['byte, l2', () => floatCase('l2', 'byte'), 'l2'],
+    ['byte, inner product', () => floatCase('innerproduct', 'byte'), 'innerproduct'],
     ['binary 256 bits, hamming', () => binaryCase(256), 'hamming'],
     ['binary 24 bits (odd code size), hamming', () => binaryCase(24), 'hamming'],
   ];
@@ -145,6 +146,48 @@ describe('CpuBuilder', () => {
       expect(b.graph.levels).toEqual(a.graph.levels);
       expect(b.graph.entryPoint).toBe(a.graph.entryPoint);
     }
+  });
+
+  describe('cancel', () => {
+    // Big enough to run for many seconds on 2 cores, so the abort lands mid-build.
+    const big = (): VectorSet => {
+      const d = 64;
+      const n = 200_000;
+      return {
+        dataType: 'float',
+        dimension: d,
+        count: n,
+        chunks: [clusteredFloat({ count: n, dimension: d, seed: 3 })],
+      };
+    };
+
+    it('stops a running build within 2 s of the abort and rejects with the reason', async () => {
+      const abort = new AbortController();
+      let abortedAt = 0;
+      const built = new CpuBuilder({ threads: 2 }).build(
+        big(),
+        PARAMS,
+        (f) => {
+          if (f >= 0.05 && !abortedAt) {
+            abortedAt = performance.now();
+            abort.abort(new Error('the job was cancelled'));
+          }
+        },
+        abort.signal,
+      );
+      await expect(built).rejects.toThrow('the job was cancelled');
+      expect(abortedAt).toBeGreaterThan(0);
+      expect(performance.now() - abortedAt).toBeLessThan(2000);
+    });
+
+    it('rejects at once when the signal is already aborted, and builds normally after a cancel', async () => {
+      const abort = new AbortController();
+      abort.abort(new Error('too late'));
+      const c = floatCase('l2', 'float');
+      await expect(builder.build(c.vectors, PARAMS, undefined, abort.signal)).rejects.toThrow('too late');
+      const built = await builder.build(c.vectors, PARAMS, undefined, new AbortController().signal);
+      assertValidGraph(built.graph, N);
+    });
   });
 
   describe('rejects what the addon cannot build, with the reason', () => {

@@ -46,6 +46,17 @@ describe('native build (cpu)', () => {
     expect((err as Error).message).toMatch(message);
   });
 
+  it('reads options.cancel: an Int32Array whose element 0 stops the build when non-zero', async () => {
+    expect(() => loadAddon().build('cpu', { ...OPTIONS, cancel: new Float32Array(1) } as never)).toThrow(
+      /options.cancel must be an Int32Array of at least one element/,
+    );
+    await expect(loadAddon().build('cpu', { ...OPTIONS, cancel: Int32Array.of(1) })).rejects.toThrow(
+      /^build cancelled$/,
+    );
+    const built = await loadAddon().build('cpu', { ...OPTIONS, cancel: Int32Array.of(0) });
+    assertValidGraph(built, N);
+  });
+
   it('gives the same graph for the same seed with one thread, and other levels for another seed', async () => {
     const a = await nativeBuild('cpu', OPTIONS);
     const b = await nativeBuild('cpu', OPTIONS);

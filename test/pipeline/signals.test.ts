@@ -145,11 +145,11 @@ describe('signals and orphan workers (real service process)', () => {
       const started = await service.waitFor(/"cpuMemoryLimitGiB":([\d.]+)/);
       expect(Number(started[1]) * 2 ** 30).toBeLessThan(os.totalmem());
       expect(service.output()).toContain('CPU_MEMORY_LIMIT is more than this host has: capped');
-      // ~30 GiB estimated (vectors, Faiss's copy, graph): under the old 32 GiB default, over this machine.
+      // ~30 GiB estimated (vectors, graph, the CPU builder's work): under the old 32 GiB default, over this machine.
       const res = await fetch(`${service.url}/_build`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ ...small, doc_count: 3_900_000, dimension: 1000 }),
+        body: JSON.stringify({ ...small, doc_count: 3_900_000, dimension: 2000 }),
       });
       expect(res.status).toBe(507);
       expect(((await res.json()) as { detail: string }).detail).toMatch(/over CPU_MEMORY_LIMIT/);

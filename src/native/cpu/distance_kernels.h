@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace knn::cpu {
 
@@ -14,10 +15,25 @@ enum class Element { Float32, Float16, Int8 };
 using QueryKernel = float (*)(const float* query, const void* vector, std::size_t dimension);
 // distance(stored vector, stored vector, dimension)
 using PairKernel = float (*)(const void* a, const void* b, std::size_t dimension);
+// out[k] = distance(query floats, vectors[k], dimension) for k < 4: the query is read once for four vectors.
+using Query4Kernel = void (*)(const float* query, const void* const* vectors, std::size_t dimension, float* out);
+// out[0..dimension) = the stored vector's exact float values.
+using WidenKernel = void (*)(const void* vector, std::size_t dimension, float* out);
+// hamming distance between two packed-bit codes of `bytes` bytes.
+using BitsKernel = float (*)(const void* a, const void* b, std::size_t bytes);
+// out[k] = hamming distance between code q and codes[k], k < 4.
+using Bits4Kernel = void (*)(const void* q, const void* const* codes, std::size_t bytes, float* out);
+
+struct HammingKernels {
+  BitsKernel one = nullptr;
+  Bits4Kernel four = nullptr;
+};
 
 struct Kernels {
   QueryKernel query = nullptr;
   PairKernel pair = nullptr;
+  Query4Kernel query4 = nullptr;
+  WidenKernel widen = nullptr;
   const char* isa = "";  // "avx2" or "scalar", for logs and tests
 };
 
@@ -29,5 +45,15 @@ Kernels scalarKernels(Element element, bool innerProduct);
 #if defined(KNN_AVX2_KERNELS)
 Kernels avx2Kernels(Element element, bool innerProduct);  // only where the CPU has AVX2, FMA and F16C
 #endif
+
+// Hamming distance: hardware popcount where the CPU has it (with AVX2), a portable loop elsewhere.
+HammingKernels hammingFor();
+HammingKernels scalarHamming();
+#if defined(KNN_AVX2_KERNELS)
+HammingKernels popcntHamming();
+#endif
+
+// fp16 bits -> float, exactly (subnormals, infinities and NaN included).
+float decodeFp16(uint16_t bits);
 
 }  // namespace knn::cpu

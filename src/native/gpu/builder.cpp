@@ -294,7 +294,9 @@ GpuInfo gpuInfo(int device) {
 
 GraphResult buildGpu(const BuildOptions& o, const ProgressFn& progress) {
   using namespace gpu;
+  // Every stage boundary and every k-NN step reports progress: the place to honour a cancel (RAII frees all).
   const auto report = [&](double f, const char* stage) {
+    if (cancelRequested(o)) throw BuildCancelled();
     if (progress) progress(std::min(1.0, std::max(0.0, f)), stage);
   };
   // --- checks and the plan

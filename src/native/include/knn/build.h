@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -46,7 +47,19 @@ struct BuildOptions {
   bool hierarchical = true;   // full multi-level HNSW (IHNf) vs base level only (IHNc/IHc2)
   uint64_t seed = 1234;
   GpuOptions gpu;
+  // Cancel flag: a 32-bit int the caller may set to non-zero from another thread (JS: Atomics.store on the
+  // Int32Array options.cancel). Builders read it between steps and throw BuildCancelled; null = not cancellable.
+  const int32_t* cancel = nullptr;
 };
+
+// Thrown by a builder that saw the cancel flag set. addon.cpp rejects the promise with "build cancelled".
+struct BuildCancelled : std::runtime_error {
+  BuildCancelled() : std::runtime_error("build cancelled") {}
+};
+
+inline bool cancelRequested(const BuildOptions& o) {
+  return o.cancel != nullptr && __atomic_load_n(o.cancel, __ATOMIC_RELAXED) != 0;
+}
 
 // The graph in Faiss's HNSW layout (see shared FAISS_FORMAT.md), ready for the TypeScript writer.
 struct GraphResult {
