@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh Debian/Ubuntu machine; `npm start` and `npm test` run it first.
 #   scripts/setup.sh          system packages, npm packages, the native addon, the TypeScript build
-#   scripts/setup.sh --test   the above, plus what the tests need (Ceph RGW for S3, Faiss 1.15 for Python)
+#   scripts/setup.sh --test   the above, plus what the tests need (Ceph RGW for S3, redis-server for the
+#                             QUEUE_BACKEND=redis tests, Faiss 1.15 for Python)
 # Each step is skipped when its inputs have not changed since it last ran (stamps in .stamps/).
 # Environment: KNN_GPU=AUTO|ON|OFF (build the GPU builder; default AUTO), SKIP_APT=1 (packages are managed by hand).
 set -euo pipefail
@@ -98,9 +99,11 @@ fi
 
 [ "$mode" = "--test" ] || exit 0
 
-# --- test-only: a real S3 server (Ceph RGW), Debian's Faiss 1.7.3 for Python (old-cluster reads), and the runtime
-# libraries of k-NN's Faiss checkers that the conformance suite runs
-apt_install radosgw ceph-mon ceph-osd python3-faiss python3-numpy python3-venv libopenblas0 libgomp1 libgfortran5
+# --- test-only: a real S3 server (Ceph RGW), Redis (the scale-out tests start their own on loopback), Debian's
+# Faiss 1.7.3 for Python (old-cluster reads), and the runtime libraries of k-NN's Faiss checkers that the
+# conformance suite runs
+apt_install radosgw ceph-mon ceph-osd redis-server python3-faiss python3-numpy python3-venv libopenblas0 libgomp1 \
+  libgfortran5
 
 # --- test-only: Faiss 1.15 for Python in .venv-faiss (a local wheel folder when the machine has one)
 if [ ! -x .venv-faiss/bin/python ] || stale venv scripts/setup.sh; then

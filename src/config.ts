@@ -13,6 +13,24 @@ export const OBJECT_STORES = ['s3', 'local'] as const;
 export type ObjectStoreKind = (typeof OBJECT_STORES)[number];
 export const KNN_ALGORITHMS = ['auto', 'exact', 'approximate'] as const;
 export const CHECKSUM_MODES = ['auto', 'crc32', 'md5'] as const;
+export const QUEUE_BACKENDS = ['memory', 'redis'] as const;
+export type QueueBackendKind = (typeof QUEUE_BACKENDS)[number];
+
+/** Where jobs are queued and their state kept (README.md, "Scale-out: many replicas"). */
+export interface QueueSettings {
+  /** memory: this process alone (p-queue + lru-cache); redis: shared by every replica through BullMQ. */
+  backend: QueueBackendKind;
+  /** redis://[user:password@]host:port[/db] (rediss:// for TLS); null with the memory backend. Never logged. */
+  redisUrl: string | null;
+  /** Prefix of every Redis key, so deployments can share one Redis. */
+  redisPrefix: string;
+  /** This replica's name in /_jobs and the logs (default: host name and process id). */
+  replicaName: string;
+  /** A replica that has not renewed a job's lock for this long is lost; its job is retried or failed. */
+  replicaLostSeconds: number;
+  /** How often a lost replica's job is retried on another replica before it ends FAILED. */
+  replicaLostRetries: number;
+}
 
 export interface Settings {
   host: string;
@@ -57,6 +75,7 @@ export interface Settings {
   spoolDir: string | null;
   /** Copy the index's stored vectors store-side from the `.knnvec` (S3 UploadPartCopy, copy_file_range). */
   copyStoredVectors: boolean;
+  queue: QueueSettings;
   gpu: {
     knnAlgorithm: (typeof KNN_ALGORITHMS)[number];
     /** 0 = the GPU builder's default. */
@@ -129,6 +148,7 @@ export function loadSettings(env: Env = process.env): Settings {
     spoolDir: r.string('INDEX_SPOOL_DIR', '') || null,
     copyStoredVectors:
       r.oneOf('COPY_STORED_VECTORS', 'true', ['true', 'false'] as const, (v) => v.toLowerCase()) === 'true',
+    queue: queueSettings(r, problems),
     gpu: {
       knnAlgorithm: r.oneOf('GPU_KNN_ALGORITHM', 'auto', KNN_ALGORITHMS, (v) => v.toLowerCase()),
       graphDegree: r.integer('GPU_GRAPH_DEGREE', 0, 0, 1024),
@@ -137,6 +157,28 @@ export function loadSettings(env: Env = process.env): Settings {
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return settings;
+}
+
+function queueSettings(r: Reader, problems: string[]): QueueSettings {
+  const backend = r.oneOf('QUEUE_BACKEND', 'memory', QUEUE_BACKENDS, (v) => v.toLowerCase());
+  const url = r.string('REDIS_URL', '') || null;
+  if (backend === 'redis' && !url)
+    problems.push('QUEUE_BACKEND=redis needs REDIS_URL (e.g. redis://redis:6379)');
+  if (url && !/^rediss?:\/\/[^\s]+$/.test(url)) {
+    problems.push('REDIS_URL must be a redis:// or rediss:// URL'); // the value may hold a password: not echoed
+  }
+  const prefix = r.string('REDIS_PREFIX', 'knn-builder');
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) {
+    problems.push(`REDIS_PREFIX must be 1-64 letters, digits, '_', '.' or '-', got "${prefix}"`);
+  }
+  return {
+    backend,
+    redisUrl: backend === 'redis' ? url : null,
+    redisPrefix: prefix,
+    replicaName: r.string('REPLICA_NAME', `${os.hostname()}-${process.pid}`),
+    replicaLostSeconds: r.integer('REPLICA_LOST_SECONDS', 30, 1, 3600),
+    replicaLostRetries: r.integer('REPLICA_LOST_RETRIES', 1, 0, 100),
+  };
 }
 
 /** The object store's settings from S3_* variables (names in src/storage/README.md), checked by the store. */

@@ -104,6 +104,14 @@ export class ServiceMetrics {
         this.set(gpus.busy);
       },
     });
+    new Gauge({
+      name: 'knn_queue_backend_up',
+      help: 'Whether the job backend answers: 1, or 0 while Redis is unreachable (always 1 with QUEUE_BACKEND=memory)',
+      registers: [this.registry],
+      async collect() {
+        this.set((await service.backend.health()).up ? 1 : 0);
+      },
+    });
     scheduler.on('finished', (job: Job) => {
       this.finished.inc({ status: job.status });
       this.jobSeconds.observe(

@@ -64,6 +64,8 @@ export async function run(o: RunOptions): Promise<Service> {
       objectStore: settings.objectStore,
       objectStoreReason: settings.objectStoreReason,
       maxWorkers: settings.maxWorkers,
+      queueBackend: settings.queue.backend,
+      ...(settings.queue.backend === 'redis' ? { replica: settings.queue.replicaName } : {}),
       cpuMemoryLimitGiB: gib(settings.cpuMemoryLimitBytes),
       auth: settings.auth ? 'basic' : 'off',
     },

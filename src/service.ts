@@ -7,7 +7,10 @@ import type { Logger } from 'pino';
 
 import { buildApp } from './api/app.js';
 import type { Settings } from './config.js';
+import type { JobBackend } from './jobs/backend.js';
 import { JobStore } from './jobs/job-store.js';
+import { MemoryBackend } from './jobs/memory-backend.js';
+import { RedisBackend } from './jobs/redis-backend.js';
 import { GpuPool, MemoryBudget } from './jobs/resources.js';
 import { type BuildFn, JobScheduler, type PlanFn } from './jobs/scheduler.js';
 
@@ -24,6 +27,9 @@ export interface ServiceOptions {
 
 export interface Service {
   app: FastifyInstance;
+  /** Where the API finds jobs: this process (memory) or Redis shared by every replica. */
+  backend: JobBackend;
+  /** The jobs this process runs (with QUEUE_BACKEND=redis: this replica's share). */
   store: JobStore;
   scheduler: JobScheduler;
   memory: MemoryBudget;
@@ -44,22 +50,40 @@ export async function createService(o: ServiceOptions): Promise<Service> {
   });
   const memory = new MemoryBudget(s.cpuMemoryLimitBytes);
   const gpus = new GpuPool(o.gpuDeviceCount);
+  const redis = s.queue.backend === 'redis';
   const scheduler = new JobScheduler({
     store,
     maxWorkers: s.maxWorkers,
     maxQueueWaitSeconds: s.maxQueueWaitSeconds,
-    memory,
+    // With Redis, a replica takes a job only once its memory is reserved (RedisBackend), so the scheduler
+    // that runs it waits for nothing more.
+    memory: redis ? new MemoryBudget(Number.MAX_SAFE_INTEGER) : memory,
     gpus,
     plan: o.plan,
     build: o.build,
     log: o.log,
     ...(o.now ? { now: o.now } : {}),
   });
+  const backend: JobBackend = redis
+    ? new RedisBackend({
+        settings: s,
+        store,
+        scheduler,
+        memory,
+        plan: o.plan,
+        log: o.log,
+        ...(o.now ? { now: o.now } : {}),
+      })
+    : new MemoryBackend(store, scheduler);
+  if (backend instanceof RedisBackend && !(await backend.connected(5_000))) {
+    o.log.warn('Redis does not answer yet: builds get 503 until it does (the service keeps trying)');
+  }
   // Expired jobs are dropped even when nobody asks for them, so their memory is returned.
   const purge = setInterval(() => store.purgeExpired(), 60_000);
   purge.unref();
 
   const service: Service = {
+    backend,
     store,
     scheduler,
     memory,
@@ -68,16 +92,17 @@ export async function createService(o: ServiceOptions): Promise<Service> {
     async shutdown(graceMs = s.shutdownGraceSeconds * 1000, lingerMs = s.shutdownStatusLingerSeconds * 1000) {
       clearInterval(purge);
       o.log.info({ graceSeconds: graceMs / 1000, unfinished: store.unfinished().length }, 'shutting down');
-      await scheduler.shutdown(graceMs);
-      await lingerForPolls(store, lingerMs, o.now ?? Date.now, o.log);
+      await backend.shutdown(graceMs);
+      // k-NN's next poll must find someone answering: this process with the memory backend; with Redis, the final
+      // states are in Redis and every other replica answers them (polls do not pass through this store).
+      if (!redis) await lingerForPolls(store, lingerMs, o.now ?? Date.now, o.log);
       await service.app.close();
       o.log.info('shut down');
     },
   };
   service.app = await buildApp({
     log: o.log,
-    store,
-    scheduler,
+    backend,
     bodyLimitBytes: s.bodyLimitBytes,
     auth: s.auth,
     version: o.version,

@@ -80,4 +80,43 @@ describe('settings', () => {
     expect(loadSettings({ OBJECT_STORE: 'local', S3_ENDPOINT_URL: 'http://h:1' }).objectStore).toBe('local');
     expect(loadSettings({ OBJECT_STORE: 's3' }).objectStore).toBe('s3');
   });
+
+  it('queue backend: memory by default; redis needs a redis:// REDIS_URL, which no error message repeats', () => {
+    expect(loadSettings({}).queue).toMatchObject({
+      backend: 'memory',
+      redisUrl: null,
+      redisPrefix: 'knn-builder',
+      replicaLostSeconds: 30,
+      replicaLostRetries: 1,
+    });
+    expect(
+      loadSettings({
+        QUEUE_BACKEND: 'Redis',
+        REDIS_URL: 'redis://u:secret@redis:6379/2',
+        REPLICA_NAME: 'b1',
+        REPLICA_LOST_SECONDS: '5',
+        REPLICA_LOST_RETRIES: '0',
+      }).queue,
+    ).toEqual({
+      backend: 'redis',
+      redisUrl: 'redis://u:secret@redis:6379/2',
+      redisPrefix: 'knn-builder',
+      replicaName: 'b1',
+      replicaLostSeconds: 5,
+      replicaLostRetries: 0,
+    });
+    expect(() => loadSettings({ QUEUE_BACKEND: 'redis' })).toThrow(/QUEUE_BACKEND=redis needs REDIS_URL/);
+    try {
+      loadSettings({ QUEUE_BACKEND: 'redis', REDIS_URL: 'http://u:hunter2@x', REDIS_PREFIX: 'a b' });
+      expect.unreachable();
+    } catch (e) {
+      const msg = (e as Error).message;
+      expect(msg).toMatch(/REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/);
+      expect(msg).toMatch(/REDIS_PREFIX/);
+      expect(msg).not.toContain('hunter2');
+    }
+    expect(() => loadSettings({ QUEUE_BACKEND: 'kafka' })).toThrow(
+      /QUEUE_BACKEND must be one of memory, redis/,
+    );
+  });
 });

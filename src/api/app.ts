@@ -10,8 +10,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 
-import type { JobStore } from '../jobs/job-store.js';
-import type { JobScheduler } from '../jobs/scheduler.js';
+import type { JobBackend } from '../jobs/backend.js';
 import { registerBasicAuth } from './auth.js';
 import { buildRoutes } from './build.js';
 import { errorHandler } from './errors.js';
@@ -22,8 +21,7 @@ import { statusRoutes } from './status.js';
 
 export interface AppOptions {
   log: Logger;
-  store: JobStore;
-  scheduler: JobScheduler;
+  backend: JobBackend;
   bodyLimitBytes: number;
   auth: { username: string; password: string } | null;
   version: string;
@@ -74,10 +72,10 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       ...(o.auth ? { security: [{ basic: [] }] } : {}),
     },
   });
-  await app.register(buildRoutes, { scheduler: o.scheduler });
-  await app.register(statusRoutes, { store: o.store });
-  await app.register(jobsRoutes, { store: o.store, scheduler: o.scheduler });
-  await app.register(healthRoutes);
+  await app.register(buildRoutes, { backend: o.backend });
+  await app.register(statusRoutes, { backend: o.backend });
+  await app.register(jobsRoutes, { backend: o.backend });
+  await app.register(healthRoutes, { backend: o.backend });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   for (const plugin of o.plugins ?? []) await plugin(app);
   return app;

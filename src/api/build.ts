@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TObject } from '@sinclair/typebox';
 
 import { clampHnswParameters } from '../builders/hnsw-params.js';
-import type { JobScheduler } from '../jobs/scheduler.js';
+import type { JobBackend } from '../jobs/backend.js';
 import {
   AlgorithmParameters,
   BuildRequest,
@@ -14,10 +14,7 @@ import {
 } from './schemas.js';
 import { RequestValidationError, coerceIntegerStrings, crossFieldErrors } from './validation.js';
 
-export const buildRoutes: FastifyPluginAsyncTypebox<{ scheduler: JobScheduler }> = async (
-  app,
-  { scheduler },
-) => {
+export const buildRoutes: FastifyPluginAsyncTypebox<{ backend: JobBackend }> = async (app, { backend }) => {
   app.post(
     '/_build',
     {
@@ -44,12 +41,12 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ scheduler: JobScheduler }>
       if (unknown.length > 0) request.log.debug({ keys: unknown }, 'build request keys ignored (not used)');
       const { request: known, changes } = knownRequest(request.body);
       if (changes.length > 0) request.log.info({ changes }, 'HNSW parameters clamped for the builders');
-      const { job, started } = scheduler.submit(known);
+      const { id, started } = await backend.submit(known);
       request.log.info(
-        { jobId: job.id, started, vectorPath: job.request.vector_path },
+        { jobId: id, started, vectorPath: request.body.vector_path },
         started ? 'build accepted' : 'build already known',
       );
-      return { job_id: job.id };
+      return { job_id: id };
     },
   );
 };

@@ -1,6 +1,7 @@
 // How every failure is answered over HTTP: one place, so routes only throw.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
+import { BackendUnavailableError } from '../jobs/backend.js';
 import { JobRefusedError, type JobRefusalCode } from '../jobs/errors.js';
 import { RequestValidationError, toFieldErrors } from './validation.js';
 
@@ -13,6 +14,9 @@ const REFUSAL_STATUS: Record<JobRefusalCode, number> = {
 
 /** Seconds a client should wait before retrying while the service drains (k-NN honours Retry-After). */
 export const DRAINING_RETRY_AFTER_SECONDS = 10;
+
+/** Seconds a client should wait before retrying while the job backend (Redis) is unreachable. */
+export const BACKEND_RETRY_AFTER_SECONDS = 1;
 
 export class NotFoundError extends Error {
   constructor(message = 'Job not found') {
@@ -45,6 +49,14 @@ export function errorHandler(
     if (error.code === 'DRAINING') void reply.header('Retry-After', String(DRAINING_RETRY_AFTER_SECONDS));
     request.log.warn({ code: error.code, status }, error.message);
     void reply.code(status).send({ detail: error.message });
+    return;
+  }
+  if (error instanceof BackendUnavailableError) {
+    request.log.warn({ status: 503 }, error.message);
+    void reply
+      .header('Retry-After', String(BACKEND_RETRY_AFTER_SECONDS))
+      .code(503)
+      .send({ detail: error.message });
     return;
   }
   // Fastify's own client errors (bad JSON 400, body too large 413, wrong media type 415, ...).

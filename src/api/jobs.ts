@@ -1,26 +1,22 @@
 // Operator endpoints (our extension, not used by k-NN): list jobs with their phase, cancel one.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
-import type { JobStore } from '../jobs/job-store.js';
-import type { JobScheduler } from '../jobs/scheduler.js';
+import type { JobBackend } from '../jobs/backend.js';
 import { NotFoundError } from './errors.js';
 import { ErrorResponse, JobSummary, JobsResponse, StatusParams } from './schemas.js';
 
-export const jobsRoutes: FastifyPluginAsyncTypebox<{ store: JobStore; scheduler: JobScheduler }> = async (
-  app,
-  { store, scheduler },
-) => {
+export const jobsRoutes: FastifyPluginAsyncTypebox<{ backend: JobBackend }> = async (app, { backend }) => {
   app.get(
     '/_jobs',
     {
       schema: {
-        summary: 'Every job the service holds, with its phase',
+        summary: "Every job the service holds (every replica's with QUEUE_BACKEND=redis), with its phase",
         tags: ['operations'],
-        response: { 200: JobsResponse },
+        response: { 200: JobsResponse, 503: ErrorResponse },
       },
     },
     async () => {
-      const jobs = store.all().map((j) => j.summary());
+      const jobs = await backend.list();
       return {
         count: jobs.length,
         queued: jobs.filter((j) => j.phase === 'queued').length,
@@ -37,17 +33,18 @@ export const jobsRoutes: FastifyPluginAsyncTypebox<{ store: JobStore; scheduler:
         summary: 'Cancel a queued or running job: it ends FAILED_INDEX_BUILD with "cancelled"',
         tags: ['operations'],
         params: StatusParams,
-        response: { 200: JobSummary, 404: ErrorResponse, 409: ErrorResponse },
+        response: { 200: JobSummary, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request, reply) => {
-      const job = store.get(request.params.job_id);
-      if (!job) throw new NotFoundError();
-      if (!scheduler.cancel(job.id, 'cancelled')) {
-        return reply.code(409).send({ detail: `job ${job.id} already finished (${job.status})` });
+      const result = await backend.cancel(request.params.job_id, 'cancelled');
+      if (result.outcome === 'unknown') throw new NotFoundError();
+      const { job } = result;
+      if (result.outcome === 'finished') {
+        return reply.code(409).send({ detail: `job ${job.job_id} already finished (${job.task_status})` });
       }
-      request.log.info({ jobId: job.id }, 'job cancelled by request');
-      return job.summary();
+      request.log.info({ jobId: job.job_id }, 'job cancelled by request');
+      return job;
     },
   );
 };

@@ -170,6 +170,11 @@ export const JobSummary = Type.Object({
   finished_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   estimated_host_bytes: Type.Number(),
   estimated_gpu_bytes: Type.Number(),
+  replica: Type.Optional(
+    Type.Union([Type.String(), Type.Null()], {
+      description: 'QUEUE_BACKEND=redis: the replica running (or that ran) the job; null while queued.',
+    }),
+  ),
 });
 export type JobSummary = Static<typeof JobSummary>;
 
@@ -180,4 +185,12 @@ export const JobsResponse = Type.Object({
   jobs: Type.Array(JobSummary),
 });
 
-export const HeartBeatResponse = Type.Object({ status: Type.Literal('ok') });
+export const HeartBeatResponse = Type.Object({
+  status: StringEnum(['ok', 'degraded'] as const, {
+    description: 'degraded: the process is up but its job backend (Redis) is not reachable.',
+  }),
+  queue_backend: Type.Optional(StringEnum(['memory', 'redis'] as const)),
+  backend: Type.Optional(StringEnum(['up', 'down'] as const)),
+  replica: Type.Optional(Type.String()),
+  detail: Type.Optional(Type.String()),
+});

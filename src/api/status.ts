@@ -1,11 +1,11 @@
 // GET /_status/{job_id}: exactly task_status, file_name, error_message (the schema forbids anything else).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
-import type { JobStore } from '../jobs/job-store.js';
+import type { JobBackend } from '../jobs/backend.js';
 import { NotFoundError } from './errors.js';
 import { ErrorResponse, StatusParams, StatusResponse } from './schemas.js';
 
-export const statusRoutes: FastifyPluginAsyncTypebox<{ store: JobStore }> = async (app, { store }) => {
+export const statusRoutes: FastifyPluginAsyncTypebox<{ backend: JobBackend }> = async (app, { backend }) => {
   app.get(
     '/_status/:job_id',
     {
@@ -13,13 +13,13 @@ export const statusRoutes: FastifyPluginAsyncTypebox<{ store: JobStore }> = asyn
         summary: 'Status of a build job (polled by k-NN)',
         tags: ['k-NN'],
         params: StatusParams,
-        response: { 200: StatusResponse, 404: ErrorResponse },
+        response: { 200: StatusResponse, 404: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request) => {
-      const job = store.get(request.params.job_id);
-      if (!job) throw new NotFoundError();
-      return job.statusResponse();
+      const status = await backend.status(request.params.job_id);
+      if (!status) throw new NotFoundError();
+      return status;
     },
   );
 };

@@ -45,18 +45,28 @@ class FifoBudget {
     });
   }
 
+  /** Takes `amount` at once when it is free and nobody waits before it; null otherwise (nothing taken). */
+  tryAcquire(amount: number): Release | null {
+    if (this.waiters.length > 0 || this.used + amount > this.capacity) return null;
+    return this.take(amount);
+  }
+
   private drain(): void {
     while (this.waiters.length > 0 && this.used + this.waiters[0]!.amount <= this.capacity) {
       const w = this.waiters.shift()!;
-      this.used += w.amount;
-      let released = false;
-      w.grant(() => {
-        if (released) return;
-        released = true;
-        this.used -= w.amount;
-        this.drain();
-      });
+      w.grant(this.take(w.amount));
     }
+  }
+
+  private take(amount: number): Release {
+    this.used += amount;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.used -= amount;
+      this.drain();
+    };
   }
 }
 

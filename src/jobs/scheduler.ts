@@ -123,14 +123,7 @@ export class JobScheduler extends EventEmitter {
           j.request.container_name === request.container_name &&
           j.request.vector_path === request.vector_path,
       );
-    if (other) {
-      throw new JobRefusedError(
-        'CONFLICT',
-        `job ${other.id} (tenant_id ${JSON.stringify(other.request.tenant_id)}) is still building the index for ` +
-          `${request.container_name}/${request.vector_path}, which this build would overwrite; ` +
-          'send it again when that job has finished',
-      );
-    }
+    if (other) throw sharedOutputConflict(other.id, other.request, request);
   }
 
   /** Fails a queued or running job with `reason` and stops its build. False if unknown or finished. */
@@ -211,13 +204,7 @@ export class JobScheduler extends EventEmitter {
   private checkQueueWait(queuedAt: number): void {
     const limit = this.o.maxQueueWaitSeconds ?? 0;
     const waited = (this.now() - queuedAt) / 1000;
-    if (limit > 0 && waited > limit) {
-      throw new Error(
-        `the job waited ${Math.round(waited)} s in the queue, over MAX_QUEUE_WAIT_SECONDS (${limit} s): k-NN has ` +
-          `most likely stopped polling (knn.remote_index_build.client.timeout) and built the segment itself, so it ` +
-          `was not built; raise MAX_WORKERS or CPU_MEMORY_LIMIT, or add replicas, if jobs queue this long`,
-      );
-    }
+    if (limit > 0 && waited > limit) throw new Error(queueWaitMessage(waited, limit));
   }
 
   private applyProgress(job: Job, u: ProgressUpdate): void {
@@ -271,8 +258,31 @@ export class JobScheduler extends EventEmitter {
   }
 }
 
+/** The 409 for a build whose output object another unfinished job (another tenant_id) is writing. */
+export function sharedOutputConflict(
+  otherId: string,
+  other: BuildRequest,
+  request: BuildRequest,
+): JobRefusedError {
+  return new JobRefusedError(
+    'CONFLICT',
+    `job ${otherId} (tenant_id ${JSON.stringify(other.tenant_id)}) is still building the index for ` +
+      `${request.container_name}/${request.vector_path}, which this build would overwrite; ` +
+      'send it again when that job has finished',
+  );
+}
+
+/** Why a job that waited `waited` s, over MAX_QUEUE_WAIT_SECONDS = `limit`, was not built. */
+export function queueWaitMessage(waited: number, limit: number): string {
+  return (
+    `the job waited ${Math.round(waited)} s in the queue, over MAX_QUEUE_WAIT_SECONDS (${limit} s): k-NN has ` +
+    `most likely stopped polling (knn.remote_index_build.client.timeout) and built the segment itself, so it ` +
+    `was not built; raise MAX_WORKERS or CPU_MEMORY_LIMIT, or add replicas, if jobs queue this long`
+  );
+}
+
 /** The first field where two requests for the same job id differ (a hash collision shows as vector_path), or null when they are the same build. */
-function requestDifference(a: BuildRequest, b: BuildRequest): string | null {
+export function requestDifference(a: BuildRequest, b: BuildRequest): string | null {
   const flat = (r: BuildRequest): Record<string, unknown> => ({
     vector_path: r.vector_path,
     tenant_id: r.tenant_id,

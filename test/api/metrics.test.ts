@@ -26,6 +26,7 @@ describe('metrics', () => {
     expect(text).toMatch(/^knn_queue_depth 1$/m);
     expect(text).toMatch(/^knn_jobs\{status="RUNNING_INDEX_BUILD",phase="downloading"\} 1$/m);
     expect(text).toMatch(/^knn_gpu_memory_used_bytes 128974848$/m);
+    expect(text).toMatch(/^knn_queue_backend_up 1$/m);
 
     metrics.observeResult(t.builds.calls[0]!, {
       fileName: 'a.faiss',

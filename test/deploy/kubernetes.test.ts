@@ -163,9 +163,6 @@ function settingsTableNames(): Set<string> {
   }
   return names;
 }
-// The scale-out issue (13) adds these two settings to README's table with QUEUE_BACKEND=redis; until it has
-// landed they are allowed here by name, and only these two.
-const PENDING_SETTINGS = new Set(['QUEUE_BACKEND', 'REDIS_URL']);
 
 describe('deploy/kubernetes manifests', () => {
   it('parse as YAML, and every manifest is in a variant or applied on its own', () => {
@@ -228,7 +225,7 @@ describe.each(VARIANTS)('deploy/kubernetes/%s', (variant) => {
     expect(() => loadSettings(env)).not.toThrow();
     const table = settingsTableNames();
     const names = (container.env ?? []).map((e) => e.name);
-    expect(names.filter((n) => !table.has(n) && !PENDING_SETTINGS.has(n))).toEqual([]);
+    expect(names.filter((n) => !table.has(n))).toEqual([]);
     const secret = parseFile('secret.yaml')[0]!.obj as { metadata: { name: string }; stringData: object };
     const fromSecret = (container.env ?? []).filter((e) => e.valueFrom?.secretKeyRef);
     expect(fromSecret.map((e) => e.name).sort()).toEqual(

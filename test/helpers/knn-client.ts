@@ -27,7 +27,8 @@ export interface KnnStatusResponse {
 }
 
 export interface KnnClientOptions {
-  endpoint: string;
+  /** The service; several (replicas): each request goes to the next one, round robin, as behind a balancer. */
+  endpoint: string | readonly string[];
   username?: string;
   password?: string;
   /** Cap on the Retry-After wait (tests keep it short). */
@@ -36,9 +37,15 @@ export interface KnnClientOptions {
 
 export class KnnClient {
   /** Every HTTP attempt made, for tests of the retry rules. */
-  readonly attempts: { method: string; path: string; status: number }[] = [];
+  readonly attempts: { method: string; path: string; status: number; endpoint: string }[] = [];
+  private turn = 0;
 
   constructor(private readonly o: KnnClientOptions) {}
+
+  private nextEndpoint(): string {
+    const all = typeof this.o.endpoint === 'string' ? [this.o.endpoint] : this.o.endpoint;
+    return all[this.turn++ % all.length]!;
+  }
 
   /** POST /_build; returns the job id or throws as k-NN would (then falling back to CPU). */
   async build(body: unknown): Promise<string> {
@@ -98,13 +105,14 @@ export class KnnClient {
       if (this.o.username !== undefined) {
         headers.Authorization = `Basic ${Buffer.from(`${this.o.username}:${this.o.password ?? ''}`).toString('base64')}`;
       }
-      const res = await fetch(this.o.endpoint + path, {
+      const endpoint = this.nextEndpoint();
+      const res = await fetch(endpoint + path, {
         method,
         headers,
         ...(body !== undefined ? { body } : {}),
       });
       const text = await res.text();
-      this.attempts.push({ method, path, status: res.status });
+      this.attempts.push({ method, path, status: res.status, endpoint });
       if (res.status >= 200 && res.status < 300) return { status: res.status, text };
       if (attempt === 1 && RETRYABLE.has(res.status)) {
         const retryAfter = Number(res.headers.get('retry-after'));

@@ -2,7 +2,9 @@
 // k-NN's layout to a real S3 server, builds (polling with a 0 s interval), downloads file_name from the folder of
 // the vectors, and real Faiss 1.15 checks the file: the id map is the doc ids in order, recall@10 >= 0.9.
 // With KNN_SERVICE_URL set, the same test runs against an external service (e.g. the container) that must be
-// configured for the same S3 test server.
+// configured for the same S3 test server. It runs twice: against one service (the memory backend), and against
+// three replicas sharing a Redis (QUEUE_BACKEND=redis, separate processes) with the client's POST and each of its
+// polls going to the next replica, round robin, as behind a load balancer.
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KnnClient } from '../helpers/knn-client.js';
 import { FAISS_115_PYTHON, faissPythonAvailable, runPythonJson } from '../helpers/python.js';
 import { type RealService, startRealService } from '../helpers/real-service.js';
+import { RedisTestServer, redisUnavailable } from '../helpers/redis-server.js';
+import { type Replica, replicaEnv, startReplicas, workerOf } from '../helpers/replicas.js';
 import {
   createTestBucket,
   deleteTestBucket,
@@ -23,6 +27,7 @@ import {
   listObjectKeys,
   putObject,
   s3StoreSettings,
+  s3TestServer,
   s3Unavailable,
   testS3Client,
 } from '../helpers/s3.js';
@@ -89,15 +94,37 @@ function knnvecFor(c: Case, seed: number): Uint8Array {
   }
 }
 
+interface Topology {
+  name: string;
+  /** Replicas sharing one Redis (QUEUE_BACKEND=redis); 0: one service with the memory backend. */
+  replicas: number;
+  skip: string | undefined;
+}
+
+const TOPOLOGIES: Topology[] = [
+  { name: 'one service', replicas: 0, skip: undefined },
+  {
+    name: 'three replicas (QUEUE_BACKEND=redis), round robin',
+    replicas: 3,
+    skip: EXTERNAL ? 'KNN_SERVICE_URL names one external service' : redisUnavailable(),
+  },
+];
+
 /** Strictly increasing doc ids with gaps, as a segment with deletions has. */
 function docIdsFor(count: number): Int32Array {
   return Int32Array.from({ length: count }, (_, i) => 4 * i + 7 + (i % 3));
 }
 
-describe.skipIf(skipReason)(
-  `k-NN-faithful end to end${skipReason ? ` (skipped: ${skipReason})` : ''}`,
-  () => {
+describe.each(TOPOLOGIES)(
+  `k-NN-faithful end to end, $name${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  (topology) => {
+    if (skipReason || topology.skip) {
+      it.skip(`skipped: ${skipReason ?? topology.skip}`, () => {});
+      return;
+    }
     let svc: RealService | undefined;
+    let redis: RedisTestServer | undefined;
+    let replicas: Replica[] = [];
     let url: string;
     let s3: S3Client;
     let bucket: string;
@@ -109,14 +136,21 @@ describe.skipIf(skipReason)(
       bucket = await createTestBucket(s3, 'knn-e2e');
       if (EXTERNAL) {
         url = EXTERNAL;
+      } else if (topology.replicas > 0) {
+        redis = await RedisTestServer.start();
+        replicas = await startReplicas(topology.replicas, replicaEnv(s3TestServer(), redis.url));
+        url = replicas[0]!.url;
       } else {
         svc = await startRealService(s3StoreSettings(), { MAX_WORKERS: '2' });
         url = svc.url;
       }
-      client = new KnnClient({ endpoint: url, maxRetryWaitMs: 100 });
+      const endpoints = replicas.length > 0 ? replicas.map((r) => r.url) : url;
+      client = new KnnClient({ endpoint: endpoints, maxRetryWaitMs: 100 });
     });
     afterAll(async () => {
       await svc?.close();
+      await Promise.all(replicas.map((r) => r.stop()));
+      await redis?.close();
       await deleteTestBucket(s3, bucket).catch(() => undefined);
       rmSync(tmp, { recursive: true, force: true });
     });
@@ -161,6 +195,11 @@ describe.skipIf(skipReason)(
       expect(status.error_message).toBeNull();
       expect(status.task_status).toBe('COMPLETED_INDEX_BUILD');
       expect(status.file_name).toBe(`${path.posix.basename(body.vector_path, '.knnvec')}.faiss`);
+      if (replicas.length > 0) {
+        // The POST and every poll went to the next replica: all three answered for this job.
+        const asked = client.attempts.filter((x) => x.path.endsWith(jobId) || x.method === 'POST').slice(-3);
+        expect(new Set(asked.map((x) => x.endpoint)).size).toBe(3);
+      }
 
       const file = path.join(tmp, `${jobId}.faiss`);
       writeFileSync(file, await getObject(s3, bucket, `${folder}/${status.file_name}`));
@@ -293,6 +332,11 @@ describe.skipIf(skipReason)(
       expect(info.result!.ntotal).toBe(c.count);
     });
 
+    /** The build worker of a job, on whichever replica runs it. */
+    async function workerPid(jobId: string): Promise<number> {
+      return replicas.length > 0 ? (await workerOf(replicas, jobId)).pid : workerPidOf(svc!, jobId);
+    }
+
     describe('failures end FAILED_INDEX_BUILD with a clear message while other jobs complete', () => {
       const base: Case = { name: 'fail', dataType: 'float', space: 'l2', dimension: 16, count: 800 };
 
@@ -347,21 +391,24 @@ describe.skipIf(skipReason)(
         expect(await failureOf(body)).toMatch(/increasing/i);
       });
 
-      it.skipIf(EXTERNAL)(ownServiceOnly('S3 unreachable', 'its S3 is not ours to break'), async () => {
-        const broken = await startRealService(
-          s3StoreSettings({ endpoint: 'http://127.0.0.1:9', maxAttempts: 2, connectTimeoutMs: 500 }),
-        );
-        try {
-          const c = new KnnClient({ endpoint: broken.url });
-          const { body } = await uploadSegment(base, knnvecFor(base, 7), docIdsFor(base.count));
-          const s = await c.poll(await c.build(body), { intervalMs: 0, timeoutMs: 60_000 });
-          expect(s.task_status).toBe('FAILED_INDEX_BUILD');
-          expect(s.error_message).toMatch(/127\.0\.0\.1:9|unreachable|connect/i);
-          console.log(`S3 unreachable -> ${s.error_message}`);
-        } finally {
-          await broken.close();
-        }
-      });
+      it.skipIf(EXTERNAL || topology.replicas)(
+        ownServiceOnly('S3 unreachable', 'its S3 is not ours to break'),
+        async () => {
+          const broken = await startRealService(
+            s3StoreSettings({ endpoint: 'http://127.0.0.1:9', maxAttempts: 2, connectTimeoutMs: 500 }),
+          );
+          try {
+            const c = new KnnClient({ endpoint: broken.url });
+            const { body } = await uploadSegment(base, knnvecFor(base, 7), docIdsFor(base.count));
+            const s = await c.poll(await c.build(body), { intervalMs: 0, timeoutMs: 60_000 });
+            expect(s.task_status).toBe('FAILED_INDEX_BUILD');
+            expect(s.error_message).toMatch(/127\.0\.0\.1:9|unreachable|connect/i);
+            console.log(`S3 unreachable -> ${s.error_message}`);
+          } finally {
+            await broken.close();
+          }
+        },
+      );
 
       it.skipIf(EXTERNAL)(
         ownServiceOnly('kill -9 of a build worker', 'its processes are not ours'),
@@ -375,7 +422,7 @@ describe.skipIf(skipReason)(
           );
           const victimId = await client.build(victim.body);
           const okJob = client.build(bystander.body).then((id) => client.poll(id, { intervalMs: 0 }));
-          const pid = await workerPidOf(svc!, victimId);
+          const pid = await workerPid(victimId);
           process.kill(pid, 'SIGKILL');
           const s = await client.poll(victimId, { intervalMs: 0 });
           expect(s.task_status).toBe('FAILED_INDEX_BUILD');
@@ -401,7 +448,7 @@ describe.skipIf(skipReason)(
           };
           const { folder, body } = await uploadSegment(big, knnvecFor(big, 10), docIdsFor(big.count));
           const id = await client.build(body);
-          const pid = await workerPidOf(svc!, id);
+          const pid = await workerPid(id);
           expect((await fetch(`${url}/_jobs/${id}`, { method: 'DELETE' })).status).toBe(200);
           expect(await client.status(id)).toEqual({
             task_status: 'FAILED_INDEX_BUILD',
