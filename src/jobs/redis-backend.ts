@@ -68,6 +68,8 @@ interface JobProgress {
   progress: number;
   bytesDownloaded: number;
   bytesUploaded: number;
+  bytesCopied: number;
+  uploadPath: { path: 'copy' | 'stream'; reason?: string } | null;
   builder: BuilderKind;
   hostBytes: number;
   gpuBytes: number;
@@ -414,6 +416,8 @@ export class RedisBackend implements JobBackend {
       progress: job.progress,
       bytesDownloaded: job.bytesDownloaded,
       bytesUploaded: job.bytesUploaded,
+      bytesCopied: job.bytesCopied,
+      uploadPath: job.uploadPath,
       builder: job.plan.builder,
       hostBytes: job.plan.hostBytes,
       gpuBytes: job.plan.builder === 'gpu' ? job.plan.gpuBytes : 0,
@@ -559,6 +563,9 @@ export class RedisBackend implements JobBackend {
       progress: phase === 'completed' ? 1 : (p?.progress ?? 0),
       bytes_downloaded: p?.bytesDownloaded ?? 0,
       bytes_uploaded: p?.bytesUploaded ?? 0,
+      bytes_copied: p?.bytesCopied ?? 0,
+      upload_path: p?.uploadPath?.path ?? null,
+      upload_path_reason: p?.uploadPath?.reason ?? null,
       file_name: view.fileName,
       error_message: view.errorMessage,
       created_at: new Date(bull.timestamp).toISOString(),
