@@ -7,7 +7,7 @@
 #   conformance: test/conformance with BUILDER=gpu: every data type x space x skip x policy, each file loaded and
 #                searched by k-NN's own Faiss checkers (3.1/3.5/3.8); results JSON in $OUT
 #   e2e: bench/e2e.ts through the service (BUILDER=gpu, local store, GPU_MEMORY_LIMIT=16): 1M x 768 float,
-#        half_float, byte, binary, then 5M x 768 float; per-phase times, bytes sent and copied
+#        half_float, byte, binary, then 5M x 768 float (no GPU cap: it needs about 16.9 GiB); per-phase times, bytes sent and copied
 #   ptx: the addon built PTX-only for compute_75 (KNN_CUDA_ARCHS=75-virtual, JIT-compiled at load), its self-test
 #        and a 1M x 768 float build through the service with it
 #   cpu-bench (not in the default list): the CPU builder vs faiss-cpu 1.15 on this host's cores (bench/cpu.ts),
@@ -55,7 +55,7 @@ ptx_build() {
 }
 e2e_bench() {  # name, e2e.mjs args...
   local name=$1; shift
-  BENCH_LOCAL_ROOT="${BENCH_LOCAL_ROOT:-/tmp}" GPU_MEMORY_LIMIT=16 node build/gpu-bundle/bench/e2e.js --store local \
+  BENCH_LOCAL_ROOT="${BENCH_LOCAL_ROOT:-/tmp}" GPU_MEMORY_LIMIT="${E2E_GPU_MEMORY_LIMIT-16}" node build/gpu-bundle/bench/e2e.js --store local \
     --builder gpu --dimension 768 --name "$name" "$@" &&
     cp "build/gpu-bundle/bench/results/$name.json" "$OUT/"
 }
@@ -96,7 +96,9 @@ for s in $steps; do
       ;;
     e2e)
       run_step e2e-1m e2e_bench e2e-gpu-1m --sizes 1000000 --types float,half_float,byte,binary
-      run_step e2e-5m e2e_bench e2e-gpu-5m --sizes 5000000 --types float
+      # 5M x 768 float needs about 16.9 GiB of GPU memory by the planner's estimate: under GPU_MEMORY_LIMIT=16 it is
+      # refused (BUILDER=gpu) or planned for the CPU (auto), so the timing run has no cap.
+      E2E_GPU_MEMORY_LIMIT='' run_step e2e-5m e2e_bench e2e-gpu-5m --sizes 5000000 --types float
       ;;
     ptx)
       run_step ptx-build ptx_build || continue

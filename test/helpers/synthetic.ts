@@ -105,7 +105,10 @@ export function toInt8(x: Float32Array): Int8Array {
   let max = 0;
   for (const v of x) max = Math.max(max, Math.abs(v));
   const scale = max > 0 ? 127 / max : 1;
-  return Int8Array.from(x, (v) => Math.max(-128, Math.min(127, Math.round(v * scale))));
+  // A plain loop: Int8Array.from(x, fn) goes through a JS list of every value (out of heap for large sets).
+  const codes = new Int8Array(x.length);
+  for (let i = 0; i < x.length; i++) codes[i] = Math.max(-128, Math.min(127, Math.round(x[i]! * scale)));
+  return codes;
 }
 
 /** Packed bits (dimension / 8 bytes per vector, most significant bit first within a byte): bit j = x[j] > 0. */
