@@ -6,6 +6,9 @@
 //   reverse  reverse edges merged in (CAGRA)
 //   hierarchy upper HNSW levels (only when options.hierarchical), same method on each level's node set
 //   download the graph back to the host, laid out as Faiss's HNSW
+// Shape: planBuild (host only: checks, degrees, k-NN path, level draw) -> deviceBudget (fail fast) -> one
+// function per stage (xxxStage: Context + Plan + device views in, owning buffers out) -> layOut. buildGpu only
+// chains them, times them (stageSeconds) and reports progress.
 #include <omp.h>
 
 #include <algorithm>
@@ -79,6 +82,8 @@ std::vector<int8_t> drawLevels(int64_t n, const std::vector<double>& probas, uin
   return lv;
 }
 
+// Everything decided before the device is touched (planBuild): sizes, degrees, the k-NN path, the HNSW level
+// draw. The stages below only read it.
 struct Plan {
   int64_t n = 0;
   int dim = 0;         // padded fp16 elements per row
@@ -90,6 +95,18 @@ struct Plan {
   int candWidth = 0;
   int bridges = 0;     // long edges per node to its nearest foreign k-means lists
   bool approximate = false;
+  Score score = Score::L2;
+  IvfParams ivf;
+  // The HNSW level draw: Faiss's tables for M, every node's top level (0-based), levelSets[l-1] = ids with top
+  // level >= l, and which of those sets are ladder levels.
+  std::vector<double> probas;
+  std::vector<int32_t> cum;
+  std::vector<int8_t> levels;
+  int maxLevel = 0;
+  std::vector<std::vector<int32_t>> levelSets;
+  std::vector<std::size_t> ladderSets;
+  bool debugRecall = false;    // benchmarks: print the k-NN lists' recall
+  bool debugKnnStage = false;  // tests: return the raw k-NN lists instead of a graph
 };
 
 // Device bytes the build needs at its peak, apart from the score tiles (which shrink to what is left).
@@ -260,6 +277,307 @@ int knobInt(const char* name, int fallback) {
   return s.empty() ? fallback : std::stoi(s);
 }
 
+
+// --- the planner: checks, degrees, the k-NN path, the level draw (host only, no device calls)
+
+void checkOptions(const BuildOptions& o) {
+  const bool binary = o.dataType == DataType::Binary;
+  if ((o.metric == Metric::Hamming) != binary)
+    throw std::invalid_argument("hamming distance goes with binary data, and binary data with hamming only");
+  if (o.dimension <= 0 || (binary && o.dimension % 8 != 0)) throw std::invalid_argument("bad dimension");
+  if (o.count < 2) throw std::invalid_argument("the GPU builder needs at least 2 vectors");
+  if (o.count >= (int64_t(1) << 31) - 1) throw std::invalid_argument("at most 2^31 - 2 vectors per graph");
+  if (o.m < 2) throw std::invalid_argument("m must be at least 2");
+}
+
+Plan planBuild(const BuildOptions& o) {
+  checkOptions(o);
+  Plan plan;
+  plan.n = o.count;
+  plan.dim = paddedDim(o);
+  const int64_t maxNeighbours = plan.n - 1;
+  const int requestedDegree = o.gpu.graphDegree > 0 ? o.gpu.graphDegree : 2 * o.m;
+  if (requestedDegree > 256) throw std::invalid_argument("graph degree must be at most 256");
+  plan.k = o.gpu.intermediateDegree > 0 ? o.gpu.intermediateDegree : 4 * o.m;
+  plan.k = static_cast<int>(std::min<int64_t>({std::max(plan.k, requestedDegree), 192, maxNeighbours}));
+  plan.degree = std::min(requestedDegree, plan.k);
+  // The file's M follows the request, not n: tiny sets just leave slots empty.
+  plan.M = (requestedDegree + 1) / 2;
+  plan.knnWidth = listWidthFor(plan.k);
+  const std::string algo = knobString("KNN_GPU_KNN").empty() ? o.gpu.knnAlgorithm : knobString("KNN_GPU_KNN");
+  if (algo != "auto" && algo != "exact" && algo != "approximate")
+    throw std::invalid_argument("gpu.knnAlgorithm must be auto, exact or approximate (got '" + algo + "')");
+  // Exact while the all-pairs GEMM stays small (~8e12 multiply-adds: well under a second); lists beyond.
+  plan.approximate = algo == "approximate" ||
+                     (algo == "auto" && static_cast<double>(plan.n) * plan.n * plan.dim > 8e12);
+  plan.score = o.metric == Metric::L2 ? Score::L2 : Score::IP;
+  plan.ivf.probes = knobInt("KNN_GPU_IVF_PROBES", plan.ivf.probes);
+  plan.ivf.lists = knobInt("KNN_GPU_IVF_LISTS", 0);
+  plan.ivf.seed = o.seed;
+
+  faissLevelTables(std::max(2, plan.M), plan.probas, plan.cum);
+  plan.levels = drawLevels(plan.n, plan.probas, o.seed);
+  for (int64_t i = 0; i < plan.n; ++i) plan.maxLevel = std::max<int>(plan.maxLevel, plan.levels[i]);
+  for (int l = 1; l <= plan.maxLevel; ++l) {
+    std::vector<int32_t> s;
+    for (int64_t i = 0; i < plan.n; ++i)
+      if (plan.levels[i] >= l) s.push_back(static_cast<int32_t>(i));
+    plan.levelSets.push_back(std::move(s));
+  }
+  // Ladder levels: the sparse upper sets (at most 1/64 of the nodes; denser ones add nothing the k-NN lists and
+  // bridges do not already give, and cost the most).
+  const int maxLadder = std::clamp(knobInt("KNN_GPU_LADDER_LEVELS", kMaxLadderLevels), 0, kMaxLadderLevels);
+  for (std::size_t l = 0; l < plan.levelSets.size(); ++l)
+    if (plan.levelSets[l].size() >= 2 && static_cast<int64_t>(plan.levelSets[l].size()) * 64 <= plan.n &&
+        plan.ladderLevels < maxLadder && plan.k + (plan.ladderLevels + 1) * kLadderPerLevel <= 256) {
+      plan.ladderLevels++;
+      plan.ladderSets.push_back(l);
+    }
+  plan.bridges = std::clamp(knobInt("KNN_GPU_BRIDGES", kBridges), 0, 16);
+  plan.candWidth = listWidthFor(plan.k + plan.ladderLevels * kLadderPerLevel);
+  plan.debugRecall = knobString("KNN_GPU_DEBUG_RECALL") == "1";
+  plan.debugKnnStage = knobString("KNN_GPU_DEBUG_STAGE") == "knn";
+  return plan;
+}
+
+void selectDevice(int device) {
+  int devices = 0;
+  KNN_CUDA(cudaGetDeviceCount(&devices));
+  if (device < 0 || device >= devices)
+    throw std::invalid_argument("GPU device " + std::to_string(device) + " does not exist (" +
+                                std::to_string(devices) + " found)");
+  KNN_CUDA(cudaSetDevice(device));
+}
+
+// The device budget: the smaller of the limit and what the device has free; fails fast when the plan needs more.
+std::size_t deviceBudget(const BuildOptions& o, const Plan& plan) {
+  std::size_t freeBytes = 0, totalBytes = 0;
+  KNN_CUDA(cudaMemGetInfo(&freeBytes, &totalBytes));
+  std::size_t budget = freeBytes > kReserveBytes ? freeBytes - kReserveBytes : 0;
+  if (o.gpu.memoryLimitBytes > 0) budget = std::min(budget, o.gpu.memoryLimitBytes);
+  const std::size_t need = estimatePeak(plan);
+  if (need > budget) {
+    throw std::runtime_error("GPU memory: this build needs about " + gib(need) + " (" + std::to_string(plan.n) +
+                             " vectors of " + std::to_string(o.dimension) + " dimensions) but only " + gib(budget) +
+                             " may be used (limit " +
+                             (o.gpu.memoryLimitBytes ? gib(o.gpu.memoryLimitBytes) : std::string("none")) + ", " +
+                             gib(freeBytes) + " free on the device); use the CPU builder or a larger GPU");
+  }
+  return budget;
+}
+
+// --- the stages. Each takes the Context, the Plan and device views of its inputs (internal.h's Rows/Lists) and
+// returns owning buffers of its outputs; an input passed as an rvalue is consumed (freed inside, where the
+// original peak-memory order needs it). Progress: fraction of the stage's share via `report`.
+
+using Report = std::function<void(double, const char*)>;
+
+// The vectors on the device as fp16 rows (+ squared norms for L2).
+struct DeviceRows {
+  DeviceBuffer<__half> x;
+  DeviceBuffer<float> norms;
+  Rows view;
+};
+
+DeviceRows uploadStage(Context& ctx, const BuildOptions& o, const Plan& plan) {
+  DeviceRows out;
+  out.x = DeviceBuffer<__half>(ctx.mem, static_cast<std::size_t>(plan.n) * plan.dim, "vectors (fp16)");
+  Uploader up(ctx, o, plan.dim);
+  const float maxAbs = up.run(out.x.get(), 1.0f);
+  // fp16 keeps 11 bits over [6e-5, 65504]: rescale by a power of two when floats sit outside a safe band.
+  if (o.dataType == DataType::Float32 && maxAbs > 0.0f && (maxAbs > 16384.0f || maxAbs < 1.0f / 64)) {
+    const float scale = std::ldexp(1.0f, 6 - static_cast<int>(std::ceil(std::log2(maxAbs))));
+    up.run(out.x.get(), scale);
+  }
+  if (plan.score == Score::L2) {
+    out.norms = DeviceBuffer<float>(ctx.mem, plan.n, "norms");
+    rowNorms(out.x.get(), plan.n, plan.dim, out.norms.get(), ctx.stream);
+  }
+  out.view = Rows{out.x.get(), plan.n, plan.dim, out.norms.get()};
+  return out;
+}
+
+// The initial k-NN lists (k of knnWidth columns per row) and each row's bridges (plan.bridges columns).
+struct KnnGraph {
+  ListsBuffer lists;
+  DeviceBuffer<int32_t> bridges;
+};
+
+KnnGraph knnStage(Context& ctx, const Rows& all, const Plan& plan, const std::function<void(double)>& onProgress) {
+  KnnGraph out;
+  out.lists = ListsBuffer(ctx.mem, plan.n, plan.knnWidth, "k-NN lists");
+  out.bridges = DeviceBuffer<int32_t>(ctx.mem, static_cast<std::size_t>(plan.n) * std::max(1, plan.bridges), "bridges");
+  if (plan.approximate) {
+    knnIvf(ctx, all, plan.score, plan.ivf, out.lists.view, plan.bridges ? out.bridges.get() : nullptr, plan.bridges,
+           onProgress);
+    return out;
+  }
+  initLists(out.lists.view, ctx.stream);
+  knnExact(ctx, all, nullptr, all, nullptr, plan.score, true, out.lists.view,
+           [&](int64_t done, int64_t total) { onProgress(static_cast<double>(done) / total); });
+  if (plan.bridges > 0) {
+    // The bridges come from k-means lists: one short pass over the lists of the nearest foreign centroids.
+    ListsBuffer scratch(ctx.mem, plan.n, 32, "bridge scratch lists");
+    IvfParams b = plan.ivf;
+    b.probes = plan.bridges + 1;
+    knnIvf(ctx, all, plan.score, b, scratch.view, out.bridges.get(), plan.bridges);
+  }
+  return out;
+}
+
+// Tests only (KNN_GPU_DEBUG_STAGE=knn): the raw k-NN lists as a base-level graph, to compare with an exact CPU
+// reference.
+GraphResult knnListsAsGraph(Context& ctx, const Plan& plan, const Lists& lists) {
+  const std::vector<int32_t> ids = download(lists.ids, static_cast<std::size_t>(plan.n) * plan.knnWidth, ctx.stream);
+  GraphResult result;
+  result.M = (plan.k + 1) / 2;
+  result.neighbors.assign(static_cast<std::size_t>(plan.n) * 2 * result.M, -1);
+  for (int64_t i = 0; i < plan.n; ++i)
+    std::memcpy(&result.neighbors[i * 2 * result.M], &ids[i * plan.knnWidth], sizeof(int32_t) * plan.k);
+  return result;
+}
+
+// Ladder: every row's 8 nearest members of each ladder level set (long-range candidates that keep the base level
+// navigable when the data is clustered; see README), as n x (8 * ladderLevels) keys and ids.
+struct Ladder {
+  DeviceBuffer<float> keys;
+  DeviceBuffer<int32_t> ids;
+};
+
+Ladder ladderStage(Context& ctx, const DeviceRows& rows, const Plan& plan) {
+  const std::size_t cells = static_cast<std::size_t>(plan.n) * kLadderPerLevel * std::max(1, plan.ladderLevels);
+  Ladder out{DeviceBuffer<float>(ctx.mem, cells, "ladder"), DeviceBuffer<int32_t>(ctx.mem, cells, "ladder")};
+  ListsBuffer lvl(ctx.mem, plan.n, 32, "ladder lists");
+  const bool l2 = plan.score == Score::L2;
+  int used = 0;
+  for (const std::size_t l : plan.ladderSets) {
+    const auto& set = plan.levelSets[l];
+    const int64_t m = static_cast<int64_t>(set.size());
+    DeviceBuffer<int32_t> ids = uploadVector(ctx.mem, set, "level ids", ctx.stream);
+    DeviceBuffer<__half> members(ctx.mem, static_cast<std::size_t>(m) * plan.dim, "level vectors");
+    DeviceBuffer<float> memberNorms(ctx.mem, m, "level norms");
+    gatherRows(rows.x.get(), plan.dim, ids.get(), m, members.get(), rows.norms.get(), l2 ? memberNorms.get() : nullptr,
+               ctx.stream);
+    initLists(lvl.view, ctx.stream);
+    const Rows base{members.get(), m, plan.dim, l2 ? memberNorms.get() : nullptr};
+    knnExact(ctx, rows.view, nullptr, base, ids.get(), plan.score, true, lvl.view);
+    const std::size_t pitch = sizeof(float) * kLadderPerLevel * plan.ladderLevels;
+    KNN_CUDA(cudaMemcpy2DAsync(out.keys.get() + used * kLadderPerLevel, pitch, lvl.view.keys, 32 * sizeof(float),
+                               kLadderPerLevel * sizeof(float), plan.n, cudaMemcpyDeviceToDevice, ctx.stream));
+    KNN_CUDA(cudaMemcpy2DAsync(out.ids.get() + used * kLadderPerLevel, pitch, lvl.view.ids, 32 * sizeof(int32_t),
+                               kLadderPerLevel * sizeof(int32_t), plan.n, cudaMemcpyDeviceToDevice, ctx.stream));
+    KNN_CUDA(cudaStreamSynchronize(ctx.stream));
+    ++used;
+  }
+  return out;
+}
+
+// Prune: the k-NN lists and the ladder merged per row, then CAGRA's detour pruning to plan.degree. Consumes the
+// lists and the ladder (freed once merged, before pruning allocates).
+DeviceBuffer<int32_t> pruneStage(Context& ctx, const Plan& plan, ListsBuffer&& knn, Ladder&& ladder) {
+  std::vector<CandidateSource> sources;
+  sources.push_back({knn.view.keys, knn.view.ids, plan.knnWidth, plan.k});
+  for (int l = 0; l < plan.ladderLevels; ++l)
+    sources.push_back({ladder.keys.get() + l * kLadderPerLevel, ladder.ids.get() + l * kLadderPerLevel,
+                       kLadderPerLevel * plan.ladderLevels, kLadderPerLevel});
+  DeviceBuffer<int32_t> pruned(ctx.mem, static_cast<std::size_t>(plan.n) * plan.degree, "pruned graph");
+  DeviceBuffer<int32_t> cand(ctx.mem, static_cast<std::size_t>(plan.n) * plan.candWidth, "candidates");
+  mergeCandidates(sources, plan.n, cand.get(), plan.candWidth, ctx.stream);
+  KNN_CUDA(cudaStreamSynchronize(ctx.stream));
+  knn = ListsBuffer();
+  ladder.keys.reset();
+  ladder.ids.reset();
+  detourPrune(cand.get(), plan.n, plan.candWidth, plan.candWidth, plan.degree, pruned.get(), ctx.stream);
+  KNN_CUDA(cudaStreamSynchronize(ctx.stream));
+  return pruned;
+}
+
+// Reverse: bridges first in reserved slots, then CAGRA's reverse-edge merge. Consumes the pruned graph and the
+// bridges. Bridges stay because rank-based pruning would drop them (every neighbour reaches the same far
+// clusters too), yet they are what keeps separated clusters reachable.
+DeviceBuffer<int32_t> reverseStage(Context& ctx, const Plan& plan, DeviceBuffer<int32_t>&& pruned,
+                                   DeviceBuffer<int32_t>&& bridges) {
+  const std::size_t cells = static_cast<std::size_t>(plan.n) * plan.degree;
+  DeviceBuffer<int32_t> withBridges(ctx.mem, cells, "graph with bridges");
+  DeviceBuffer<int32_t> reserved(ctx.mem, plan.n, "reserved slots");
+  prependBridges(pruned.get(), bridges.get(), plan.bridges, plan.n, plan.degree, withBridges.get(), reserved.get(),
+                 ctx.stream);
+  pruned.reset();
+  bridges.reset();
+  DeviceBuffer<int32_t> graph(ctx.mem, cells, "graph");
+  reverseMerge(ctx, withBridges.get(), plan.n, plan.degree, graph.get(), reserved.get());
+  return graph;
+}
+
+// Hierarchy: each upper level's graph (k-NN among the level's nodes, pruned to M, reverse edges), as levelSets[l]
+// x M global ids, -1 padded.
+std::vector<std::vector<int32_t>> hierarchyStage(Context& ctx, const DeviceRows& rows, const Plan& plan) {
+  std::vector<std::vector<int32_t>> upper(plan.levelSets.size());
+  const bool l2 = plan.score == Score::L2;
+  for (std::size_t l = 0; l < plan.levelSets.size(); ++l) {
+    const auto& set = plan.levelSets[l];
+    const int64_t m = static_cast<int64_t>(set.size());
+    upper[l].assign(static_cast<std::size_t>(m) * plan.M, -1);
+    if (m < 2) continue;
+    const int kl = static_cast<int>(std::min<int64_t>(2 * plan.M, m - 1));
+    const int width = listWidthFor(kl);
+    const int deg = std::min(plan.M, kl);
+    DeviceBuffer<int32_t> ids = uploadVector(ctx.mem, set, "level ids", ctx.stream);
+    DeviceBuffer<__half> members(ctx.mem, static_cast<std::size_t>(m) * plan.dim, "level vectors");
+    DeviceBuffer<float> memberNorms(ctx.mem, m, "level norms");
+    gatherRows(rows.x.get(), plan.dim, ids.get(), m, members.get(), rows.norms.get(), l2 ? memberNorms.get() : nullptr,
+               ctx.stream);
+    const Rows lr{members.get(), m, plan.dim, l2 ? memberNorms.get() : nullptr};
+    ListsBuffer lists(ctx.mem, m, width, "level lists");
+    initLists(lists.view, ctx.stream);
+    knnExact(ctx, lr, nullptr, lr, nullptr, plan.score, true, lists.view);
+    DeviceBuffer<int32_t> g =
+        optimiseGraph(ctx, {{lists.view.keys, lists.view.ids, width, kl}}, m, width, deg, nullptr);
+    const std::vector<int32_t> local = download(g.get(), static_cast<std::size_t>(m) * deg, ctx.stream);
+    for (int64_t i = 0; i < m; ++i)
+      for (int j = 0; j < deg; ++j) {
+        const int32_t v = local[i * deg + j];
+        upper[l][i * plan.M + j] = v >= 0 ? set[v] : -1;
+      }
+  }
+  return upper;
+}
+
+// Layout (host): the base graph (n x degree) and the upper levels in Faiss's HNSW order.
+void layOut(const Plan& plan, bool hierarchical, const std::vector<int32_t>& base,
+            const std::vector<std::vector<int32_t>>& upper, GraphResult& result) {
+  result.M = plan.M;
+  const int slots0 = 2 * plan.M;
+  if (!hierarchical) {
+    result.neighbors.assign(static_cast<std::size_t>(plan.n) * slots0, -1);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < plan.n; ++i)
+      std::memcpy(&result.neighbors[i * slots0], &base[i * plan.degree], sizeof(int32_t) * plan.degree);
+    result.entryPoint = -1;
+    result.maxLevel = -1;
+    return;
+  }
+  result.levels.resize(plan.n);
+  std::vector<int64_t> offsets(plan.n + 1, 0);
+  for (int64_t i = 0; i < plan.n; ++i) {
+    result.levels[i] = plan.levels[i] + 1;
+    offsets[i + 1] = offsets[i] + plan.cum.at(plan.levels[i] + 1);
+  }
+  result.neighbors.assign(static_cast<std::size_t>(offsets[plan.n]), -1);
+  for (int64_t i = 0; i < plan.n; ++i)
+    std::memcpy(&result.neighbors[offsets[i]], &base[i * plan.degree], sizeof(int32_t) * plan.degree);
+  for (std::size_t l = 0; l < plan.levelSets.size(); ++l) {
+    const auto& set = plan.levelSets[l];
+    for (std::size_t i = 0; i < set.size(); ++i)
+      std::memcpy(&result.neighbors[offsets[set[i]] + plan.cum[l + 1]], &upper[l][i * plan.M],
+                  sizeof(int32_t) * plan.M);
+  }
+  result.entryPoint = plan.maxLevel > 0 ? plan.levelSets.back().front() : 0;
+  result.maxLevel = plan.maxLevel;
+  result.assignProbas = plan.probas;
+  result.cumNeighborPerLevel = plan.cum;
+}
+
 }  // namespace
 }  // namespace gpu
 
@@ -295,288 +613,61 @@ GpuInfo gpuInfo(int device) {
 GraphResult buildGpu(const BuildOptions& o, const ProgressFn& progress) {
   using namespace gpu;
   // Every stage boundary and every k-NN step reports progress: the place to honour a cancel (RAII frees all).
-  const auto report = [&](double f, const char* stage) {
+  const Report report = [&](double f, const char* stage) {
     if (cancelRequested(o)) throw BuildCancelled();
     if (progress) progress(std::min(1.0, std::max(0.0, f)), stage);
   };
-  // --- checks and the plan
-  const bool binary = o.dataType == DataType::Binary;
-  if ((o.metric == Metric::Hamming) != binary)
-    throw std::invalid_argument("hamming distance goes with binary data, and binary data with hamming only");
-  if (o.dimension <= 0 || (binary && o.dimension % 8 != 0)) throw std::invalid_argument("bad dimension");
-  if (o.count < 2) throw std::invalid_argument("the GPU builder needs at least 2 vectors");
-  if (o.count >= (int64_t(1) << 31) - 1) throw std::invalid_argument("at most 2^31 - 2 vectors per graph");
-  if (o.m < 2) throw std::invalid_argument("m must be at least 2");
-  int devices = 0;
-  KNN_CUDA(cudaGetDeviceCount(&devices));
-  if (o.gpu.device < 0 || o.gpu.device >= devices)
-    throw std::invalid_argument("GPU device " + std::to_string(o.gpu.device) + " does not exist (" +
-                                std::to_string(devices) + " found)");
-  KNN_CUDA(cudaSetDevice(o.gpu.device));
-
-  Plan plan;
-  plan.n = o.count;
-  plan.dim = paddedDim(o);
-  const int64_t maxNeighbours = plan.n - 1;
-  const int requestedDegree = o.gpu.graphDegree > 0 ? o.gpu.graphDegree : 2 * o.m;
-  if (requestedDegree > 256) throw std::invalid_argument("graph degree must be at most 256");
-  plan.k = o.gpu.intermediateDegree > 0 ? o.gpu.intermediateDegree : 4 * o.m;
-  plan.k = static_cast<int>(std::min<int64_t>({std::max(plan.k, requestedDegree), 192, maxNeighbours}));
-  plan.degree = std::min(requestedDegree, plan.k);
-  // The file's M follows the request, not n: tiny sets just leave slots empty.
-  plan.M = (requestedDegree + 1) / 2;
-  plan.knnWidth = listWidthFor(plan.k);
-  const std::string algo = knobString("KNN_GPU_KNN").empty() ? o.gpu.knnAlgorithm : knobString("KNN_GPU_KNN");
-  if (algo != "auto" && algo != "exact" && algo != "approximate")
-    throw std::invalid_argument("gpu.knnAlgorithm must be auto, exact or approximate (got '" + algo + "')");
-  // Exact while the all-pairs GEMM stays small (~8e12 multiply-adds: well under a second); lists beyond.
-  plan.approximate = algo == "approximate" ||
-                     (algo == "auto" && static_cast<double>(plan.n) * plan.n * plan.dim > 8e12);
-  const Score score = o.metric == Metric::L2 ? Score::L2 : Score::IP;
-
-  GraphResult result;
-  result.M = plan.M;
-  std::vector<double> probas;
-  std::vector<int32_t> cum;
-  faissLevelTables(std::max(2, plan.M), probas, cum);
-  const std::vector<int8_t> levels = drawLevels(plan.n, probas, o.seed);
-  std::vector<std::vector<int32_t>> levelSets;  // levelSets[l-1] = ids with top level >= l
-  int maxLevel = 0;
-  for (int64_t i = 0; i < plan.n; ++i) maxLevel = std::max<int>(maxLevel, levels[i]);
-  for (int l = 1; l <= maxLevel; ++l) {
-    std::vector<int32_t> s;
-    for (int64_t i = 0; i < plan.n; ++i)
-      if (levels[i] >= l) s.push_back(static_cast<int32_t>(i));
-    levelSets.push_back(std::move(s));
-  }
-  // Ladder levels: the sparse upper sets (at most 1/64 of the nodes; denser ones add nothing the k-NN lists and
-  // bridges do not already give, and cost the most).
-  const int maxLadder = std::clamp(knobInt("KNN_GPU_LADDER_LEVELS", kMaxLadderLevels), 0, kMaxLadderLevels);
-  std::vector<std::size_t> ladderSets;
-  for (std::size_t l = 0; l < levelSets.size(); ++l)
-    if (levelSets[l].size() >= 2 && static_cast<int64_t>(levelSets[l].size()) * 64 <= plan.n &&
-        plan.ladderLevels < maxLadder && plan.k + (plan.ladderLevels + 1) * kLadderPerLevel <= 256) {
-      plan.ladderLevels++;
-      ladderSets.push_back(l);
-    }
-  plan.bridges = std::clamp(knobInt("KNN_GPU_BRIDGES", kBridges), 0, 16);
-  plan.candWidth = listWidthFor(plan.k + plan.ladderLevels * kLadderPerLevel);
-
-  // --- memory: the budget is the smaller of the limit and what the device has free
-  std::size_t freeBytes = 0, totalBytes = 0;
-  KNN_CUDA(cudaMemGetInfo(&freeBytes, &totalBytes));
-  std::size_t budget = freeBytes > kReserveBytes ? freeBytes - kReserveBytes : 0;
-  if (o.gpu.memoryLimitBytes > 0) budget = std::min(budget, o.gpu.memoryLimitBytes);
-  const std::size_t need = estimatePeak(plan);
-  if (need > budget) {
-    throw std::runtime_error("GPU memory: this build needs about " + gib(need) + " (" + std::to_string(plan.n) +
-                             " vectors of " + std::to_string(o.dimension) + " dimensions) but only " + gib(budget) +
-                             " may be used (limit " +
-                             (o.gpu.memoryLimitBytes ? gib(o.gpu.memoryLimitBytes) : std::string("none")) + ", " +
-                             gib(freeBytes) + " free on the device); use the CPU builder or a larger GPU");
-  }
-  DeviceMemory mem(budget);
+  const Plan plan = planBuild(o);
+  selectDevice(o.gpu.device);
+  DeviceMemory mem(deviceBudget(o, plan));
   Stream stream;
   Blas blas(stream.get());
   Context ctx{mem, stream.get(), blas};
+  GraphResult result;
   Stopwatch sw(result, stream.get());
+
   report(0.0, "upload");
-
-  // --- upload
-  DeviceBuffer<__half> x(mem, static_cast<std::size_t>(plan.n) * plan.dim, "vectors (fp16)");
-  {
-    Uploader up(ctx, o, plan.dim);
-    const float maxAbs = up.run(x.get(), 1.0f);
-    // fp16 keeps 11 bits over [6e-5, 65504]: rescale by a power of two when floats sit outside a safe band.
-    if (o.dataType == DataType::Float32 && maxAbs > 0.0f && (maxAbs > 16384.0f || maxAbs < 1.0f / 64)) {
-      const float scale = std::ldexp(1.0f, 6 - static_cast<int>(std::ceil(std::log2(maxAbs))));
-      up.run(x.get(), scale);
-    }
-  }
-  DeviceBuffer<float> norms;
-  if (score == Score::L2) {
-    norms = DeviceBuffer<float>(mem, plan.n, "norms");
-    rowNorms(x.get(), plan.n, plan.dim, norms.get(), stream.get());
-  }
-  const Rows all{x.get(), plan.n, plan.dim, norms.get()};
+  DeviceRows rows = uploadStage(ctx, o, plan);
   sw.lap("upload");
-  report(0.1, "knn");
 
-  // --- initial k-NN graph
-  ListsBuffer knnLists(mem, plan.n, plan.knnWidth, "k-NN lists");
-  DeviceBuffer<int32_t> bridges(mem, static_cast<std::size_t>(plan.n) * std::max(1, plan.bridges), "bridges");
-  IvfParams ivf;
-  ivf.probes = knobInt("KNN_GPU_IVF_PROBES", ivf.probes);
-  ivf.lists = knobInt("KNN_GPU_IVF_LISTS", 0);
-  ivf.seed = o.seed;
-  if (plan.approximate) {
-    knnIvf(ctx, all, score, ivf, knnLists.view, plan.bridges ? bridges.get() : nullptr, plan.bridges,
-           [&](double f) { report(0.1 + 0.4 * f, "knn"); });
-  } else {
-    initLists(knnLists.view, stream.get());
-    knnExact(ctx, all, nullptr, all, nullptr, score, true, knnLists.view, [&](int64_t done, int64_t total) {
-      report(0.1 + 0.4 * static_cast<double>(done) / total, "knn");
-    });
-    if (plan.bridges > 0) {
-      // The bridges come from k-means lists: one short pass over the lists of the nearest foreign centroids.
-      ListsBuffer scratch(mem, plan.n, 32, "bridge scratch lists");
-      IvfParams b = ivf;
-      b.probes = plan.bridges + 1;
-      knnIvf(ctx, all, score, b, scratch.view, bridges.get(), plan.bridges);
-    }
-  }
+  report(0.1, "knn");
+  KnnGraph knn = knnStage(ctx, rows.view, plan, [&](double f) { report(0.1 + 0.4 * f, "knn"); });
   sw.lap("knn");
-  if (knobString("KNN_GPU_DEBUG_RECALL") == "1") {
-    reportKnnRecall(ctx, all, score, knnLists.view, plan.k);
+  if (plan.debugRecall) {
+    reportKnnRecall(ctx, rows.view, plan.score, knn.lists.view, plan.k);
     sw.restart();
   }
-  if (knobString("KNN_GPU_DEBUG_STAGE") == "knn") {
-    // Tests only: the raw k-NN lists as a base-level graph, to compare with an exact CPU reference.
-    const std::vector<int32_t> ids =
-        download(knnLists.view.ids, static_cast<std::size_t>(plan.n) * plan.knnWidth, stream.get());
-    result.M = (plan.k + 1) / 2;
-    result.neighbors.assign(static_cast<std::size_t>(plan.n) * 2 * result.M, -1);
-    for (int64_t i = 0; i < plan.n; ++i)
-      std::memcpy(&result.neighbors[i * 2 * result.M], &ids[i * plan.knnWidth], sizeof(int32_t) * plan.k);
-    result.peakDeviceBytes = mem.peak();
-    return result;
+  if (plan.debugKnnStage) {
+    GraphResult lists = knnListsAsGraph(ctx, plan, knn.lists.view);
+    lists.stageSeconds = std::move(result.stageSeconds);
+    lists.peakDeviceBytes = mem.peak();
+    return lists;
   }
+
   report(0.5, "ladder");
-
-  // --- ladder: 8 nearest members of each upper level set (long-range candidates that keep the base level
-  // navigable when the data is clustered; see README)
-  DeviceBuffer<float> ladderKeys(mem, static_cast<std::size_t>(plan.n) * kLadderPerLevel * std::max(1, plan.ladderLevels),
-                                 "ladder");
-  DeviceBuffer<int32_t> ladderIds(mem, static_cast<std::size_t>(plan.n) * kLadderPerLevel * std::max(1, plan.ladderLevels),
-                                  "ladder");
-  {
-    ListsBuffer lvl(mem, plan.n, 32, "ladder lists");
-    int used = 0;
-    for (const std::size_t l : ladderSets) {
-      const auto& set = levelSets[l];
-      const int64_t m = static_cast<int64_t>(set.size());
-      DeviceBuffer<int32_t> ids = uploadVector(mem, set, "level ids", stream.get());
-      DeviceBuffer<__half> rows(mem, static_cast<std::size_t>(m) * plan.dim, "level vectors");
-      DeviceBuffer<float> rowNormsBuf(mem, m, "level norms");
-      gatherRows(x.get(), plan.dim, ids.get(), m, rows.get(), norms.get(), score == Score::L2 ? rowNormsBuf.get() : nullptr,
-                 stream.get());
-      initLists(lvl.view, stream.get());
-      const Rows base{rows.get(), m, plan.dim, score == Score::L2 ? rowNormsBuf.get() : nullptr};
-      knnExact(ctx, all, nullptr, base, ids.get(), score, true, lvl.view);
-      const std::size_t pitch = sizeof(float) * kLadderPerLevel * plan.ladderLevels;
-      KNN_CUDA(cudaMemcpy2DAsync(ladderKeys.get() + used * kLadderPerLevel, pitch, lvl.view.keys, 32 * sizeof(float),
-                                 kLadderPerLevel * sizeof(float), plan.n, cudaMemcpyDeviceToDevice, stream.get()));
-      KNN_CUDA(cudaMemcpy2DAsync(ladderIds.get() + used * kLadderPerLevel, pitch, lvl.view.ids, 32 * sizeof(int32_t),
-                                 kLadderPerLevel * sizeof(int32_t), plan.n, cudaMemcpyDeviceToDevice, stream.get()));
-      KNN_CUDA(cudaStreamSynchronize(stream.get()));
-      ++used;
-    }
-  }
+  Ladder ladder = ladderStage(ctx, rows, plan);
   sw.lap("ladder");
+
   report(0.6, "prune");
+  DeviceBuffer<int32_t> pruned = pruneStage(ctx, plan, std::move(knn.lists), std::move(ladder));
+  sw.lap("prune");
 
-  // --- CAGRA optimisation of the base level
-  std::vector<CandidateSource> sources;
-  sources.push_back({knnLists.view.keys, knnLists.view.ids, plan.knnWidth, plan.k});
-  for (int l = 0; l < plan.ladderLevels; ++l)
-    sources.push_back({ladderKeys.get() + l * kLadderPerLevel, ladderIds.get() + l * kLadderPerLevel,
-                       kLadderPerLevel * plan.ladderLevels, kLadderPerLevel});
-  DeviceBuffer<int32_t> graph;
-  {
-    // the k-NN lists and the ladder die once merged
-    DeviceBuffer<int32_t> pruned(mem, static_cast<std::size_t>(plan.n) * plan.degree, "pruned graph");
-    {
-      DeviceBuffer<int32_t> cand(mem, static_cast<std::size_t>(plan.n) * plan.candWidth, "candidates");
-      mergeCandidates(sources, plan.n, cand.get(), plan.candWidth, stream.get());
-      KNN_CUDA(cudaStreamSynchronize(stream.get()));
-      knnLists = ListsBuffer();
-      ladderKeys.reset();
-      ladderIds.reset();
-      detourPrune(cand.get(), plan.n, plan.candWidth, plan.candWidth, plan.degree, pruned.get(), stream.get());
-      KNN_CUDA(cudaStreamSynchronize(stream.get()));
-    }
-    sw.lap("prune");
-    report(0.75, "reverse");
-    // Bridges go first and stay (reserved slots): rank-based pruning would drop them, since every neighbour
-    // reaches the same far clusters too, yet they are what keeps separated clusters reachable.
-    DeviceBuffer<int32_t> withBridges(mem, static_cast<std::size_t>(plan.n) * plan.degree, "graph with bridges");
-    DeviceBuffer<int32_t> reserved(mem, plan.n, "reserved slots");
-    prependBridges(pruned.get(), bridges.get(), plan.bridges, plan.n, plan.degree, withBridges.get(), reserved.get(),
-                   stream.get());
-    pruned.reset();
-    bridges.reset();
-    graph = DeviceBuffer<int32_t>(mem, static_cast<std::size_t>(plan.n) * plan.degree, "graph");
-    reverseMerge(ctx, withBridges.get(), plan.n, plan.degree, graph.get(), reserved.get());
-  }
+  report(0.75, "reverse");
+  DeviceBuffer<int32_t> graph = reverseStage(ctx, plan, std::move(pruned), std::move(knn.bridges));
   sw.lap("reverse");
-  report(0.8, o.hierarchical ? "hierarchy" : "download");
 
-  // --- upper levels (kNN among the level's nodes, pruned to M, reverse edges), ids mapped back to global
-  std::vector<std::vector<int32_t>> upper(levelSets.size());
+  report(0.8, o.hierarchical ? "hierarchy" : "download");
+  std::vector<std::vector<int32_t>> upper(plan.levelSets.size());
   if (o.hierarchical) {
-    for (std::size_t l = 0; l < levelSets.size(); ++l) {
-      const auto& set = levelSets[l];
-      const int64_t m = static_cast<int64_t>(set.size());
-      upper[l].assign(static_cast<std::size_t>(m) * plan.M, -1);
-      if (m < 2) continue;
-      const int kl = static_cast<int>(std::min<int64_t>(2 * plan.M, m - 1));
-      const int width = listWidthFor(kl);
-      const int deg = std::min(plan.M, kl);
-      DeviceBuffer<int32_t> ids = uploadVector(mem, set, "level ids", stream.get());
-      DeviceBuffer<__half> rows(mem, static_cast<std::size_t>(m) * plan.dim, "level vectors");
-      DeviceBuffer<float> rn(mem, m, "level norms");
-      gatherRows(x.get(), plan.dim, ids.get(), m, rows.get(), norms.get(), score == Score::L2 ? rn.get() : nullptr,
-                 stream.get());
-      const Rows lr{rows.get(), m, plan.dim, score == Score::L2 ? rn.get() : nullptr};
-      ListsBuffer lists(mem, m, width, "level lists");
-      initLists(lists.view, stream.get());
-      knnExact(ctx, lr, nullptr, lr, nullptr, score, true, lists.view);
-      DeviceBuffer<int32_t> g = optimiseGraph(ctx, {{lists.view.keys, lists.view.ids, width, kl}}, m, width, deg,
-                                              nullptr);
-      const std::vector<int32_t> local = download(g.get(), static_cast<std::size_t>(m) * deg, stream.get());
-      for (int64_t i = 0; i < m; ++i)
-        for (int j = 0; j < deg; ++j) {
-          const int32_t v = local[i * deg + j];
-          upper[l][i * plan.M + j] = v >= 0 ? set[v] : -1;
-        }
-    }
+    upper = hierarchyStage(ctx, rows, plan);
     sw.lap("hierarchy");
   }
-  report(0.9, "download");
 
-  // --- download and lay out as Faiss's HNSW
+  report(0.9, "download");
   const std::vector<int32_t> base = download(graph.get(), static_cast<std::size_t>(plan.n) * plan.degree, stream.get());
   graph.reset();
-  x.reset();
-  const int slots0 = 2 * plan.M;
-  if (!o.hierarchical) {
-    result.neighbors.assign(static_cast<std::size_t>(plan.n) * slots0, -1);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < plan.n; ++i)
-      std::memcpy(&result.neighbors[i * slots0], &base[i * plan.degree], sizeof(int32_t) * plan.degree);
-    result.entryPoint = -1;
-    result.maxLevel = -1;
-  } else {
-    result.levels.resize(plan.n);
-    std::vector<int64_t> offsets(plan.n + 1, 0);
-    for (int64_t i = 0; i < plan.n; ++i) {
-      result.levels[i] = levels[i] + 1;
-      offsets[i + 1] = offsets[i] + cum.at(levels[i] + 1);
-    }
-    result.neighbors.assign(static_cast<std::size_t>(offsets[plan.n]), -1);
-    for (int64_t i = 0; i < plan.n; ++i)
-      std::memcpy(&result.neighbors[offsets[i]], &base[i * plan.degree], sizeof(int32_t) * plan.degree);
-    for (std::size_t l = 0; l < levelSets.size(); ++l) {
-      const auto& set = levelSets[l];
-      for (std::size_t i = 0; i < set.size(); ++i)
-        std::memcpy(&result.neighbors[offsets[set[i]] + cum[l + 1]], &upper[l][i * plan.M],
-                    sizeof(int32_t) * plan.M);
-    }
-    result.entryPoint = maxLevel > 0 ? levelSets.back().front() : 0;
-    result.maxLevel = maxLevel;
-    result.assignProbas = probas;
-    result.cumNeighborPerLevel = cum;
-  }
+  rows = DeviceRows();
+  layOut(plan, o.hierarchical, base, upper, result);
   result.peakDeviceBytes = mem.peak();
   sw.lap("download");
   report(1.0, "done");
