@@ -2,8 +2,9 @@
 // An invalid setting stops start-up with a message naming it (ConfigError lists them all).
 import os from 'node:os';
 
+import { KNN_ALGORITHMS, MAX_GRAPH_DEGREE, MAX_INTERMEDIATE_DEGREE } from './builders/gpu.js';
 import { FORMAT_POLICY_NAMES, type FormatPolicyName } from './faiss-format/policy.js';
-import { type StorageSettings, resolveStorageSettings } from './storage/settings.js';
+import { STORAGE_BOUNDS, type StorageSettings, resolveStorageSettings } from './storage/settings.js';
 
 export const BUILDER_CHOICES = ['auto', 'gpu', 'cpu'] as const;
 export type BuilderChoice = (typeof BUILDER_CHOICES)[number];
@@ -11,7 +12,6 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const OBJECT_STORES = ['s3', 'local'] as const;
 export type ObjectStoreKind = (typeof OBJECT_STORES)[number];
-export const KNN_ALGORITHMS = ['auto', 'exact', 'approximate'] as const;
 export const CHECKSUM_MODES = ['auto', 'crc32', 'md5'] as const;
 export const QUEUE_BACKENDS = ['memory', 'redis'] as const;
 export type QueueBackendKind = (typeof QUEUE_BACKENDS)[number];
@@ -151,10 +151,17 @@ export function loadSettings(env: Env = process.env): Settings {
     queue: queueSettings(r, problems),
     gpu: {
       knnAlgorithm: r.oneOf('GPU_KNN_ALGORITHM', 'auto', KNN_ALGORITHMS, (v) => v.toLowerCase()),
-      graphDegree: r.integer('GPU_GRAPH_DEGREE', 0, 0, 1024),
-      intermediateDegree: r.integer('GPU_INTERMEDIATE_DEGREE', 0, 0, 1024),
+      // The builder's own limits (builders/gpu.ts), so a value it would refuse stops start-up instead of every job.
+      graphDegree: r.integer('GPU_GRAPH_DEGREE', 0, 0, MAX_GRAPH_DEGREE),
+      intermediateDegree: r.integer('GPU_INTERMEDIATE_DEGREE', 0, 0, MAX_INTERMEDIATE_DEGREE),
     },
   };
+  const { graphDegree, intermediateDegree } = settings.gpu;
+  if (graphDegree > 0 && intermediateDegree > 0 && intermediateDegree < graphDegree) {
+    problems.push(
+      `GPU_INTERMEDIATE_DEGREE (${intermediateDegree}) must be at least GPU_GRAPH_DEGREE (${graphDegree})`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return settings;
 }
@@ -189,18 +196,23 @@ function storageSettings(r: Reader, problems: string[], base: Partial<StorageSet
   if (pathStyle && !['true', 'false'].includes(pathStyle)) {
     problems.push(`S3_FORCE_PATH_STYLE must be true or false, got "${pathStyle}"`);
   }
-  const given = (name: string, v: number) => (r.has(name) ? v : undefined);
+  // Bounds are the store's own (STORAGE_BOUNDS), so a bad value is reported here, naming the variable.
+  const bounded = (name: string, field: keyof typeof STORAGE_BOUNDS) => {
+    const [min, max] = STORAGE_BOUNDS[field];
+    const value = r.has(name) ? r.integer(name, NaN, min, max) : NaN;
+    return Number.isNaN(value) ? undefined : value; // unset or reported: the store's default
+  };
   const partial: Partial<StorageSettings> = {
     ...base,
     ...(pathStyle === 'true' || pathStyle === 'false' ? { forcePathStyle: pathStyle === 'true' } : {}),
     checksums: r.oneOf('S3_CHECKSUMS', 'auto', CHECKSUM_MODES, (v) => v.toLowerCase()),
     ...(partMb > 0 ? { readPartBytes: partMb * MIB, writePartBytes: Math.max(5, partMb) * MIB } : {}),
-    readConcurrency: given('S3_CONCURRENCY', r.integer('S3_CONCURRENCY', 16, 1, 1024)),
-    writeConcurrency: given('S3_UPLOAD_CONCURRENCY', r.integer('S3_UPLOAD_CONCURRENCY', 4, 1, 256)),
-    maxAttempts: given('S3_MAX_ATTEMPTS', r.integer('S3_MAX_ATTEMPTS', 5, 1, 20)),
-    retryBaseDelayMs: given('S3_RETRY_BASE_DELAY_MS', r.integer('S3_RETRY_BASE_DELAY_MS', 100, 0, 60_000)),
-    connectTimeoutMs: given('S3_CONNECT_TIMEOUT_MS', r.integer('S3_CONNECT_TIMEOUT_MS', 5000, 1, 600_000)),
-    idleTimeoutMs: given('S3_IDLE_TIMEOUT_MS', r.integer('S3_IDLE_TIMEOUT_MS', 30_000, 1, 3_600_000)),
+    readConcurrency: bounded('S3_CONCURRENCY', 'readConcurrency'),
+    writeConcurrency: bounded('S3_UPLOAD_CONCURRENCY', 'writeConcurrency'),
+    maxAttempts: bounded('S3_MAX_ATTEMPTS', 'maxAttempts'),
+    retryBaseDelayMs: bounded('S3_RETRY_BASE_DELAY_MS', 'retryBaseDelayMs'),
+    connectTimeoutMs: bounded('S3_CONNECT_TIMEOUT_MS', 'connectTimeoutMs'),
+    idleTimeoutMs: bounded('S3_IDLE_TIMEOUT_MS', 'idleTimeoutMs'),
   };
   try {
     return resolveStorageSettings(partial);

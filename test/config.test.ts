@@ -74,6 +74,32 @@ describe('settings', () => {
     }
   });
 
+  it('checks GPU degrees and S3 transfer settings against the limits of the code that uses them, reporting all', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadSettings(env);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as ConfigError).problems;
+      }
+      return [];
+    };
+    // The GPU builder takes degrees up to 192: 500 used to start and then fail every GPU job.
+    expect(problems({ GPU_GRAPH_DEGREE: '500' })).toEqual([expect.stringMatching(/^GPU_GRAPH_DEGREE .*192/)]);
+    expect(problems({ GPU_GRAPH_DEGREE: '192', GPU_INTERMEDIATE_DEGREE: '192' })).toEqual([]);
+    expect(problems({ GPU_GRAPH_DEGREE: '64', GPU_INTERMEDIATE_DEGREE: '32' })).toEqual([
+      expect.stringMatching(/GPU_INTERMEDIATE_DEGREE \(32\) must be at least GPU_GRAPH_DEGREE \(64\)/),
+    ]);
+    // The store's bounds, named by variable (not by the store's internal field), every problem at once.
+    const s3 = problems({ S3_CONCURRENCY: '300', S3_UPLOAD_CONCURRENCY: '65', S3_MAX_ATTEMPTS: '0' });
+    expect(s3).toHaveLength(3);
+    expect(s3.join('\n')).toMatch(/S3_CONCURRENCY must be an integer from 1 to 256/);
+    expect(s3.join('\n')).toMatch(/S3_UPLOAD_CONCURRENCY must be an integer from 1 to 64/);
+    expect(s3.join('\n')).toMatch(/S3_MAX_ATTEMPTS/);
+    expect(s3.join('\n')).not.toMatch(/readConcurrency|writeConcurrency|maxAttempts/);
+    expect(loadSettings({ S3_CONCURRENCY: '256' }).storage.readConcurrency).toBe(256);
+  });
+
   it('picks S3 when any sign of S3 configuration exists, and OBJECT_STORE wins', () => {
     expect(loadSettings({ AWS_ACCESS_KEY_ID: 'x' }).objectStore).toBe('s3');
     expect(loadSettings({ AWS_PROFILE: 'prod' }).objectStore).toBe('s3');

@@ -71,8 +71,8 @@ export const STORAGE_DEFAULTS: StorageSettings = {
   maxChunkBytes: GiB,
 };
 
-/** Bounds of each numeric setting: [min, max]. */
-const BOUNDS: Record<string, readonly [number, number]> = {
+/** Bounds of each numeric setting: [min, max] (src/config.ts checks its S3_* variables against these). */
+export const STORAGE_BOUNDS = {
   readPartBytes: [64 * 1024, 5 * GiB],
   readConcurrency: [1, 256],
   writePartBytes: [5 * MiB, 5 * GiB],
@@ -82,13 +82,13 @@ const BOUNDS: Record<string, readonly [number, number]> = {
   connectTimeoutMs: [1, 600_000],
   idleTimeoutMs: [1, 3_600_000],
   maxChunkBytes: [1, 2 ** 32 - 1],
-};
+} as const satisfies Record<string, readonly [number, number]>;
 
 /** Fills defaults and checks bounds; throws a RangeError naming the setting. */
 export function resolveStorageSettings(partial: Partial<StorageSettings> = {}): StorageSettings {
   const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
   const settings: StorageSettings = { ...STORAGE_DEFAULTS, ...defined };
-  for (const [name, [min, max]] of Object.entries(BOUNDS)) {
+  for (const [name, [min, max]] of Object.entries(STORAGE_BOUNDS)) {
     const value = settings[name as keyof StorageSettings];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
       throw new RangeError(
