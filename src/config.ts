@@ -105,20 +105,9 @@ export function loadSettings(env: Env = process.env): Settings {
     problems.push('BASIC_AUTH_USERNAME and BASIC_AUTH_PASSWORD must be set together (or neither)');
   }
   if (username.includes(':')) problems.push('BASIC_AUTH_USERNAME must not contain ":"');
-  let endpoint = r.string('S3_ENDPOINT_URL', '') || null;
-  if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
-    problems.push(`S3_ENDPOINT_URL must be an http(s) URL, got "${endpoint}"`);
-    endpoint = null;
-  }
   const store = chooseObjectStore(env, r);
-  const region = r.string('AWS_DEFAULT_REGION', '') || r.string('AWS_REGION', '') || 'us-east-1';
   const localStoreRoot = r.string('LOCAL_STORE_ROOT', 'data');
-  const storage = storageSettings(r, problems, {
-    kind: store.kind,
-    localRoot: localStoreRoot,
-    region,
-    ...(endpoint ? { endpoint } : {}),
-  });
+  const { endpoint, region, storage } = storageFromEnv(r, problems, store.kind, localStoreRoot);
 
   const settings: Settings = {
     host: r.string('HOST', '0.0.0.0'),
@@ -186,6 +175,37 @@ function queueSettings(r: Reader, problems: string[]): QueueSettings {
     replicaLostSeconds: r.integer('REPLICA_LOST_SECONDS', 30, 1, 3600),
     replicaLostRetries: r.integer('REPLICA_LOST_RETRIES', 1, 0, 100),
   };
+}
+
+/**
+ * The object store's settings alone (the CLI's: it has no other service setting), from the same variables and
+ * with the same checks as the service's; throws ConfigError listing every problem.
+ */
+export function loadStorageSettings(
+  kind: ObjectStoreKind,
+  localRoot: string,
+  env: Env = process.env,
+): StorageSettings {
+  const problems: string[] = [];
+  const { storage } = storageFromEnv(new Reader(env, problems), problems, kind, localRoot);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return storage;
+}
+
+function storageFromEnv(r: Reader, problems: string[], kind: ObjectStoreKind, localRoot: string) {
+  let endpoint = r.string('S3_ENDPOINT_URL', '') || null;
+  if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
+    problems.push(`S3_ENDPOINT_URL must be an http(s) URL, got "${endpoint}"`);
+    endpoint = null;
+  }
+  const region = r.string('AWS_DEFAULT_REGION', '') || r.string('AWS_REGION', '') || 'us-east-1';
+  const storage = storageSettings(r, problems, {
+    kind,
+    localRoot,
+    region,
+    ...(endpoint ? { endpoint } : {}),
+  });
+  return { endpoint, region, storage };
 }
 
 /** The object store's settings from S3_* variables (names in src/storage/README.md), checked by the store. */

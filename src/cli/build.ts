@@ -8,6 +8,7 @@ import { CpuBuilder } from '../builders/cpu.js';
 import { GpuBuilder } from '../builders/gpu.js';
 import { chooseBuilder } from '../builders/choose.js';
 import { clampHnswParameters } from '../builders/hnsw-params.js';
+import { loadStorageSettings } from '../config.js';
 import { gpuInfo, noGpu } from '../builders/native.js';
 import type { BuilderKind, GraphBuilder } from '../builders/types.js';
 import { formatPolicy, FORMAT_POLICY_NAMES } from '../faiss-format/policy.js';
@@ -22,7 +23,8 @@ export const BUILD_USAGE = `usage: knn-build build --vectors <file|s3://bucket/k
                       [--m 16] [--ef-construction 100] [--ef-search 100] [--builder auto|gpu|cpu]
                       [--format-policy ${FORMAT_POLICY_NAMES.join('|')}] [--skip-stored-vectors] [--threads 0]
                       --out <file|s3://bucket/key>
-  S3 URLs use the standard AWS settings (S3_ENDPOINT_URL, AWS_DEFAULT_REGION, credentials chain).
+  S3 URLs use the service's S3 settings (S3_ENDPOINT_URL, S3_CHECKSUMS, S3_CONCURRENCY, ... see README) and
+  the standard AWS ones (AWS_DEFAULT_REGION, credentials chain).
   --count defaults to the size of the doc-ids object / 4.`;
 
 /** "s3://bucket/key" or a local path, as a store and a location in it. */
@@ -82,7 +84,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
 
   const storeCache = new Map<string, ObjectStore>();
   const stores = {
-    s3: () => cached(storeCache, 's3', () => createObjectStore({ kind: 's3', ...s3FromEnv() })),
+    s3: () => cached(storeCache, 's3', () => createObjectStore(s3Settings())),
     local: (root: string) =>
       cached(storeCache, `local:${root}`, () => createObjectStore({ kind: 'local', localRoot: root })),
   };
@@ -164,10 +166,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
   }
 }
 
-function s3FromEnv() {
-  const endpoint = process.env.S3_ENDPOINT_URL;
-  const region = process.env.AWS_DEFAULT_REGION ?? process.env.AWS_REGION;
-  return { ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}) };
+/** S3 settings from the same variables and checks as the service (S3_ENDPOINT_URL, S3_CHECKSUMS, ...). */
+function s3Settings() {
+  return loadStorageSettings('s3', '.');
 }
 
 function cached<T>(cache: Map<string, T>, key: string, make: () => T): T {

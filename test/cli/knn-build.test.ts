@@ -15,12 +15,17 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'knn-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function cli(...args: string[]) {
+  return cliWithEnv({}, ...args);
+}
+
+function cliWithEnv(env: Record<string, string>, ...args: string[]) {
   const r = spawnSync(
     process.execPath,
     [...tsxExecArgv(), path.join(REPO_ROOT, 'src/cli/main.ts'), ...args],
     {
       cwd: dir,
       encoding: 'utf8',
+      env: { ...process.env, ...env },
     },
   );
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -88,6 +93,24 @@ describe('knn-build', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--dimension must be an integer from 1/);
     expect(cli('frobnicate').code).toBe(2);
+  });
+
+  it('reads S3 settings as the service does: every bad S3_* variable named before any request', () => {
+    const r = cliWithEnv(
+      { S3_ENDPOINT_URL: 'http://127.0.0.1:9', S3_CHECKSUMS: 'sha1', S3_CONCURRENCY: '300' },
+      'build',
+      '--vectors',
+      's3://bucket/seg.knnvec',
+      '--doc-ids',
+      's3://bucket/seg.knndid',
+      '--dimension',
+      String(d),
+      '--out',
+      'x.faiss',
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/S3_CHECKSUMS must be one of auto, crc32, md5/);
+    expect(r.stderr).toMatch(/S3_CONCURRENCY must be an integer from 1 to 256/);
   });
 
   it('fails with exit code 1 and the pipeline message when the data does not match', () => {
