@@ -1,13 +1,10 @@
-// Which builder runs a build (setting auto | gpu | cpu), and how much GPU memory a GPU build takes.
+// Whether the GPU builder can run a build, and how much GPU memory it takes. The choice between the builders is
+// made in one place, src/pipeline/plan.ts (service and CLI).
 // estimateGpuBytes mirrors the GPU builder's own peak estimate (src/native/gpu/builder.cpp, estimatePeak) plus
 // its score tiles and CUDA/cuBLAS overhead; src/native/gpu/README.md documents the formula.
 import type { DataType } from '../vectors/types.js';
-import { BuildInputError } from './cpu.js';
 import { MAX_INTERMEDIATE_DEGREE, gpuDefaults } from './gpu.js';
 import type { GpuInfo } from './native.js';
-import type { BuilderKind } from './types.js';
-
-export type BuilderSetting = 'auto' | 'gpu' | 'cpu';
 
 const MIB = 2 ** 20;
 const GIB = 2 ** 30;
@@ -80,12 +77,6 @@ export function usableGpuCount(info: GpuInfo): number {
   return info.compiled && !info.error ? info.deviceCount : 0;
 }
 
-export interface BuilderDecision {
-  readonly kind: BuilderKind;
-  /** Why, in words, for logs. */
-  readonly reason: string;
-}
-
 export interface ChooseInput {
   readonly count: number;
   readonly dimension: number;
@@ -106,21 +97,4 @@ export function gpuProblem(info: GpuInfo, input: ChooseInput): string | null {
   const limit = Math.min(input.memoryLimitBytes ?? Infinity, info.totalBytes);
   if (need > limit) return `needs about ${gib(need)} of GPU memory, over the ${gib(limit)} allowed`;
   return null;
-}
-
-/**
- * The builder for one build. auto: the GPU when the addon has the GPU builder, a device is present and the
- * build's estimated device memory fits; otherwise the CPU, with the reason. gpu: the GPU or a BuildInputError
- * saying why not. cpu: the CPU.
- */
-export function chooseBuilder(setting: BuilderSetting, info: GpuInfo, input: ChooseInput): BuilderDecision {
-  if (setting === 'cpu') return { kind: 'cpu', reason: 'the CPU builder was asked for' };
-  const problem = gpuProblem(info, input);
-  if (setting === 'gpu') {
-    if (problem) throw new BuildInputError(`the GPU builder cannot run this build: ${problem}`);
-    return { kind: 'gpu', reason: 'the GPU builder was asked for' };
-  }
-  return problem
-    ? { kind: 'cpu', reason: `CPU builder because the GPU builder cannot run it: ${problem}` }
-    : { kind: 'gpu', reason: `GPU builder on ${info.name || 'device 0'}: the build fits its memory` };
 }

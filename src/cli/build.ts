@@ -6,15 +6,15 @@ import { parseArgs } from 'node:util';
 import { LIMITS, type BuildRequest } from '../api/schemas.js';
 import { CpuBuilder } from '../builders/cpu.js';
 import { GpuBuilder } from '../builders/gpu.js';
-import { chooseBuilder } from '../builders/choose.js';
 import { clampHnswParameters } from '../builders/hnsw-params.js';
-import { loadStorageSettings } from '../config.js';
+import { BUILDER_CHOICES, loadStorageSettings } from '../config.js';
 import { gpuInfo, noGpu } from '../builders/native.js';
 import type { BuilderKind, GraphBuilder } from '../builders/types.js';
 import { formatPolicy, FORMAT_POLICY_NAMES } from '../faiss-format/policy.js';
 import { createObjectStore } from '../storage/index.js';
 import type { ObjectStore } from '../storage/types.js';
 import { DATA_TYPES, SPACE_TYPES } from '../vectors/types.js';
+import { createPlanner } from '../pipeline/plan.js';
 import { type Place, runJob } from '../pipeline/run-job.js';
 import { ProgressBar } from './progress-bar.js';
 
@@ -126,17 +126,15 @@ export async function buildCommand(argv: string[]): Promise<number> {
     skip_stored_vectors: values['skip-stored-vectors'],
   };
   const threads = int('--threads', values.threads, 0, 4096);
-  const setting = oneOf('--builder', values.builder, ['auto', 'gpu', 'cpu'] as const);
-  const { kind: builder, reason } = chooseBuilder(
-    setting,
-    setting === 'cpu' ? noGpu('--builder cpu') : gpuInfo(0),
-    {
-      count,
-      dimension: request.dimension,
-      dataType,
-      params: { m: request.index_parameters.algorithm_parameters.m },
-    },
-  );
+  const setting = oneOf('--builder', values.builder, BUILDER_CHOICES);
+  // The service's planner (one place chooses the builder); no memory limits: this machine runs this build alone.
+  const { builder, reason } = createPlanner({
+    builder: setting,
+    gpu: setting === 'cpu' ? noGpu('--builder cpu') : gpuInfo(0),
+    gpuMemoryLimitBytes: Infinity,
+    cpuMemoryLimitBytes: Infinity,
+    gpuOptions: {},
+  })(request);
   process.stderr.write(`builder: ${builder} (${reason})\n`);
   const builders: Record<BuilderKind, GraphBuilder> = {
     cpu: new CpuBuilder({ threads }),

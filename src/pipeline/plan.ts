@@ -1,4 +1,5 @@
-// Admission planning: which builder a job will use and how much host and GPU memory it will need.
+// Admission planning: which builder a job will use (the only place that chooses, for the service and the CLI) and
+// how much host and GPU memory it will need.
 // Estimates are deliberately a little high: a job admitted here must never be killed for memory later.
 import type { BuildRequest } from '../api/schemas.js';
 import type { BuilderChoice, Settings } from '../config.js';
@@ -99,12 +100,12 @@ export function createPlanner(o: PlannerOptions) {
     switch (o.builder) {
       case 'gpu':
         if (gpuProblem) throw refuse(`GPU builder: ${gpuProblem}`);
-        return useGpu('BUILDER=gpu');
+        return useGpu('the GPU builder was asked for');
       case 'cpu':
         if (cpuProblem) throw refuse(`CPU builder: ${cpuProblem}`);
-        return useCpu('BUILDER=cpu');
+        return useCpu('the CPU builder was asked for');
       case 'auto':
-        if (!gpuProblem) return useGpu('a GPU is available and the build fits it');
+        if (!gpuProblem) return useGpu(`GPU builder on ${o.gpu.name || 'device 0'}: the build fits it`);
         if (!cpuProblem) return useCpu(`CPU builder because the GPU builder cannot take it: ${gpuProblem}`);
         throw refuse(`GPU builder: ${gpuProblem}; CPU builder: ${cpuProblem}`);
     }

@@ -1,34 +1,14 @@
-// Builder choice and the GPU memory estimate (no GPU needed), and the GPU builder's option checks, which run
+// Whether the GPU builder can run a build and its GPU memory estimate (no GPU needed), and the GPU builder's option checks, which run
 // before the addon is touched.
 import { describe, expect, it } from 'vitest';
 
-import { chooseBuilder, estimateGpuBytes, gpuProblem, usableGpuCount } from '../../src/builders/choose.js';
+import { estimateGpuBytes, gpuProblem, usableGpuCount } from '../../src/builders/choose.js';
 import { BuildInputError } from '../../src/builders/cpu.js';
 import { GpuBuilder, resolveGpuOptions } from '../../src/builders/gpu.js';
-import type { GpuInfo } from '../../src/builders/native.js';
 import type { BuildParams } from '../../src/builders/types.js';
+import { H100, NO_DEVICE, NOT_COMPILED } from '../helpers/gpu-info.js';
 
 const GIB = 2 ** 30;
-const H100: GpuInfo = {
-  compiled: true,
-  deviceCount: 1,
-  name: 'NVIDIA H100 80GB HBM3',
-  totalBytes: 80 * GIB,
-  freeBytes: 79 * GIB,
-  computeCapability: '9.0',
-  error: null,
-};
-const NOT_COMPILED: GpuInfo = {
-  ...H100,
-  compiled: false,
-  deviceCount: 0,
-  error: 'the native addon was built without the GPU builder',
-};
-const NO_DEVICE: GpuInfo = {
-  ...H100,
-  deviceCount: 0,
-  error: 'no usable CUDA device: no CUDA-capable device',
-};
 const MILLION_768 = { count: 1_000_000, dimension: 768, dataType: 'float' as const, params: { m: 16 } };
 
 describe('estimateGpuBytes', () => {
@@ -63,34 +43,7 @@ describe('estimateGpuBytes', () => {
   });
 });
 
-describe('chooseBuilder', () => {
-  it('takes the CPU when asked, whatever the GPU', () => {
-    expect(chooseBuilder('cpu', H100, MILLION_768).kind).toBe('cpu');
-  });
-
-  it('auto: the GPU when it is compiled in, present and large enough', () => {
-    const d = chooseBuilder('auto', H100, MILLION_768);
-    expect(d.kind).toBe('gpu');
-    expect(d.reason).toContain('H100');
-  });
-
-  it('auto: the CPU with the reason when there is no GPU builder, no device or too little memory', () => {
-    expect(chooseBuilder('auto', NOT_COMPILED, MILLION_768)).toEqual({
-      kind: 'cpu',
-      reason: expect.stringContaining('built without the GPU builder'),
-    });
-    expect(chooseBuilder('auto', NO_DEVICE, MILLION_768).reason).toContain('no usable CUDA device');
-    const small = chooseBuilder('auto', H100, { ...MILLION_768, memoryLimitBytes: 2 * GIB });
-    expect(small.kind).toBe('cpu');
-    expect(small.reason).toMatch(/needs about \d+\.\d\d GiB of GPU memory, over the 2\.00 GiB allowed/);
-  });
-
-  it('gpu: refuses with the reason instead of falling back', () => {
-    expect(() => chooseBuilder('gpu', NO_DEVICE, MILLION_768)).toThrow(BuildInputError);
-    expect(() => chooseBuilder('gpu', H100, { ...MILLION_768, count: 1 })).toThrow(/at least 2 vectors/);
-    expect(chooseBuilder('gpu', H100, MILLION_768).kind).toBe('gpu');
-  });
-
+describe('usableGpuCount', () => {
   it('exposes the usable device count for job scheduling', () => {
     expect(usableGpuCount(H100)).toBe(1);
     expect(usableGpuCount({ ...H100, deviceCount: 4 })).toBe(4);

@@ -1,0 +1,56 @@
+// The admission planner: the one place that chooses the builder (service and CLI) and estimates memory.
+import { describe, expect, it } from 'vitest';
+
+import type { BuildRequest } from '../../src/api/schemas.js';
+import { JobRefusedError } from '../../src/jobs/errors.js';
+import { type PlannerOptions, createPlanner } from '../../src/pipeline/plan.js';
+import { H100, NO_DEVICE, NOT_COMPILED } from '../helpers/gpu-info.js';
+import { knnBuildBody } from '../helpers/knn-client.js';
+
+const GIB = 2 ** 30;
+const MILLION_768 = knnBuildBody({ doc_count: 1_000_000, dimension: 768 }) as BuildRequest;
+const planner = (o: Partial<PlannerOptions>) =>
+  createPlanner({
+    builder: 'auto',
+    gpu: H100,
+    gpuMemoryLimitBytes: Infinity,
+    cpuMemoryLimitBytes: Infinity,
+    gpuOptions: {},
+    ...o,
+  });
+
+describe('createPlanner: builder choice', () => {
+  it('takes the CPU when asked, whatever the GPU', () => {
+    expect(planner({ builder: 'cpu' })(MILLION_768)).toMatchObject({ builder: 'cpu', gpuBytes: 0 });
+  });
+
+  it('auto: the GPU when it is compiled in, present and large enough', () => {
+    const p = planner({})(MILLION_768);
+    expect(p.builder).toBe('gpu');
+    expect(p.reason).toContain('H100');
+    expect(p.gpuBytes).toBeGreaterThan(4 * GIB);
+  });
+
+  it('auto: the CPU with the reason when there is no GPU builder, no device or too little memory', () => {
+    expect(planner({ gpu: NOT_COMPILED })(MILLION_768)).toMatchObject({
+      builder: 'cpu',
+      reason: expect.stringContaining('built without the GPU builder'),
+    });
+    expect(planner({ gpu: NO_DEVICE })(MILLION_768).reason).toContain('no usable CUDA device');
+    const small = planner({ gpuMemoryLimitBytes: 2 * GIB })(MILLION_768);
+    expect(small.builder).toBe('cpu');
+    expect(small.reason).toMatch(/needs about \d+\.\d\d GiB of GPU memory, over the 2\.00 GiB allowed/);
+  });
+
+  it('gpu: refuses with the reason instead of falling back', () => {
+    expect(() => planner({ builder: 'gpu', gpu: NO_DEVICE })(MILLION_768)).toThrow(JobRefusedError);
+    const one = { ...MILLION_768, doc_count: 1 };
+    expect(() => planner({ builder: 'gpu' })(one)).toThrow(/at least 2 vectors/);
+    expect(planner({ builder: 'gpu' })(MILLION_768).builder).toBe('gpu');
+  });
+
+  it('refuses a build neither builder can ever take, naming both reasons', () => {
+    const p = planner({ gpu: NO_DEVICE, cpuMemoryLimitBytes: GIB });
+    expect(() => p(MILLION_768)).toThrow(/GPU builder: .*CPU builder: needs .* over CPU_MEMORY_LIMIT/);
+  });
+});
