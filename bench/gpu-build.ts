@@ -53,8 +53,6 @@ interface Variant {
   hierarchical: boolean;
   gpu: GpuBuildOptions;
   format: FaissFormat;
-  /** Builder knobs for this variant only (KNN_GPU_* environment, for tuning runs). */
-  env?: Record<string, string>;
 }
 const IHNC: FaissFormat = { index: 'IHNc', storage: 'flat' };
 const IHNF: FaissFormat = { index: 'IHNf', storage: 'flat' };
@@ -68,8 +66,8 @@ const VARIANTS: Record<string, Variant> = {
   deg64k128: { hierarchical: false, gpu: { graphDegree: 64, intermediateDegree: 128 }, format: IHNC },
   hier64: { hierarchical: true, gpu: { graphDegree: 64 }, format: IHNF },
   k128: { hierarchical: false, gpu: { intermediateDegree: 128 }, format: IHNC },
-  noladder: { hierarchical: false, gpu: {}, format: IHNC, env: { KNN_GPU_LADDER_LEVELS: '0' } },
-  probes16: { hierarchical: false, gpu: {}, format: IHNC, env: { KNN_GPU_IVF_PROBES: '16' } },
+  noladder: { hierarchical: false, gpu: { tuning: { ladderLevels: 0 } }, format: IHNC },
+  probes16: { hierarchical: false, gpu: { tuning: { ivfProbes: 16 } }, format: IHNC },
 };
 
 interface Meta {
@@ -120,7 +118,8 @@ async function dataset(n: number, d: number): Promise<{ dir: string; meta: Meta 
   return { dir, meta: JSON.parse(readFileSync(metaFile, 'utf8')) as Meta };
 }
 
-const gpuBuilder = new GpuBuilder({ seed: 1234 });
+// Sub-stage timings on stderr (the builder reads no environment: tuning is an option).
+const gpuBuilder = new GpuBuilder({ seed: 1234, tuning: { verbose: true } });
 const params = (v: Variant): BuildParams => ({
   spaceType: 'l2',
   m: 16,
@@ -150,11 +149,8 @@ async function benchDataset(n: number, d: number, variants: string[], coldStart:
   for (const name of variants) {
     const v = VARIANTS[name];
     if (!v) throw new Error(`unknown variant ${name} (one of ${Object.keys(VARIANTS).join(', ')})`);
-    Object.assign(process.env, v.env ?? {});
     const t = performance.now();
-    const built = await gpuBuilder.build(vectors, params(v)).finally(() => {
-      for (const key of Object.keys(v.env ?? {})) delete process.env[key];
-    });
+    const built = await gpuBuilder.build(vectors, params(v));
     const seconds = (performance.now() - t) / 1000;
     const file = `${name}.faiss`;
     const tw = performance.now();

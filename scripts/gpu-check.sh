@@ -65,7 +65,6 @@ python_deps() {
     echo "faiss $(PYTHONPATH=/tmp/site python3 -c 'import faiss; print(faiss.__version__)')"
 }
 
-export KNN_GPU_DEBUG_RECALL="${KNN_GPU_DEBUG_RECALL:-0}"
 export KNN_NATIVE_ADDON="$PWD/build/native/knn_native.node"
 for s in $steps; do
   case $s in
@@ -88,7 +87,7 @@ for s in $steps; do
       ;;
     bench)
       run_step pydeps python_deps || continue
-      export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 KNN_GPU_VERBOSE=1
+      export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
       # shellcheck disable=SC2086
       run_step bench node build/gpu-bundle/bench/gpu-build.mjs \
         ${BENCH_ARGS:---n 1000000 --plan 128:flat,hier;768:flat,hier,exact --baseline --naive 64}

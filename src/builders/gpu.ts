@@ -4,13 +4,23 @@
 import { BuildInputError, checkBuildParams, checkSpaceFitsData, checkVectors } from './cpu.js';
 import { withEntryNode } from './entry-node.js';
 import { nativeBuild, nativeOptionsFor, type NativeBuildOptions } from './native.js';
-import type { BuildParams, BuildProgress, BuiltGraph, GpuBuildOptions, GraphBuilder } from './types.js';
+import type {
+  BuildParams,
+  BuildProgress,
+  BuiltGraph,
+  GpuBuildOptions,
+  GpuTuning,
+  GraphBuilder,
+} from './types.js';
 import type { VectorSet } from '../vectors/types.js';
 
 /** Largest graph degree and intermediate degree the kernels take (warp lists of at most 256 candidates). */
 export const MAX_GRAPH_DEGREE = 192;
 export const MAX_INTERMEDIATE_DEGREE = 192;
 export const KNN_ALGORITHMS = ['auto', 'exact', 'approximate'] as const;
+
+/** A build's GPU options with every default filled in (tuning stays optional: absent = the product's). */
+export type ResolvedGpuOptions = Required<Omit<GpuBuildOptions, 'tuning'>> & { tuning?: GpuTuning };
 
 /** The GPU builder's defaults for a build with HNSW parameter m (see src/native/gpu/README.md for why). */
 export function gpuDefaults(
@@ -28,7 +38,7 @@ export function resolveGpuOptions(
   m: number,
   own: GpuBuildOptions = {},
   builder: GpuBuildOptions = {},
-): Required<GpuBuildOptions> {
+): ResolvedGpuOptions {
   const pick = <K extends keyof GpuBuildOptions>(key: K) =>
     own[key] !== undefined && own[key] !== 0 ? own[key] : builder[key] !== 0 ? builder[key] : undefined;
   const d = gpuDefaults(m);
@@ -39,6 +49,7 @@ export function resolveGpuOptions(
     graphDegree,
     intermediateDegree: pick('intermediateDegree') ?? Math.max(d.intermediateDegree, graphDegree),
     knnAlgorithm: pick('knnAlgorithm') ?? 'auto',
+    ...((own.tuning ?? builder.tuning) ? { tuning: { ...builder.tuning, ...own.tuning } } : {}),
   };
 }
 
@@ -47,7 +58,7 @@ function check(ok: boolean, message: string): asserts ok {
 }
 
 /** Checks resolved GPU options; messages name the setting. */
-export function checkGpuOptions(g: Required<GpuBuildOptions>): void {
+export function checkGpuOptions(g: ResolvedGpuOptions): void {
   const int = (v: number, min: number, max: number) => Number.isInteger(v) && v >= min && v <= max;
   check(int(g.device, 0, 1024), `gpu device must be an integer >= 0, got ${g.device}`);
   check(
@@ -62,6 +73,19 @@ export function checkGpuOptions(g: Required<GpuBuildOptions>): void {
     int(g.intermediateDegree, g.graphDegree, MAX_INTERMEDIATE_DEGREE),
     `gpu intermediate degree must be an integer in [graph degree ${g.graphDegree}, ${MAX_INTERMEDIATE_DEGREE}], got ${g.intermediateDegree}`,
   );
+  const t = g.tuning ?? {};
+  for (const [key, max] of [
+    ['ivfProbes', 1024],
+    ['ivfLists', 2 ** 24],
+    ['ladderLevels', 8],
+    ['bridges', 16],
+  ] as const) {
+    const v = t[key];
+    check(
+      v === undefined || int(v, key === 'ivfProbes' ? 1 : 0, max),
+      `gpu tuning ${key} out of range, got ${v}`,
+    );
+  }
   check(
     (KNN_ALGORITHMS as readonly string[]).includes(g.knnAlgorithm),
     `gpu k-NN algorithm must be one of ${KNN_ALGORITHMS.join(', ')}, got ${g.knnAlgorithm}`,
@@ -105,7 +129,7 @@ export class GpuBuilder implements GraphBuilder {
   private nativeOptions(
     vectors: VectorSet,
     params: BuildParams,
-    gpu: Required<GpuBuildOptions>,
+    gpu: ResolvedGpuOptions,
   ): NativeBuildOptions {
     const threads = params.threads || this.defaults.threads || 0;
     return { ...nativeOptionsFor(vectors, params, threads, this.defaults.seed), gpu };

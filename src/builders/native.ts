@@ -6,7 +6,7 @@ import path from 'node:path';
 
 import type { HnswGraph } from '../faiss-format/hnsw-graph.js';
 import type { DataType, SpaceType, VectorArray, VectorSet } from '../vectors/types.js';
-import type { BuilderKind, BuildParams, BuiltGraph } from './types.js';
+import type { BuilderKind, BuildParams, BuiltGraph, GpuTuning } from './types.js';
 
 /** The options object the addon's build() takes (checked again natively). */
 export interface NativeBuildOptions {
@@ -28,6 +28,7 @@ export interface NativeBuildOptions {
     intermediateDegree?: number;
     graphDegree?: number;
     knnAlgorithm?: string;
+    tuning?: GpuTuning;
   };
 }
 

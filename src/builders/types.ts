@@ -13,6 +13,26 @@ export interface GpuBuildOptions {
   graphDegree?: number;
   /** How the initial k-NN graph is found. */
   knnAlgorithm?: 'auto' | 'exact' | 'approximate';
+  /** Benchmarks and tests only: the GPU builder's internal knobs (the service never sets them). */
+  tuning?: GpuTuning;
+}
+
+/** The GPU builder's internal knobs (src/native/gpu/README.md); absent fields keep the product's defaults. */
+export interface GpuTuning {
+  /** k-means lists each vector scans on the approximate path (default 8). */
+  ivfProbes?: number;
+  /** k-means lists (default 0: n / 1024). */
+  ivfLists?: number;
+  /** Most ladder levels, 0-8 (default 8). */
+  ladderLevels?: number;
+  /** Long edges per node to the nearest foreign lists, 0-16 (default 4). */
+  bridges?: number;
+  /** Sub-stage timings to stderr. */
+  verbose?: boolean;
+  /** The k-NN lists' recall on 1,000 sampled rows, to stderr. */
+  debugRecall?: boolean;
+  /** Return the raw k-NN lists as the graph (tests compare them with exact k-NN). */
+  debugKnnStage?: boolean;
 }
 
 export interface BuildParams {

@@ -91,6 +91,22 @@ BuildOptions parseOptions(const Napi::Object& o, std::vector<Napi::Reference<Nap
     b.gpu.graphDegree = static_cast<int>(optionalInt(g, "graphDegree", 0));
     Napi::Value a = g.Get("knnAlgorithm");
     if (a.IsString()) b.gpu.knnAlgorithm = a.As<Napi::String>().Utf8Value();
+    Napi::Value tv = g.Get("tuning");
+    if (tv.IsObject()) {
+      Napi::Object t = tv.As<Napi::Object>();
+      auto& u = b.gpu.tuning;
+      const auto flag = [&](const char* key) {
+        Napi::Value v = t.Get(key);
+        return v.IsBoolean() && v.As<Napi::Boolean>().Value();
+      };
+      u.ivfProbes = static_cast<int>(optionalInt(t, "ivfProbes", u.ivfProbes));
+      u.ivfLists = static_cast<int>(optionalInt(t, "ivfLists", u.ivfLists));
+      u.ladderLevels = static_cast<int>(optionalInt(t, "ladderLevels", u.ladderLevels));
+      u.bridges = static_cast<int>(optionalInt(t, "bridges", u.bridges));
+      u.verbose = flag("verbose");
+      u.debugRecall = flag("debugRecall");
+      u.debugKnnStage = flag("debugKnnStage");
+    }
   }
 
   // options.cancel: an Int32Array of at least one element; the build stops soon after element 0 becomes non-zero.

@@ -78,6 +78,14 @@ describe('GPU builder options', () => {
       knnAlgorithm: 'exact',
     });
     expect(resolveGpuOptions(8, { graphDegree: 48 }).intermediateDegree).toBe(48);
+    // Tuning (benchmarks, tests): the build's knobs over the builder's, absent when neither sets any.
+    expect(
+      resolveGpuOptions(8, { tuning: { bridges: 0 } }, { tuning: { verbose: true, bridges: 2 } }).tuning,
+    ).toEqual({
+      verbose: true,
+      bridges: 0,
+    });
+    expect(resolveGpuOptions(8)).not.toHaveProperty('tuning');
   });
 
   const vectors = { dataType: 'float' as const, dimension: 4, count: 3, chunks: [new Float32Array(12)] };
@@ -94,6 +102,8 @@ describe('GPU builder options', () => {
     [{ intermediateDegree: 16 }, /intermediate degree must be an integer in \[graph degree 32, 192\]/],
     [{ knnAlgorithm: 'fast' as 'auto' }, /k-NN algorithm must be one of auto, exact, approximate/],
     [{ memoryLimitBytes: -1 }, /memory limit/],
+    [{ tuning: { bridges: 17 } }, /gpu tuning bridges out of range, got 17/],
+    [{ tuning: { ivfProbes: 0 } }, /gpu tuning ivfProbes out of range, got 0/],
   ])('rejects %o before reaching the addon', async (gpu, message) => {
     await expect(new GpuBuilder().build(vectors, { ...params, gpu })).rejects.toThrow(message);
   });

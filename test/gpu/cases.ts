@@ -125,7 +125,7 @@ function recallOf(built: BuiltGraph, d: Data, ef = 100): number {
   return recallAtK(d.base, d.queries, found, exactKnn(d.base, d.queries, 10));
 }
 
-/** The raw k-NN lists (KNN_GPU_DEBUG_STAGE=knn) against an exact CPU reference. */
+/** The raw k-NN lists (tuning.debugKnnStage) against an exact CPU reference. */
 async function knnRecall(
   dataType: DataType,
   space: SpaceType,
@@ -134,16 +134,15 @@ async function knnRecall(
   d: number,
 ) {
   const dd = data(dataType, space, n, 0, d);
-  process.env.KNN_GPU_DEBUG_STAGE = 'knn';
-  let built: BuiltGraph;
-  try {
-    built = await builder.build(
-      dd.vectors,
-      params(space, false, { knnAlgorithm: algo, intermediateDegree: 32, graphDegree: 32 }, 8),
-    );
-  } finally {
-    delete process.env.KNN_GPU_DEBUG_STAGE;
-  }
+  const built: BuiltGraph = await builder.build(
+    dd.vectors,
+    params(
+      space,
+      false,
+      { knnAlgorithm: algo, intermediateDegree: 32, graphDegree: 32, tuning: { debugKnnStage: true } },
+      8,
+    ),
+  );
   const links = baseLinks(built.graph, n);
   const sample = Array.from({ length: Math.min(n, 300) }, (_, i) => Math.floor((i * n) / Math.min(n, 300)));
   const per = dd.base.data.length / n;

@@ -34,7 +34,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kLadderPerLevel = 8;
 constexpr int kMaxLadderLevels = 8;
-constexpr int kBridges = 4;
 constexpr std::size_t kStageBytes = std::size_t(64) << 20;      // one upload piece
 constexpr std::size_t kReserveBytes = std::size_t(512) << 20;  // cuBLAS/CUB workspaces, context growth
 
@@ -237,7 +236,7 @@ DeviceBuffer<T> uploadVector(DeviceMemory& mem, const std::vector<T>& v, const c
   return d;
 }
 
-// Benchmarks only (KNN_GPU_DEBUG_RECALL=1): recall of the k-NN lists against exact k-NN of 1,000 sampled rows.
+// Benchmarks only (tuning.debugRecall): recall of the k-NN lists against exact k-NN of 1,000 sampled rows.
 void reportKnnRecall(Context& ctx, const Rows& all, Score score, const Lists& lists, int k) {
   const int64_t sample = std::min<int64_t>(all.rows, 1000);
   std::vector<int32_t> ids(sample);
@@ -267,16 +266,6 @@ void reportKnnRecall(Context& ctx, const Rows& all, Score score, const Lists& li
                static_cast<long long>(sample), static_cast<double>(hits) / (sample * k));
 }
 
-std::string knobString(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::string(v) : std::string();
-}
-
-int knobInt(const char* name, int fallback) {
-  const std::string s = knobString(name);
-  return s.empty() ? fallback : std::stoi(s);
-}
-
 
 // --- the planner: checks, degrees, the k-NN path, the level draw (host only, no device calls)
 
@@ -304,15 +293,17 @@ Plan planBuild(const BuildOptions& o) {
   // The file's M follows the request, not n: tiny sets just leave slots empty.
   plan.M = (requestedDegree + 1) / 2;
   plan.knnWidth = listWidthFor(plan.k);
-  const std::string algo = knobString("KNN_GPU_KNN").empty() ? o.gpu.knnAlgorithm : knobString("KNN_GPU_KNN");
+  const std::string& algo = o.gpu.knnAlgorithm;
   if (algo != "auto" && algo != "exact" && algo != "approximate")
     throw std::invalid_argument("gpu.knnAlgorithm must be auto, exact or approximate (got '" + algo + "')");
   // Exact while the all-pairs GEMM stays small (~8e12 multiply-adds: well under a second); lists beyond.
   plan.approximate = algo == "approximate" ||
                      (algo == "auto" && static_cast<double>(plan.n) * plan.n * plan.dim > 8e12);
   plan.score = o.metric == Metric::L2 ? Score::L2 : Score::IP;
-  plan.ivf.probes = knobInt("KNN_GPU_IVF_PROBES", plan.ivf.probes);
-  plan.ivf.lists = knobInt("KNN_GPU_IVF_LISTS", 0);
+  const GpuOptions::Tuning& tune = o.gpu.tuning;
+  if (tune.ivfProbes < 1 || tune.ivfLists < 0) throw std::invalid_argument("gpu tuning: ivfProbes >= 1, ivfLists >= 0");
+  plan.ivf.probes = tune.ivfProbes;
+  plan.ivf.lists = tune.ivfLists;
   plan.ivf.seed = o.seed;
 
   faissLevelTables(std::max(2, plan.M), plan.probas, plan.cum);
@@ -326,17 +317,17 @@ Plan planBuild(const BuildOptions& o) {
   }
   // Ladder levels: the sparse upper sets (at most 1/64 of the nodes; denser ones add nothing the k-NN lists and
   // bridges do not already give, and cost the most).
-  const int maxLadder = std::clamp(knobInt("KNN_GPU_LADDER_LEVELS", kMaxLadderLevels), 0, kMaxLadderLevels);
+  const int maxLadder = std::clamp(tune.ladderLevels, 0, kMaxLadderLevels);
   for (std::size_t l = 0; l < plan.levelSets.size(); ++l)
     if (plan.levelSets[l].size() >= 2 && static_cast<int64_t>(plan.levelSets[l].size()) * 64 <= plan.n &&
         plan.ladderLevels < maxLadder && plan.k + (plan.ladderLevels + 1) * kLadderPerLevel <= 256) {
       plan.ladderLevels++;
       plan.ladderSets.push_back(l);
     }
-  plan.bridges = std::clamp(knobInt("KNN_GPU_BRIDGES", kBridges), 0, 16);
+  plan.bridges = std::clamp(tune.bridges, 0, 16);
   plan.candWidth = listWidthFor(plan.k + plan.ladderLevels * kLadderPerLevel);
-  plan.debugRecall = knobString("KNN_GPU_DEBUG_RECALL") == "1";
-  plan.debugKnnStage = knobString("KNN_GPU_DEBUG_STAGE") == "knn";
+  plan.debugRecall = tune.debugRecall;
+  plan.debugKnnStage = tune.debugKnnStage;
   return plan;
 }
 
@@ -425,7 +416,7 @@ KnnGraph knnStage(Context& ctx, const Rows& all, const Plan& plan, const std::fu
   return out;
 }
 
-// Tests only (KNN_GPU_DEBUG_STAGE=knn): the raw k-NN lists as a base-level graph, to compare with an exact CPU
+// Tests only (tuning.debugKnnStage): the raw k-NN lists as a base-level graph, to compare with an exact CPU
 // reference.
 GraphResult knnListsAsGraph(Context& ctx, const Plan& plan, const Lists& lists) {
   const std::vector<int32_t> ids = download(lists.ids, static_cast<std::size_t>(plan.n) * plan.knnWidth, ctx.stream);
@@ -622,7 +613,7 @@ GraphResult buildGpu(const BuildOptions& o, const ProgressFn& progress) {
   DeviceMemory mem(deviceBudget(o, plan));
   Stream stream;
   Blas blas(stream.get());
-  Context ctx{mem, stream.get(), blas};
+  Context ctx{mem, stream.get(), blas, o.gpu.tuning.verbose};
   GraphResult result;
   Stopwatch sw(result, stream.get());
 

@@ -21,21 +21,13 @@ namespace knn::gpu {
 
 class Blas;
 
-// KNN_GPU_VERBOSE=1 prints sub-stage timings to stderr (benchmarks and tuning only).
-inline bool verbose() {
-  static const bool on = [] {
-    const char* v = std::getenv("KNN_GPU_VERBOSE");
-    return v && *v && *v != '0';
-  }();
-  return on;
-}
-
-// Prints "[knn-gpu] label: seconds since the last mark" when verbose, after syncing `stream`.
+// Prints "[knn-gpu] label: seconds since the last mark" when `on` (options.gpu.tuning.verbose: benchmarks and
+// tuning only), after syncing `stream`.
 class SubTimer {
  public:
-  explicit SubTimer(cudaStream_t stream) : stream_(stream), t_(std::chrono::steady_clock::now()) {}
+  SubTimer(cudaStream_t stream, bool on) : stream_(stream), on_(on), t_(std::chrono::steady_clock::now()) {}
   void mark(const char* label) {
-    if (!verbose()) return;
+    if (!on_) return;
     cudaStreamSynchronize(stream_);
     const auto now = std::chrono::steady_clock::now();
     std::fprintf(stderr, "[knn-gpu] %s: %.4f s\n", label, std::chrono::duration<double>(now - t_).count());
@@ -44,6 +36,7 @@ class SubTimer {
 
  private:
   cudaStream_t stream_;
+  bool on_;
   std::chrono::steady_clock::time_point t_;
 };
 
@@ -53,6 +46,7 @@ struct Context {
   DeviceMemory& mem;
   cudaStream_t stream;
   Blas& blas;
+  bool verbose = false;  // sub-stage timings to stderr (SubTimer)
 };
 
 // Device rows: `rows` vectors of `dim` (padded) fp16 values; norms = squared norms (L2 only, else null).

@@ -298,7 +298,7 @@ void knnIvf(Context& ctx, const Rows& x, Score score, const IvfParams& p, const 
   auto report = [&](double f) {
     if (onProgress) onProgress(f);
   };
-  SubTimer timer(stream);
+  SubTimer timer(stream, ctx.verbose);
 
   // --- k-means on a sample (Lloyd; empty lists restart at sample rows)
   const int64_t ns = std::min<int64_t>(n, std::max<int64_t>(static_cast<int64_t>(nlist) * p.samplePerList, nlist));
@@ -374,7 +374,7 @@ void knnIvf(Context& ctx, const Rows& x, Score score, const IvfParams& p, const 
   }
   int64_t maxList = 0;
   for (int c = 0; c < nlist; ++c) maxList = std::max(maxList, listOff[c + 1] - listOff[c]);
-  if (verbose())
+  if (ctx.verbose)
     std::fprintf(stderr, "[knn-gpu] ivf: %d lists, largest %lld, %d probes\n", nlist, static_cast<long long>(maxList),
                  probes);
   const int64_t maxBlocks = (maxList + kBD - 1) / kBD;
@@ -508,7 +508,7 @@ void knnIvf(Context& ctx, const Rows& x, Score score, const IvfParams& p, const 
                 out.keys, out.ids, bridgePass ? bridges + (r - 1) : nullptr, bridgeCount, stream);
     }
     KNN_CUDA(cudaStreamSynchronize(stream));  // the host plan and its device copies die with this pass
-    if (verbose())
+    if (ctx.verbose)
       std::fprintf(stderr, "[knn-gpu] ivf pass %d: %zu batches, %zu GEMM items\n", r, batches.size(), hC.size());
     timer.mark("ivf pass");
     report(0.2 + 0.8 * (r + 1) / probes);

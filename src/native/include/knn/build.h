@@ -32,6 +32,17 @@ struct GpuOptions {
   int graphDegree = 0;
   // "auto" | "exact" | "approximate": how the initial k-NN graph is found.
   std::string knnAlgorithm = "auto";
+  // Tuning, for benchmarks and tests only (the defaults are the product; gpu/README.md says what each does).
+  // The builder reads no environment variable: everything it does is decided by these options.
+  struct Tuning {
+    int ivfProbes = 8;        // k-means lists each vector scans (approximate path)
+    int ivfLists = 0;         // k-means lists; 0 = n / 1024
+    int ladderLevels = 8;     // most ladder levels, 0..8
+    int bridges = 4;          // long edges per node to the nearest foreign lists, 0..16
+    bool verbose = false;     // sub-stage timings to stderr
+    bool debugRecall = false; // the k-NN lists' recall on 1,000 sampled rows, to stderr
+    bool debugKnnStage = false;  // return the raw k-NN lists as the graph (tests compare them with exact k-NN)
+  } tuning;
 };
 
 struct BuildOptions {
