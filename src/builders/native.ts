@@ -19,6 +19,8 @@ export interface NativeBuildOptions {
   efSearch: number;
   hierarchical: boolean;
   threads?: number;
+  /** CPU builder: the portable distance kernels even where AVX2 ones run (tests compare both). */
+  portableKernels?: boolean;
   seed?: number;
   /** Cancel flag: the builder stops soon after element 0 becomes non-zero (set from this thread). */
   cancel?: Int32Array;

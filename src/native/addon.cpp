@@ -78,6 +78,8 @@ BuildOptions parseOptions(const Napi::Object& o, std::vector<Napi::Reference<Nap
   b.seed = static_cast<uint64_t>(optionalInt(o, "seed", 1234));
   Napi::Value h = o.Get("hierarchical");
   b.hierarchical = h.IsBoolean() ? h.As<Napi::Boolean>().Value() : true;
+  Napi::Value pk = o.Get("portableKernels");
+  b.portableKernels = pk.IsBoolean() && pk.As<Napi::Boolean>().Value();
   if (b.dimension <= 0) throw Napi::RangeError::New(env, "options.dimension must be > 0");
   if (b.dataType == knn::DataType::Binary && b.dimension % 8 != 0)
     throw Napi::RangeError::New(env, "options.dimension must be a multiple of 8 for binary data");

@@ -78,8 +78,6 @@ void hammingPortable4(const void* q, const void* const* codes, std::size_t bytes
 
 bool cpuHasAvx2() {
 #if defined(KNN_AVX2_KERNELS)
-  const char* forced = std::getenv("KNN_CPU_KERNELS");
-  if (forced != nullptr && std::strcmp(forced, "scalar") == 0) return false;
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #else
@@ -115,9 +113,9 @@ float decodeFp16(uint16_t h) {
 
 HammingKernels scalarHamming() { return {&hammingPortable, &hammingPortable4}; }
 
-HammingKernels hammingFor() {
+HammingKernels hammingFor(bool portable) {
 #if defined(KNN_AVX2_KERNELS)
-  if (cpuHasAvx2() && __builtin_cpu_supports("popcnt")) return popcntHamming();
+  if (!portable && cpuHasAvx2() && __builtin_cpu_supports("popcnt")) return popcntHamming();
 #endif
   return scalarHamming();
 }
@@ -131,9 +129,9 @@ Kernels scalarKernels(Element element, bool innerProduct) {
   return {};
 }
 
-Kernels kernelsFor(Element element, bool innerProduct) {
+Kernels kernelsFor(Element element, bool innerProduct, bool portable) {
 #if defined(KNN_AVX2_KERNELS)
-  if (cpuHasAvx2()) return avx2Kernels(element, innerProduct);
+  if (!portable && cpuHasAvx2()) return avx2Kernels(element, innerProduct);
 #endif
   return scalarKernels(element, innerProduct);
 }

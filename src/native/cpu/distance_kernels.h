@@ -37,9 +37,9 @@ struct Kernels {
   const char* isa = "";  // "avx2" or "scalar", for logs and tests
 };
 
-// The fastest kernels this CPU runs. KNN_CPU_KERNELS=scalar in the environment forces the portable ones
-// (tests compare both).
-Kernels kernelsFor(Element element, bool innerProduct);
+// The fastest kernels this CPU runs, or the portable ones when `portable` (BuildOptions::portableKernels: tests
+// compare both).
+Kernels kernelsFor(Element element, bool innerProduct, bool portable = false);
 
 Kernels scalarKernels(Element element, bool innerProduct);
 #if defined(KNN_AVX2_KERNELS)
@@ -47,7 +47,7 @@ Kernels avx2Kernels(Element element, bool innerProduct);  // only where the CPU 
 #endif
 
 // Hamming distance: hardware popcount where the CPU has it (with AVX2), a portable loop elsewhere.
-HammingKernels hammingFor();
+HammingKernels hammingFor(bool portable = false);
 HammingKernels scalarHamming();
 #if defined(KNN_AVX2_KERNELS)
 HammingKernels popcntHamming();

@@ -172,7 +172,7 @@ class FloatSpace {
         type_(o.dataType),
         d_(static_cast<std::size_t>(o.dimension)),
         sign_(o.metric == Metric::InnerProduct ? -1.0f : 1.0f),
-        kernels_(kernelsFor(elementOf(o.dataType), o.metric == Metric::InnerProduct)) {}
+        kernels_(kernelsFor(elementOf(o.dataType), o.metric == Metric::InnerProduct, o.portableKernels)) {}
 
   void setQuery(Query& q, int32_t i) const {
     const uint8_t* v = vectors_.at(i);
@@ -207,7 +207,8 @@ class BitSpace {
     const uint8_t* code = nullptr;
   };
 
-  explicit BitSpace(const VectorTable& vectors) : vectors_(vectors), hamming_(hammingFor()) {}
+  BitSpace(const BuildOptions& o, const VectorTable& vectors)
+      : vectors_(vectors), hamming_(hammingFor(o.portableKernels)) {}
 
   void setQuery(Query& q, int32_t i) const { q.code = vectors_.at(i); }
   float toQuery(const Query& q, int32_t i) const { return hamming_.one(q.code, vectors_.at(i), vectors_.bytes()); }
@@ -577,7 +578,7 @@ GraphResult build(const BuildOptions& o, const Space& space, const ProgressFn& p
 
 GraphResult buildHnsw(const BuildOptions& o, const ProgressFn& progress) {
   const VectorTable vectors(o);
-  if (o.dataType == DataType::Binary) return build(o, BitSpace(vectors), progress);
+  if (o.dataType == DataType::Binary) return build(o, BitSpace(o, vectors), progress);
   return build(o, FloatSpace(o, vectors), progress);
 }
 

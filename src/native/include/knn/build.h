@@ -57,6 +57,8 @@ struct BuildOptions {
   int threads = 0;            // 0 = all cores
   bool hierarchical = true;   // full multi-level HNSW (IHNf) vs base level only (IHNc/IHc2)
   uint64_t seed = 1234;
+  // CPU builder: the portable distance kernels even where AVX2 ones run (tests compare both; slower).
+  bool portableKernels = false;
   GpuOptions gpu;
   // Cancel flag: a 32-bit int the caller may set to non-zero from another thread (JS: Atomics.store on the
   // Int32Array options.cancel). Builders read it between steps and throw BuildCancelled; null = not cancellable.
