@@ -319,8 +319,3 @@ class Reader {
     return n;
   }
 }
-
-/** Cores on this machine (the CPU builder's default thread count). */
-export function coreCount(): number {
-  return os.availableParallelism?.() ?? os.cpus().length;
-}

@@ -23,16 +23,6 @@ export const STORAGE_ERROR_CODES = [
 ] as const;
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number];
 
-/** Codes worth trying the whole job again for later: the object may be fine, the path to it was not. */
-const TRANSIENT: ReadonlySet<StorageErrorCode> = new Set([
-  'Corrupt',
-  'Changed',
-  'Unreachable',
-  'Timeout',
-  'Throttled',
-  'ServerError',
-]);
-
 export class StorageError extends Error {
   override readonly name = 'StorageError';
   readonly code: StorageErrorCode;
@@ -46,11 +36,6 @@ export class StorageError extends Error {
     super(message, { cause: options.cause });
     this.code = code;
     this.location = options.location;
-  }
-
-  /** True when a later attempt of the same job could succeed. */
-  get transient(): boolean {
-    return TRANSIENT.has(this.code);
   }
 }
 
