@@ -6,6 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { tsxExecArgv } from '../../src/tsx-loader.js';
+import { knnBuildBody } from './knn-client.js';
 import { REPO_ROOT } from './python.js';
 import { uniform } from './synthetic.js';
 
@@ -128,21 +129,13 @@ export function writeLocalSegment(
   const ids = Int32Array.from({ length: count }, (_, i) => i);
   writeFileSync(path.join(root, container, `${key}.knnvec`), new Uint8Array(vectors.buffer));
   writeFileSync(path.join(root, container, `${key}.knndid`), new Uint8Array(ids.buffer));
-  return {
-    repository_type: 's3',
+  return knnBuildBody({
     container_name: container,
     vector_path: `${key}.knnvec`,
     doc_id_path: `${key}.knndid`,
     tenant_id: 'test',
     dimension,
     doc_count: count,
-    data_type: 'float',
-    engine: 'faiss',
-    index_parameters: {
-      space_type: 'l2',
-      algorithm: 'hnsw',
-      algorithm_parameters: { ef_construction: 100, ef_search: 100, m: 16 },
-    },
     ...overrides,
-  };
+  });
 }

@@ -8,7 +8,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readFaissIndex } from '../../src/faiss-format/index.js';
-import { KnnClient, type KnnStatusResponse } from '../helpers/knn-client.js';
+import { KnnClient, type KnnStatusResponse, knnBuildBody } from '../helpers/knn-client.js';
 import { RedisTestServer, redisUnavailable } from '../helpers/redis-server.js';
 import { Replica, replicaEnv, startReplicas, workerOf } from '../helpers/replicas.js';
 import {
@@ -64,22 +64,19 @@ describe.skipIf(skip)(`scale-out: replicas sharing Redis${skip ? ` (skipped: ${s
     return {
       folder,
       count,
-      body: {
-        repository_type: 's3',
+      body: knnBuildBody({
         container_name: bucket,
         vector_path: `${folder}/seg.knnvec`,
         doc_id_path: `${folder}/seg.knndid`,
         tenant_id: 'scale-out',
         dimension,
         doc_count: count,
-        data_type: 'float',
-        engine: 'faiss',
         index_parameters: {
           space_type: 'l2',
           algorithm: 'hnsw',
           algorithm_parameters: { ef_construction: 64, ef_search: 64, m: 16 },
         },
-      },
+      }),
     };
   }
 

@@ -12,7 +12,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type Fault, FaultProxy } from '../helpers/fault-proxy.js';
-import { KnnClient, KnnClientError } from '../helpers/knn-client.js';
+import { KnnClient, KnnClientError, knnBuildBody } from '../helpers/knn-client.js';
 import { FAISS_115_PYTHON, faissPythonAvailable, runPythonJson } from '../helpers/python.js';
 import { type RealService, startRealService } from '../helpers/real-service.js';
 import {
@@ -216,20 +216,12 @@ describe.skipIf(skipReason)(
 );
 
 function bodyFor(bucket: string, s: Segment, tenant: string): Record<string, unknown> {
-  return {
-    repository_type: 's3',
+  return knnBuildBody({
     container_name: bucket,
     vector_path: `${s.key}.knnvec`,
     doc_id_path: `${s.key}.knndid`,
     tenant_id: tenant,
     dimension: s.dimension,
     doc_count: s.count,
-    data_type: 'float',
-    engine: 'faiss',
-    index_parameters: {
-      space_type: 'l2',
-      algorithm: 'hnsw',
-      algorithm_parameters: { ef_construction: 100, ef_search: 100, m: 16 },
-    },
-  };
+  });
 }
