@@ -82,12 +82,10 @@ if [ ! -d node_modules ] || stale npm package-lock.json package.json .stamps/nod
 fi
 
 # --- the native addon (cmake-js; the GPU builder joins where CUDA + cuBLAS exist)
-if [ ! -f build/native/Release/knn_native.node ] || stale native src/native .stamps/node-version ||
-  [ "$(cat .stamps/native-node 2>/dev/null)" != "$(node --version)" ]; then
+if [ ! -f build/native/Release/knn_native.node ] || stale native src/native .stamps/node-version; then
   log "building the native addon (KNN_GPU=${KNN_GPU:-AUTO})"
   # A new Node: configure afresh (cmake-js keeps the first Node's version and headers in its cache otherwise).
-  [ "$(cat .stamps/native-node 2>/dev/null)" = "$(node --version)" ] || rm -rf build/native
-  node --version >.stamps/native-node
+  [ -f .stamps/native ] && [ .stamps/node-version -nt .stamps/native ] && rm -rf build/native
   npx cmake-js compile --log-level warn --directory src/native --out build/native \
     --CDKNN_GPU="${KNN_GPU:-AUTO}" >.stamps/native.log 2>&1 || { cat .stamps/native.log >&2; exit 1; }
   grep -E 'GPU builder:' .stamps/native.log >&2 || true
