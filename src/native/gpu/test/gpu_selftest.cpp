@@ -95,6 +95,9 @@ DeviceData upload(Gpu& g, const Data& a) {
 template <typename T>
 std::vector<T> fetch(const T* p, std::size_t count) {
   std::vector<T> out(count);
+  // The kernels run on non-blocking streams, which a plain cudaMemcpy does not wait for: without this the copy
+  // can overtake the kernel (seen when a kernel's first launch JIT-compiles PTX, or under compute-sanitizer).
+  KNN_CUDA(cudaDeviceSynchronize());
   KNN_CUDA(cudaMemcpy(out.data(), p, count * sizeof(T), cudaMemcpyDeviceToHost));
   return out;
 }
