@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares, on a development machine, what the GPU machine lacks (it has no Node.js, no npm, no network), in ignored
 # folders that travel with the tree (name them in the device tool's `carry`):
-#   .gpu-pack/         the project's Node 24 + Debian's libfaiss-dev (scripts/gpu-pack.sh)
+#   .gpu-pack/         the project's Node 24 (scripts/gpu-pack.sh)
 #   build/gpu-bundle/  the GPU tests (test/gpu/run.ts), the service and its smoke test (src/main.ts, src/pipeline/
 #                      worker.ts, test/gpu/service-smoke.ts), the k-NN conformance suite (test/gpu/conformance.ts,
 #                      with k-NN's Faiss checkers in knn-faiss/) and the benchmarks (bench/gpu-build.ts,
@@ -12,20 +12,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/gpu-pack.sh
+# Minified (names kept, for readable errors): the whole carry must stay under the device tool's 64 MiB.
+min=(--minify --keep-names)
 # shellcheck source=scripts/node-env.sh
 . scripts/node-env.sh
 rm -rf build/gpu-bundle
 mkdir -p build/gpu-bundle/bench/gpu .whl
 npx esbuild test/gpu/run.ts test/gpu/service-smoke.ts test/gpu/conformance.ts bench/gpu-build.ts bench/cpu.ts \
-  --bundle --platform=node --format=esm --target=node24 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs \
+  --bundle "${min[@]}" --platform=node --format=esm --target=node24 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs \
   --log-level=warning
 # The service itself (main + the job worker, side by side as process-build.ts expects), for the `service` step.
-npx esbuild src/main.ts src/pipeline/worker.ts --bundle --platform=node --format=esm --target=node24 \
+npx esbuild src/main.ts src/pipeline/worker.ts --bundle "${min[@]}" --platform=node --format=esm --target=node24 \
   --outdir=build/gpu-bundle/service --entry-names='[name]' --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > build/gpu-bundle/service/package.json
 # The end-to-end benchmark with the job worker beside it (process-build.ts forks ./worker.js next to the bundle).
-npx esbuild bench/e2e.ts src/pipeline/worker.ts --bundle --platform=node --format=esm --target=node24 \
+npx esbuild bench/e2e.ts src/pipeline/worker.ts --bundle "${min[@]}" --platform=node --format=esm --target=node24 \
   --outdir=build/gpu-bundle/bench --entry-names='[name]' --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > build/gpu-bundle/bench/package.json
