@@ -54,17 +54,16 @@ export async function withRetries<T>(
   }
 }
 
-/** An AbortController that also aborts when `parent` does; call `dispose()` when done with it. */
-export function childController(parent: AbortSignal | undefined): {
-  controller: AbortController;
-  dispose(): void;
+/**
+ * A signal for work shared by several tasks: it aborts when `parent` does (AbortSignal.any) or when `abort` is
+ * called (the first task that fails stops the others). Each task in flight listens to it: not a leak.
+ */
+export function linkedAbort(parent: AbortSignal | undefined): {
+  readonly signal: AbortSignal;
+  abort(reason: unknown): void;
 } {
-  const controller = new AbortController();
-  // One listener per part in flight (up to readConcurrency + retries' sleeps): not a leak.
-  setMaxListeners(0, controller.signal);
-  if (!parent) return { controller, dispose: () => {} };
-  const onAbort = () => controller.abort(parent.reason);
-  if (parent.aborted) onAbort();
-  else parent.addEventListener('abort', onAbort, { once: true });
-  return { controller, dispose: () => parent.removeEventListener('abort', onAbort) };
+  const own = new AbortController();
+  const signal = parent ? AbortSignal.any([parent, own.signal]) : own.signal;
+  setMaxListeners(0, signal);
+  return { signal, abort: (reason) => own.abort(reason) };
 }

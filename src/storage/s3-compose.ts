@@ -14,7 +14,7 @@ import type { CompletedPart } from '@aws-sdk/client-s3';
 import { chain, slices } from './byte-ranges.js';
 import { crc32, crc32Combine, crc32ToBase64 } from './crc32.js';
 import { StorageError } from './errors.js';
-import { childController, withRetries } from './retry.js';
+import { linkedAbort, withRetries } from './retry.js';
 import { classifyS3Error, httpStatus, shape } from './s3-errors.js';
 import type { S3Access } from './s3.js';
 import {
@@ -67,12 +67,11 @@ export async function composeInS3(
   let refused: string | undefined;
 
   const total = await inMultipartUpload(s3, location, options, async (uploadId) => {
-    const { controller, dispose } = childController(options.signal);
-    const signal = controller.signal;
+    const { signal, abort } = linkedAbort(options.signal);
     let firstError: { error: unknown } | undefined;
     const fail = (error: unknown) => {
       firstError ??= { error };
-      controller.abort(error);
+      abort(error);
       throw error;
     };
     const streamed = (body: Iterable<Uint8Array>, first: number, channel: number) => {
@@ -93,39 +92,35 @@ export async function composeInS3(
           : { parts: [], bytes: 0, crc: 0 },
       );
     };
-    try {
-      // Both branches settle before we go on, so nothing is still sending when the upload is aborted.
-      const [endsResult, copiedResult] = await Promise.allSettled([
-        (async () => {
-          const head = await streamed(chain(object.before, slices(copy.local, 0, pad)), 1, 0);
-          const tail = await streamed(object.after, tailFirst, 1);
-          return { head, tail };
-        })().catch(fail),
-        copyAll(
-          s3,
-          location,
-          uploadId,
-          copy,
-          copyParts,
-          signal,
-          progress,
-          verifyMd5,
-          (why) => (refused ??= why),
-        ).catch(fail),
-      ]);
-      if (firstError) throw firstError.error;
-      const ends = (endsResult as PromiseFulfilledResult<{ head: Sent; tail: Sent }>).value;
-      const copied = (copiedResult as PromiseFulfilledResult<CopiedPart[]>).value;
-      await checkSourceUnchanged(s3, copy, signal);
-      let crc = ends.head.crc;
-      for (const part of copied) crc = crc32Combine(crc, part.crc, part.bytes);
-      crc = crc32Combine(crc, ends.tail.crc, ends.tail.bytes);
-      const parts = [...ends.head.parts, ...copied.map((p) => p.completed), ...ends.tail.parts];
-      parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
-      return { parts, bytes: ends.head.bytes + copy.bytes - pad + ends.tail.bytes, crc };
-    } finally {
-      dispose();
-    }
+    // Both branches settle before we go on, so nothing is still sending when the upload is aborted.
+    const [endsResult, copiedResult] = await Promise.allSettled([
+      (async () => {
+        const head = await streamed(chain(object.before, slices(copy.local, 0, pad)), 1, 0);
+        const tail = await streamed(object.after, tailFirst, 1);
+        return { head, tail };
+      })().catch(fail),
+      copyAll(
+        s3,
+        location,
+        uploadId,
+        copy,
+        copyParts,
+        signal,
+        progress,
+        verifyMd5,
+        (why) => (refused ??= why),
+      ).catch(fail),
+    ]);
+    if (firstError) throw firstError.error;
+    const ends = (endsResult as PromiseFulfilledResult<{ head: Sent; tail: Sent }>).value;
+    const copied = (copiedResult as PromiseFulfilledResult<CopiedPart[]>).value;
+    await checkSourceUnchanged(s3, copy, signal);
+    let crc = ends.head.crc;
+    for (const part of copied) crc = crc32Combine(crc, part.crc, part.bytes);
+    crc = crc32Combine(crc, ends.tail.crc, ends.tail.bytes);
+    const parts = [...ends.head.parts, ...copied.map((p) => p.completed), ...ends.tail.parts];
+    parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
+    return { parts, bytes: ends.head.bytes + copy.bytes - pad + ends.tail.bytes, crc };
   });
   await checkWritten(s3, location, total, options.signal);
   const bytesCopied = refused ? 0 : copyBytes;

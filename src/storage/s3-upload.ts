@@ -19,7 +19,7 @@ import {
 import type { CompletedPart } from '@aws-sdk/client-s3';
 import { crc32, crc32Combine, crc32ToBase64 } from './crc32.js';
 import { StorageError } from './errors.js';
-import { RetriesExhausted, childController, withRetries } from './retry.js';
+import { RetriesExhausted, linkedAbort, withRetries } from './retry.js';
 import { AnnotatedError, classifyS3Error } from './s3-errors.js';
 import type { S3Access } from './s3.js';
 import type { ObjectLocation, WriteOptions } from './types.js';
@@ -208,7 +208,7 @@ export async function uploadParts(
   reader: PartReader,
   options: WriteOptions & { signal: AbortSignal },
 ): Promise<{ parts: CompletedPart[]; bytes: number; crc: number }> {
-  const { controller, dispose } = childController(options.signal);
+  const { signal, abort } = linkedAbort(options.signal);
   const completed: CompletedPart[] = [];
   const inFlight = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
@@ -218,7 +218,7 @@ export async function uploadParts(
   const start = (part: Part) => {
     bytes += part.data.length;
     crc = crc32Combine(crc, part.crc32, part.data.length);
-    const task = uploadPart(s3, location, uploadId, part, controller.signal)
+    const task = uploadPart(s3, location, uploadId, part, signal)
       .then((done) => {
         completed.push(done);
         uploaded += part.data.length;
@@ -226,7 +226,7 @@ export async function uploadParts(
       })
       .catch((error: unknown) => {
         failure ??= { error };
-        controller.abort(error);
+        abort(error);
       })
       .finally(() => {
         reader.release(part.buffer);
@@ -238,7 +238,7 @@ export async function uploadParts(
     start(first);
     for (;;) {
       // The reader hands out at most writeConcurrency + 1 buffers: this waits while that many are in use.
-      const part = await raceFailure(reader.next(), controller.signal);
+      const part = await raceFailure(reader.next(), signal);
       if (!part || failure) break;
       if (part.number > MAX_PARTS) {
         throw new StorageError(
@@ -252,10 +252,9 @@ export async function uploadParts(
     }
   } catch (error) {
     failure ??= { error };
-    controller.abort(error);
+    abort(error);
   } finally {
     await Promise.all(inFlight);
-    dispose();
   }
   if (failure) throw failure.error;
   completed.sort((a, b) => a.PartNumber! - b.PartNumber!);

@@ -5,12 +5,13 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
+import PQueue from 'p-queue';
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { crc32Combine, crc32FromBase64 } from './crc32.js';
 import { StorageError, checkExpectedSize, describeLocation } from './errors.js';
 import { PartOverrunError, PartSink, allocateBlob, planLayout, planParts } from './host-blob.js';
-import { childController, withRetries } from './retry.js';
+import { linkedAbort, withRetries } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 import { TransferError, classifyS3Error, toStorageError } from './s3-errors.js';
 import { composeInS3 } from './s3-compose.js';
@@ -272,15 +273,16 @@ export class S3ObjectStore implements ObjectStore, S3Access {
     sink.restart();
     const from = sink.resumeAt;
     const expected = sink.end - from;
-    const { controller, dispose } = childController(signal);
+    const stalled = new AbortController();
+    const attempt = AbortSignal.any([signal, stalled.signal]);
     const idleMs = this.settings.idleTimeoutMs;
     const watchdog = setTimeout(
-      () => controller.abort(new TransferError('Timeout', `no data for ${idleMs} ms`)),
+      () => stalled.abort(new TransferError('Timeout', `no data for ${idleMs} ms`)),
       idleMs,
     );
     let body: Readable | undefined;
-    const destroyBody = () => body?.destroy(controller.signal.reason as Error);
-    controller.signal.addEventListener('abort', destroyBody, { once: true });
+    const destroyBody = () => body?.destroy(attempt.reason as Error);
+    attempt.addEventListener('abort', destroyBody, { once: true });
     try {
       const out = await this.client.send(
         new GetObjectCommand({
@@ -289,7 +291,7 @@ export class S3ObjectStore implements ObjectStore, S3Access {
           Range: `bytes=${from}-${sink.end - 1}`,
           ...(head.etag ? { IfMatch: head.etag } : {}),
         }),
-        { abortSignal: controller.signal },
+        { abortSignal: attempt },
       );
       if (!(out.Body instanceof Readable)) throw new Error('GetObject returned no body stream');
       body = out.Body;
@@ -308,14 +310,13 @@ export class S3ObjectStore implements ObjectStore, S3Access {
         );
       }
     } catch (err) {
-      const reason: unknown = controller.signal.reason;
-      if (controller.signal.aborted && reason instanceof TransferError) throw reason;
+      const reason: unknown = attempt.reason;
+      if (attempt.aborted && reason instanceof TransferError) throw reason;
       if (err instanceof PartOverrunError) throw new TransferError('Corrupt', err.message);
       throw err;
     } finally {
       clearTimeout(watchdog);
-      controller.signal.removeEventListener('abort', destroyBody);
-      dispose();
+      attempt.removeEventListener('abort', destroyBody);
       body?.destroy();
     }
   }
@@ -368,8 +369,8 @@ function checkCrc32(
 }
 
 /**
- * Runs `work` on every item with at most `concurrency` at once. The first failure aborts the rest (through the
- * signal given to `work`) and is thrown once all have settled, so nothing writes into memory after we return.
+ * Runs `work` on every item with at most `concurrency` at once (p-queue). The first failure aborts the rest (through
+ * the signal given to `work`) and is thrown once all have settled, so nothing writes into memory after we return.
  */
 export async function runAll<T>(
   items: readonly T[],
@@ -377,25 +378,22 @@ export async function runAll<T>(
   signal: AbortSignal,
   work: (item: T, signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
-  const { controller, dispose } = childController(signal);
-  let next = 0;
+  const { signal: shared, abort } = linkedAbort(signal);
+  const queue = new PQueue({ concurrency });
   let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (next < items.length && !controller.signal.aborted) {
-      const item = items[next++]!;
+  for (const item of items) {
+    void queue.add(async () => {
+      if (shared.aborted) return;
       try {
-        await work(item, controller.signal);
+        await work(item, shared);
       } catch (error) {
         failure ??= { error };
-        controller.abort(error);
+        abort(error);
+        queue.clear();
       }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
-  } finally {
-    dispose();
+    });
   }
+  await queue.onIdle();
   signal.throwIfAborted();
   if (failure) throw failure.error;
 }
