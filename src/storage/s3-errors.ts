@@ -1,4 +1,6 @@
 // What an S3 failure means: retry it or not (classifyS3Error), and the StorageError a person reads (toStorageError).
+import { isServerError, isThrottlingError, isTransientError } from '@smithy/service-error-classification';
+
 import { StorageError } from './errors.js';
 import type { StorageErrorCode } from './errors.js';
 import { RetriesExhausted } from './retry.js';
@@ -27,29 +29,21 @@ export class AnnotatedError extends Error {
   }
 }
 
-const THROTTLING = new Set([
-  'SlowDown',
-  'Throttling',
-  'ThrottlingException',
-  'ThrottledException',
-  'RequestThrottled',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-  'ProvisionedThroughputExceededException',
-  'BandwidthLimitExceeded',
-]);
-
+// Throttling, timeouts, 5xx and most connection errors are classified by the AWS SDK's own rules
+// (@smithy/service-error-classification, as the SDK's retry strategy uses them). It does not cover these, which we
+// retry too:
+// - S3 error codes that can come without a 5xx status (S3 may answer CompleteMultipartUpload and UploadPartCopy
+//   with 200 and an InternalError body) or with a 400 for a body damaged on the way: worth sending again.
 const TRANSIENT_SERVICE = new Set([
-  'RequestTimeout',
-  'RequestTimeoutException',
   'InternalError',
   'ServiceUnavailable',
-  // The body the server received does not match its checksum: damaged on the way, worth sending again.
   'BadDigest',
   'XAmzContentSHA256Mismatch',
   'IncompleteBody',
 ]);
 
+// - Connection errors the SDK does not list (ECONNABORTED, ENETDOWN, a body cut short, undici's socket error).
+//   The whole list is also what a person reads as "cannot talk to the endpoint".
 const CONNECTION_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
@@ -69,7 +63,10 @@ interface ErrorShape {
   code?: string;
   message?: string;
   $metadata?: { httpStatusCode?: number };
+  $retryable?: { throttling?: boolean };
 }
+
+type SdkError = Parameters<typeof isTransientError>[0];
 
 export function shape(err: unknown): ErrorShape {
   return typeof err === 'object' && err !== null ? (err as ErrorShape) : {};
@@ -86,11 +83,15 @@ function isConnectionError(err: unknown): boolean {
 
 export function classifyS3Error(err: unknown): RetryKind {
   if (err instanceof TransferError) return 'retry';
-  const { name = '' } = shape(err);
-  const status = httpStatus(err);
-  if (THROTTLING.has(name) || status === 429) return 'throttle';
-  if (TRANSIENT_SERVICE.has(name) || (status !== undefined && status >= 500)) return 'retry';
-  if (isConnectionError(err)) return 'retry';
+  const { name = '', code, message = '', $metadata, $retryable } = shape(err);
+  // A name that does not resolve is a wrong S3_ENDPOINT_URL (the SDK retries it): fail at once, saying so.
+  if (code === 'ENOTFOUND') return 'fatal';
+  // The error itself, without its cause: our wrappers (RetriesExhausted, AnnotatedError) carry a failure that was
+  // already retried, and the SDK's rules would retry it again through the cause.
+  const own = Object.assign(new Error(message), { name, code, $metadata, $retryable }) as SdkError;
+  if (isThrottlingError(own)) return 'throttle';
+  if (isTransientError(own) || isServerError(own)) return 'retry';
+  if (TRANSIENT_SERVICE.has(name) || isConnectionError(err)) return 'retry';
   return 'fatal';
 }
 
