@@ -4,6 +4,7 @@
 // time. So memory use stays flat whatever the file size, and the upload can start with the first piece.
 import { Readable } from 'node:stream';
 import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 import { nativeConvert } from '../vectors/fp16.js';
 import type { DataType, VectorArray } from '../vectors/types.js';
@@ -145,80 +146,36 @@ export interface WriteFaissIndexOptions extends FaissWriterOptions {
 }
 
 /**
- * Writes the file to `sink`, waiting for 'drain' whenever it asks for backpressure; resolves with the bytes
- * written. With `end` (the default) it also waits for 'finish', so when the sink is a PassThrough whose other
- * side feeds an upload, run the upload concurrently rather than after this resolves.
+ * Writes the file to `sink` (stream/promises pipeline: it waits for 'drain' whenever the sink asks for
+ * backpressure, and rejects on the sink's error, an early close or an abort); resolves with the bytes written.
+ * With `end` (the default) it also waits for 'finish', so when the sink is a PassThrough whose other side feeds an
+ * upload, run the upload concurrently rather than after this resolves. On failure the sink is destroyed.
  */
 export async function writeFaissIndex(
   input: FaissIndexInput,
   sink: Writable,
   options: WriteFaissIndexOptions = {},
 ): Promise<number> {
-  const watch = watchSink(sink);
-  try {
-    let written = 0;
+  let written = 0;
+  function* counted(): Generator<Uint8Array> {
     for (const chunk of faissIndexChunks(input, options)) {
-      options.signal?.throwIfAborted();
-      watch.throwIfFailed();
       written += chunk.byteLength;
-      if (!sink.write(chunk)) await watch.next('drain', options.signal);
+      yield chunk;
     }
-    if (options.end ?? true) {
-      const finished = watch.next('finish', options.signal);
-      sink.end();
-      await finished;
-    } else {
-      watch.throwIfFailed();
-    }
-    return written;
-  } finally {
-    watch.dispose();
   }
-}
-
-// Turns a Writable's 'error' and premature 'close' into rejections while we write to it.
-function watchSink(sink: Writable) {
-  let failure: Error | undefined;
-  const waiters = new Set<(error?: Error) => void>();
-  const fail = (error: Error) => {
-    failure ??= error;
-    for (const w of waiters) w(failure);
-  };
-  const onError = (error: Error) => fail(error);
-  const onClose = () => {
-    if (!sink.writableFinished)
-      fail(new Error('the sink closed before the Faiss index was completely written'));
-  };
-  sink.on('error', onError);
-  sink.on('close', onClose);
-  return {
-    throwIfFailed(): void {
-      if (failure) throw failure;
-      if (sink.destroyed)
-        throw new Error('the sink was destroyed before the Faiss index was completely written');
-    },
-    next(event: 'drain' | 'finish', signal?: AbortSignal): Promise<void> {
-      this.throwIfFailed();
-      return new Promise<void>((resolve, reject) => {
-        const done = (error?: Error) => {
-          waiters.delete(done);
-          sink.off(event, ok);
-          signal?.removeEventListener('abort', aborted);
-          if (error) reject(error);
-          else resolve();
-        };
-        const ok = () => done();
-        const aborted = () => done(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-        waiters.add(done);
-        sink.once(event, ok);
-        signal?.addEventListener('abort', aborted, { once: true });
-      });
-    },
-    dispose(): void {
-      sink.off('error', onError);
-      sink.off('close', onClose);
-    },
-  };
+  try {
+    await pipeline(counted(), sink, {
+      end: options.end ?? true,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (error) {
+    // The reason the caller gave (not pipeline's generic AbortError), and words for a sink that went away.
+    options.signal?.throwIfAborted();
+    if ((error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE')
+      throw new Error('the sink closed before the Faiss index was completely written', { cause: error });
+    throw error;
+  }
+  return written;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

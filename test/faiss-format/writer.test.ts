@@ -132,6 +132,34 @@ describe('streaming', () => {
     ).rejects.toThrow('job cancelled');
   });
 
+  it('rejects with words a person reads when the sink is closed midway', async () => {
+    let seen = 0;
+    const sink: Writable = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        seen += chunk.length;
+        if (seen > 4000) sink.destroy();
+        done();
+      },
+    });
+    await expect(writeFaissIndex(input, sink, { pieceBytes: 1024 })).rejects.toThrow(
+      'the sink closed before the Faiss index was completely written',
+    );
+  });
+
+  it('leaves the sink open with end: false, every byte written', async () => {
+    const received: Buffer[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        received.push(Buffer.from(chunk));
+        done();
+      },
+    });
+    const bytes = await writeFaissIndex(input, sink, { pieceBytes: 4096, end: false });
+    expect(bytes).toBe(faissIndexSize(input));
+    expect(sink.writableEnded).toBe(false);
+    expect(Buffer.concat(received).equals(concat(faissIndexChunks(input)))).toBe(true);
+  });
+
   it('is also a Readable for an upload body', async () => {
     const parts: Buffer[] = [];
     for await (const part of faissIndexReadable(input, { pieceBytes: 4096 })) parts.push(part as Buffer);
