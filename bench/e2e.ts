@@ -24,15 +24,11 @@ import {
 } from '@aws-sdk/client-s3';
 import { parseArgs } from 'node:util';
 
-import { loadSettings } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
-import { plannerFor } from '../src/pipeline/plan.js';
 import { createProcessBuild } from '../src/pipeline/process-build.js';
 import type { JobResult } from '../src/pipeline/run-job.js';
+import type { WorkerConfig } from '../src/pipeline/messages.js';
 import { workerConfigFrom } from '../src/pipeline/worker-config.js';
-import { createService } from '../src/service.js';
-import { usableGpuCount } from '../src/builders/choose.js';
-import { probeGpu } from '../src/builders/gpu-probe.js';
+import { startService } from '../src/run.js';
 import { KnnClient } from '../test/helpers/knn-client.js';
 import { runningS3TestServer, startS3TestServer, stopS3TestServer } from '../test/helpers/s3-server.js';
 import { clusteredBinary, clusteredFloat, toBits, toInt8 } from '../test/helpers/synthetic.js';
@@ -132,36 +128,38 @@ function* knnvec(type: DataType, n: number, dimension: number): Generator<Uint8A
   }
 }
 
-const settings = loadSettings({
-  BUILDER: args.builder,
-  LOG_LEVEL: 'warn',
-  PORT: '0',
-  HOST: '127.0.0.1',
-  CPU_MEMORY_LIMIT: String(Math.floor((os.totalmem() / 2 ** 30) * 0.8)),
-  // A GPU memory cap from the environment (scripts/gpu-check.sh sets 16 GiB for the e2e step).
-  ...(process.env.GPU_MEMORY_LIMIT ? { GPU_MEMORY_LIMIT: process.env.GPU_MEMORY_LIMIT } : {}),
-});
-const gpu = await probeGpu(0);
-const config = workerConfigFrom(settings);
-config.storage = server
-  ? {
-      kind: 's3',
-      endpoint: server.endpoint,
-      region: server.region,
-      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-      checksums: 'md5',
-    }
-  : { kind: 'local', localRoot: localRoot! };
 const results = new Map<string, JobResult>();
-const service = await createService({
-  settings,
-  log: createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() })),
-  build: createProcessBuild({ config, onResult: (ctx, r) => results.set(ctx.id, r) }),
-  plan: plannerFor(settings, gpu),
-  gpuDeviceCount: usableGpuCount(gpu),
-  version: 'bench',
+// The workers' settings; each run below sets copyStoredVectors on it.
+let config: WorkerConfig | undefined;
+const service = await startService({
+  env: {
+    BUILDER: args.builder,
+    LOG_LEVEL: 'warn',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    CPU_MEMORY_LIMIT: String(Math.floor((os.totalmem() / 2 ** 30) * 0.8)),
+    // A GPU memory cap from the environment (scripts/gpu-check.sh sets 16 GiB for the e2e step).
+    ...(process.env.GPU_MEMORY_LIMIT ? { GPU_MEMORY_LIMIT: process.env.GPU_MEMORY_LIMIT } : {}),
+  },
+  logDestination: new Writable({ write: (_c, _e, cb) => cb() }),
+  buildFactory: (settings) => {
+    config = workerConfigFrom(settings);
+    config.storage = server
+      ? {
+          kind: 's3',
+          endpoint: server.endpoint,
+          region: server.region,
+          credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+          checksums: 'md5',
+        }
+      : { kind: 'local', localRoot: localRoot! };
+    return createProcessBuild({ config });
+  },
 });
-await service.app.listen({ host: '127.0.0.1', port: 0 });
+// Each job's measurements, as the metrics get them.
+service.scheduler.on('finished', (job, outcome) => {
+  if (outcome?.measurements) results.set(job.id, outcome.measurements);
+});
 const addr = service.app.server.address() as { port: number };
 const client = new KnnClient({ endpoint: `http://127.0.0.1:${addr.port}` });
 
@@ -176,7 +174,7 @@ try {
       await put(`${base}.knndid`, new Uint8Array(ids.buffer));
       keys.push(`${base}.faiss`);
       for (const copy of copyModes) {
-        config.copyStoredVectors = copy;
+        config!.copyStoredVectors = copy;
         const t0 = performance.now();
         const id = await client.build({
           container_name: bucket,
@@ -232,5 +230,5 @@ printTable(`End to end through the service and ${where}, m 16, ef_construction 1
 writeResults(args.name, {
   rows,
   store: args.store,
-  settings: { maxWorkers: settings.maxWorkers, builder: settings.builder },
+  settings: { maxWorkers: service.settings.maxWorkers, builder: service.settings.builder },
 });

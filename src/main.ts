@@ -1,22 +1,9 @@
-// The service's entry point: `node dist/src/main.js` (npm start) or `tsx src/main.ts` (npm run dev).
-import { gpuMemoryReader } from './gpu-memory.js';
-import { ServiceMetrics } from './metrics.js';
+// The service's entry point: `node dist/src/main.js` (npm start) or `tsx src/main.ts` (npm run dev). The only place
+// that decides the process's exit code (run.ts says which).
 import { createProcessBuild } from './pipeline/process-build.js';
 import { workerConfigFrom } from './pipeline/worker-config.js';
-import { run } from './run.js';
+import { serve } from './run.js';
 
-const metrics = new ServiceMetrics(gpuMemoryReader(0));
-
-await run({
-  buildFactory: (settings) =>
-    createProcessBuild({
-      config: workerConfigFrom(settings),
-      onResult: (ctx, result) => metrics.observeResult(ctx, result),
-    }),
-  plugins: [
-    async (app, service) => {
-      metrics.attach(service);
-      await metrics.route(app);
-    },
-  ],
-});
+process.exit(
+  await serve({ buildFactory: (settings) => createProcessBuild({ config: workerConfigFrom(settings) }) }),
+);

@@ -1,13 +1,27 @@
 // Prometheus metrics (prom-client): jobs by status and phase, queue depth, phase durations, bytes moved,
 // builder used, memory reserved, and GPU memory in use when a GPU is known. Served at GET /metrics.
+// One channel feeds them: the scheduler's 'finished' event (each job's end, with its build's measurements when the
+// build reported them). Gauges of the service's state are read at scrape time.
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 import { JOB_PHASES } from './api/schemas.js';
+import type { JobBackend } from './jobs/backend.js';
 import type { Job } from './jobs/job.js';
-import type { BuildContext } from './jobs/scheduler.js';
-import type { JobResult } from './pipeline/run-job.js';
-import type { Service } from './service.js';
+import type { JobStore } from './jobs/job-store.js';
+import type { GpuPool, MemoryBudget } from './jobs/resources.js';
+import type { BuildOutcome, JobScheduler } from './jobs/scheduler.js';
+
+/** What the metrics read: the parts of the service they watch. */
+export interface MetricsSources {
+  store: JobStore;
+  scheduler: JobScheduler;
+  memory: MemoryBudget;
+  gpus: GpuPool;
+  backend: JobBackend;
+  /** GPU memory in use on device 0 (all processes), or null when unknown; absent: no such series. */
+  gpuMemoryInUse?: (() => number | null) | undefined;
+}
 
 const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
@@ -51,8 +65,9 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
-  constructor(gpuMemoryInUse?: () => number | null) {
+  constructor(sources: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix: 'knn_process_' });
+    const { store, scheduler, memory, gpus, backend, gpuMemoryInUse } = sources;
     if (gpuMemoryInUse) {
       new Gauge({
         name: 'knn_gpu_memory_used_bytes',
@@ -64,11 +79,6 @@ export class ServiceMetrics {
         },
       });
     }
-  }
-
-  /** Gauges read from the service at scrape time, and counters fed by its events. */
-  attach(service: Service): void {
-    const { store, scheduler, memory, gpus } = service;
     new Gauge({
       name: 'knn_jobs',
       help: 'Jobs held by the service, by status and phase',
@@ -109,20 +119,17 @@ export class ServiceMetrics {
       help: 'Whether the job backend answers: 1, or 0 while Redis is unreachable (always 1 with QUEUE_BACKEND=memory)',
       registers: [this.registry],
       async collect() {
-        this.set((await service.backend.health()).up ? 1 : 0);
+        this.set((await backend.health()).up ? 1 : 0);
       },
     });
-    scheduler.on('finished', (job: Job) => {
-      this.finished.inc({ status: job.status });
-      this.jobSeconds.observe(
-        { status: job.status },
-        ((job.finishedAt ?? Date.now()) - job.createdAt) / 1000,
-      );
-    });
+    scheduler.on('finished', (job, outcome) => this.finishedJob(job, outcome));
   }
 
-  /** Called by the worker bridge with each successful job's measurements. */
-  observeResult(_ctx: BuildContext, r: JobResult): void {
+  private finishedJob(job: Job, outcome: BuildOutcome | undefined): void {
+    this.finished.inc({ status: job.status });
+    this.jobSeconds.observe({ status: job.status }, ((job.finishedAt ?? Date.now()) - job.createdAt) / 1000);
+    const r = outcome?.measurements;
+    if (!r) return;
     this.phaseSeconds.observe({ phase: 'download', builder: r.builder }, r.seconds.download);
     this.phaseSeconds.observe({ phase: 'build', builder: r.builder }, r.seconds.build);
     this.phaseSeconds.observe({ phase: 'upload', builder: r.builder }, r.seconds.upload);

@@ -1,48 +1,54 @@
-// Start-up and shutdown of the service process: settings, logger, GPU probe, admission planner, HTTP server,
-// and SIGTERM/SIGINT handling. main.ts calls it with the real pipeline; tests call it with a build double.
+// Start-up and shutdown of the service: settings, logger, GPU probe, admission planner, HTTP server (startService),
+// and the drain on SIGTERM/SIGINT (serve). Nothing here exits the process: startService throws (ConfigError for
+// bad settings), serve resolves with the exit code, and the entry point (main.ts) exits with it. Tests start the
+// service through startService with a build double; the same path as production.
 import { readFileSync } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
-import type { Logger } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 
 import { usableGpuCount } from './builders/choose.js';
 import { probeGpu } from './builders/gpu-probe.js';
 import { type GpuInfo, noGpu } from './builders/native.js';
 import { ConfigError, type Settings, loadSettings } from './config.js';
+import { gpuMemoryReader } from './gpu-memory.js';
 import type { BuildFn } from './jobs/scheduler.js';
 import { createLogger } from './logger.js';
 import { plannerFor } from './pipeline/plan.js';
-import { type Service, type ServiceOptions, createService } from './service.js';
+import { type Service, createService } from './service.js';
 import { LocalObjectStore, STALE_TEMP_MS } from './storage/local.js';
 import { hostMemoryLimit, memoryBudget } from './host-memory.js';
 
-export interface RunOptions {
+export interface StartOptions {
   /** Makes the function that runs one job (the pipeline), once settings and GPUs are known. */
   buildFactory: (settings: Settings, log: Logger, gpu: GpuInfo) => BuildFn;
-  plugins?: ServiceOptions['plugins'];
+  /** The environment settings are read from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Where the JSON log lines go (default stdout). */
+  logDestination?: DestinationStream;
+  /** What GPU device 0 is (default: probed in a child process). Tests: a GPU this machine lacks. */
+  probeGpu?: () => Promise<GpuInfo>;
+  /** GPU memory in use, for the metrics (default: read with nvidia-smi). */
+  gpuMemoryInUse?: () => number | null;
 }
 
 export const VERSION = readVersion();
 
-export async function run(o: RunOptions): Promise<Service> {
-  let settings: Settings;
-  try {
-    settings = loadSettings(o.env ?? process.env);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    process.stderr.write(`knn-remote-index-builder: ${e.message}\n`);
-    process.exit(2);
-  }
-  const log = createLogger(settings.logLevel);
+/**
+ * Starts the service and its HTTP server (HOST, PORT). Throws ConfigError for settings that cannot work (invalid
+ * values, BUILDER=gpu without a usable GPU), before anything listens.
+ */
+export async function startService(o: StartOptions): Promise<Service> {
+  let settings = loadSettings(o.env ?? process.env);
+  const log = createLogger(settings.logLevel, o.logDestination);
   settings = withMemoryBudget(settings, log);
   // Probed in a child process: the service itself never holds a CUDA context.
-  const gpu = settings.builder === 'cpu' ? noGpu('BUILDER=cpu') : await probeGpu(0);
+  const gpu = settings.builder === 'cpu' ? noGpu('BUILDER=cpu') : await (o.probeGpu ?? (() => probeGpu(0)))();
   const gpuCount = usableGpuCount(gpu);
   if (settings.builder === 'gpu' && gpuCount === 0) {
     log.fatal({ reason: gpu.error }, 'BUILDER=gpu but no usable GPU');
-    process.exit(2);
+    throw new ConfigError([`BUILDER=gpu but no usable GPU (${gpu.error ?? 'none found'})`]);
   }
   const service = await createService({
     settings,
@@ -51,7 +57,7 @@ export async function run(o: RunOptions): Promise<Service> {
     plan: plannerFor(settings, gpu),
     gpuDeviceCount: gpuCount,
     version: VERSION,
-    ...(o.plugins ? { plugins: o.plugins } : {}),
+    gpuMemoryInUse: o.gpuMemoryInUse ?? gpuMemoryReader(0),
   });
   await service.app.listen({ host: settings.host, port: settings.port });
   log.info(
@@ -71,31 +77,47 @@ export async function run(o: RunOptions): Promise<Service> {
     },
     'service started',
   );
-  handleSignals(service, log);
   removeStaleTemps(settings, log);
   return service;
 }
 
-// First signal: drain gracefully and exit 0. A second one: exit at once (an operator insisting).
-function handleSignals(service: Service, log: Logger): void {
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    log.info({ signal }, 'signal received: draining');
-    service.shutdown().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        log.error({ err: e }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+/**
+ * The service process's life: starts the service (`onStarted` gets it), waits for SIGTERM or SIGINT, drains, and
+ * resolves with the exit code: 0 after a clean drain; 1 when the shutdown failed, or at once on a second signal
+ * (an operator insisting); 2 for settings that cannot work (the problems written to stderr).
+ */
+export async function serve(o: StartOptions & { onStarted?: (service: Service) => void }): Promise<number> {
+  let service: Service;
+  try {
+    service = await startService(o);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`knn-remote-index-builder: ${e.message}\n`);
+    return 2;
+  }
+  o.onStarted?.(service);
+  const { log } = service;
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now');
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, 'signal received: draining');
+      service.shutdown().then(
+        () => resolve(0),
+        (e: unknown) => {
+          log.error({ err: e }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
 }
 
 const gib = (bytes: number) => Math.round((bytes / 2 ** 30) * 100) / 100;

@@ -1,5 +1,5 @@
-// Composition of the running service: job store, resources, scheduler and HTTP app, plus graceful shutdown.
-// main.ts gives it settings and the real pipeline; tests give it a build double.
+// Composition of the running service: job store, resources, scheduler, metrics and HTTP app, plus graceful
+// shutdown. run.ts gives it settings and the real pipeline (or a test's build double).
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { FastifyInstance } from 'fastify';
@@ -13,6 +13,7 @@ import { MemoryBackend } from './jobs/memory-backend.js';
 import { RedisBackend } from './jobs/redis-backend.js';
 import { GpuPool, MemoryBudget } from './jobs/resources.js';
 import { type BuildFn, JobScheduler, type PlanFn } from './jobs/scheduler.js';
+import { ServiceMetrics } from './metrics.js';
 
 export interface ServiceOptions {
   settings: Settings;
@@ -22,18 +23,23 @@ export interface ServiceOptions {
   gpuDeviceCount: number;
   version: string;
   now?: () => number;
-  plugins?: ((app: FastifyInstance, service: Service) => Promise<void>)[];
+  /** GPU memory in use on device 0, for the metrics (gpuMemoryReader); absent: no such series. */
+  gpuMemoryInUse?: () => number | null;
 }
 
 export interface Service {
-  app: FastifyInstance;
+  readonly settings: Settings;
+  readonly log: Logger;
+  readonly app: FastifyInstance;
   /** Where the API finds jobs: this process (memory) or Redis shared by every replica. */
-  backend: JobBackend;
+  readonly backend: JobBackend;
   /** The jobs this process runs (with QUEUE_BACKEND=redis: this replica's share). */
-  store: JobStore;
-  scheduler: JobScheduler;
-  memory: MemoryBudget;
-  gpus: GpuPool;
+  readonly store: JobStore;
+  readonly scheduler: JobScheduler;
+  readonly memory: MemoryBudget;
+  readonly gpus: GpuPool;
+  /** Prometheus metrics, served at GET /metrics. */
+  readonly metrics: ServiceMetrics;
   /**
    * Stops taking builds, lets running ones finish within the grace period, keeps answering _status for the linger
    * (after the last job finished, until each was polled), then closes the server.
@@ -82,13 +88,33 @@ export async function createService(o: ServiceOptions): Promise<Service> {
   const purge = setInterval(() => store.purgeExpired(), 60_000);
   purge.unref();
 
-  const service: Service = {
+  const metrics = new ServiceMetrics({
+    store,
+    scheduler,
+    memory,
+    gpus,
+    backend,
+    gpuMemoryInUse: o.gpuMemoryInUse,
+  });
+  const app = await buildApp({
+    log: o.log,
+    backend,
+    bodyLimitBytes: s.bodyLimitBytes,
+    auth: s.auth,
+    version: o.version,
+    plugins: [(app) => metrics.route(app)],
+  });
+
+  return {
+    settings: s,
+    log: o.log,
+    app,
     backend,
     store,
     scheduler,
     memory,
     gpus,
-    app: undefined as unknown as FastifyInstance,
+    metrics,
     async shutdown(graceMs = s.shutdownGraceSeconds * 1000, lingerMs = s.shutdownStatusLingerSeconds * 1000) {
       clearInterval(purge);
       o.log.info({ graceSeconds: graceMs / 1000, unfinished: store.unfinished().length }, 'shutting down');
@@ -96,19 +122,10 @@ export async function createService(o: ServiceOptions): Promise<Service> {
       // k-NN's next poll must find someone answering: this process with the memory backend; with Redis, the final
       // states are in Redis and every other replica answers them (polls do not pass through this store).
       if (!redis) await lingerForPolls(store, lingerMs, o.now ?? Date.now, o.log);
-      await service.app.close();
+      await app.close();
       o.log.info('shut down');
     },
   };
-  service.app = await buildApp({
-    log: o.log,
-    backend,
-    bodyLimitBytes: s.bodyLimitBytes,
-    auth: s.auth,
-    version: o.version,
-    plugins: (o.plugins ?? []).map((p) => (app: FastifyInstance) => p(app, service)),
-  });
-  return service;
 }
 
 /**

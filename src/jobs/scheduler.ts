@@ -7,6 +7,7 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 
 import type { BuildRequest, JobPhase } from '../api/schemas.js';
+import type { JobResult } from '../pipeline/run-job.js';
 import { JobRefusedError } from './errors.js';
 import { Job, type JobPlan, type ProgressUpdate, jobIdFor } from './job.js';
 import type { JobStore } from './job-store.js';
@@ -28,6 +29,15 @@ export interface BuildContext {
 export interface BuildOutcome {
   /** Bare name of the index object, next to the vectors (e.g. `x.faiss`). */
   fileName: string;
+  /** What the pipeline measured (metrics, benches); a build double may leave it out. */
+  measurements?: JobResult;
+}
+
+/** What the scheduler tells its listeners (the Redis backend, metrics). */
+export interface SchedulerEvents {
+  phase: [job: Job, phase: JobPhase];
+  /** A job ended (COMPLETED or FAILED); `outcome` is its build's when it completed. */
+  finished: [job: Job, outcome?: BuildOutcome];
 }
 
 export type BuildFn = (ctx: BuildContext) => Promise<BuildOutcome>;
@@ -53,8 +63,8 @@ export interface SubmitResult {
   started: boolean;
 }
 
-/** Events: 'phase' (job, phase) and 'finished' (job), for metrics. */
-export class JobScheduler extends EventEmitter {
+/** Events: SchedulerEvents. */
+export class JobScheduler extends EventEmitter<SchedulerEvents> {
   private readonly queue: PQueue;
   private readonly now: () => number;
   private draining = false;
@@ -189,7 +199,7 @@ export class JobScheduler extends EventEmitter {
       const outcome = await this.o.build(ctx);
       if (!current()) return;
       signal.throwIfAborted();
-      this.complete(job, outcome.fileName);
+      this.complete(job, outcome);
     } catch (e) {
       if (!current()) return;
       this.fail(job, signal.aborted ? messageOf(signal.reason) : messageOf(e));
@@ -227,14 +237,15 @@ export class JobScheduler extends EventEmitter {
     this.emit('phase', job, phase);
   }
 
-  private complete(job: Job, fileName: string): void {
+  private complete(job: Job, outcome: BuildOutcome): void {
+    const { fileName } = outcome;
     job.status = 'COMPLETED_INDEX_BUILD';
     job.fileName = fileName;
     job.finishedAt = this.now();
     this.setPhase(job, 'completed');
     this.o.store.markFinished(job);
     this.logFor(job).info({ fileName, seconds: this.elapsed(job) }, 'job completed');
-    this.emit('finished', job);
+    this.emit('finished', job, outcome);
   }
 
   private fail(job: Job, message: string): void {

@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 
 import type { BuildContext, BuildFn, BuildOutcome } from '../jobs/scheduler.js';
 import type { FromWorker, ToWorker, WorkerConfig } from './messages.js';
-import type { JobResult } from './run-job.js';
 import { tsxExecArgv } from '../tsx-loader.js';
 
 /** How long a cancelled worker may take to abort its uploads and exit before it is killed. */
@@ -33,8 +32,6 @@ export interface ProcessBuildOptions {
   config: WorkerConfig;
   /** Tests: another worker program, and how long it may live on after its job settled. */
   worker?: { file: string; execArgv: string[]; exitAfterSettledMs?: number };
-  /** Called with each finished job's result (metrics, logs). */
-  onResult?: (ctx: BuildContext, result: JobResult) => void;
 }
 
 /** The worker entry next to this file: worker.ts under tsx (dev, tests), worker.js when compiled. */
@@ -121,7 +118,6 @@ function runInWorker(
           gpuRelease = undefined;
           break;
         case 'done':
-          o.onResult?.(ctx, m.result);
           ctx.log.info(
             {
               seconds: m.result.seconds,
@@ -134,7 +130,7 @@ function runInWorker(
             },
             'build finished',
           );
-          finish(null, { fileName: m.result.fileName });
+          finish(null, { fileName: m.result.fileName, measurements: m.result });
           break;
         case 'failed':
           finish(new Error(m.message));

@@ -1,7 +1,7 @@
-// GET /metrics: Prometheus text with jobs by status and phase, queue depth, durations, bytes and builder.
+// GET /metrics: Prometheus text with jobs by status and phase, queue depth, durations, bytes and builder, fed by
+// the jobs' ends (and the measurements their builds return).
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { ServiceMetrics } from '../../src/metrics.js';
 import { KnnClient, knnBuildBody } from '../helpers/knn-client.js';
 import { type TestService, startTestService } from '../helpers/service.js';
 
@@ -10,16 +10,10 @@ describe('metrics', () => {
   afterEach(async () => t.close());
 
   it('exposes job, queue, duration, byte and builder series', async () => {
-    const metrics = new ServiceMetrics(() => 123 * 2 ** 20);
-    t = await startTestService({ MAX_WORKERS: '1' }, 0, [
-      async (app, service) => {
-        metrics.attach(service);
-        await metrics.route(app);
-      },
-    ]);
+    t = await startTestService({ MAX_WORKERS: '1' }, 0, () => 123 * 2 ** 20);
     const client = new KnnClient({ endpoint: t.url });
     const a = await client.build(knnBuildBody({ vector_path: 'p/a.knnvec' }));
-    await client.build(knnBuildBody({ vector_path: 'p/b.knnvec' }));
+    const b = await client.build(knnBuildBody({ vector_path: 'p/b.knnvec' }));
     await t.builds.started(1);
 
     let text = await (await fetch(`${t.url}/metrics`)).text();
@@ -28,7 +22,7 @@ describe('metrics', () => {
     expect(text).toMatch(/^knn_gpu_memory_used_bytes 128974848$/m);
     expect(text).toMatch(/^knn_queue_backend_up 1$/m);
 
-    metrics.observeResult(t.builds.calls[0]!, {
+    t.builds.complete(a, {
       fileName: 'a.faiss',
       builder: 'gpu',
       seconds: { download: 1.5, build: 2, upload: 0.5 },
@@ -40,7 +34,6 @@ describe('metrics', () => {
       peakDeviceBytes: 4096,
       format: 'IHNc/flat',
     });
-    t.builds.complete(a);
     await client.poll(a);
     text = await (await fetch(`${t.url}/metrics`)).text();
     expect(text).toMatch(/^knn_jobs_finished_total\{status="COMPLETED_INDEX_BUILD"\} 1$/m);
@@ -49,5 +42,14 @@ describe('metrics', () => {
     expect(text).toMatch(/^knn_builds_total\{builder="gpu"\} 1$/m);
     expect(text).toMatch(/^knn_gpu_build_peak_bytes 4096$/m);
     expect(text).toMatch(/^knn_jobs\{status="COMPLETED_INDEX_BUILD",phase="completed"\} 1$/m);
+
+    // A failed build: counted by its status, with no build measurements.
+    await t.builds.started(2);
+    t.builds.fail(b, 'disk full');
+    expect((await client.poll(b)).task_status).toBe('FAILED_INDEX_BUILD');
+    text = await (await fetch(`${t.url}/metrics`)).text();
+    expect(text).toMatch(/^knn_jobs_finished_total\{status="FAILED_INDEX_BUILD"\} 1$/m);
+    expect(text).toMatch(/^knn_builds_total\{builder="gpu"\} 1$/m);
+    expect(text).toMatch(/^knn_job_seconds_count\{status="FAILED_INDEX_BUILD"\} 1$/m);
   });
 });

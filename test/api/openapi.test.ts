@@ -34,7 +34,7 @@ describe('OpenAPI', () => {
   it('is OpenAPI 3 and lists every route', () => {
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['/_build', '/_heart_beat', '/_jobs', '/_jobs/{job_id}', '/_status/{job_id}'].sort(),
+      ['/_build', '/_heart_beat', '/_jobs', '/_jobs/{job_id}', '/_status/{job_id}', '/metrics'].sort(),
     );
   });
 

@@ -1,12 +1,12 @@
-// The real service on loopback with a build double whose jobs the test finishes by hand.
+// The real service on loopback (started as the service process starts it) with a build double whose jobs the
+// test finishes by hand.
 import { Writable } from 'node:stream';
 
-import { type Settings, loadSettings } from '../../src/config.js';
+import type { Settings } from '../../src/config.js';
 import type { BuildContext, BuildOutcome } from '../../src/jobs/scheduler.js';
-import { createLogger } from '../../src/logger.js';
 import { type GpuInfo, noGpu } from '../../src/builders/native.js';
-import { plannerFor } from '../../src/pipeline/plan.js';
-import { type Service, type ServiceOptions, createService } from '../../src/service.js';
+import { startService } from '../../src/run.js';
+import type { Service } from '../../src/service.js';
 
 interface Pending {
   ctx: BuildContext;
@@ -54,7 +54,8 @@ export class ControlledBuilds {
     }
   }
 
-  complete(id: string): void {
+  /** Completes the build, with what a real build would have measured when given. */
+  complete(id: string, measurements?: BuildOutcome['measurements']): void {
     const p = this.pending.get(id);
     if (!p) throw new Error(`no running build ${id}`);
     p.resolve({
@@ -62,6 +63,7 @@ export class ControlledBuilds {
         .split('/')
         .pop()!
         .replace(/\.knnvec$/, '.faiss'),
+      ...(measurements ? { measurements } : {}),
     });
   }
 
@@ -81,38 +83,28 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-/** Starts the service on 127.0.0.1 (random port) with the build double and captured JSON logs. */
+/**
+ * Starts the service as the service process does (startService), on 127.0.0.1 (random port), with the build double,
+ * captured JSON logs, `gpuDeviceCount` test GPUs in place of the probe, and the GPU memory reading given.
+ */
 export async function startTestService(
   env: Record<string, string> = {},
   gpuDeviceCount = 0,
-  plugins: ServiceOptions['plugins'] = [],
+  gpuMemoryInUse: () => number | null = () => null,
 ): Promise<TestService> {
-  const settings = loadSettings({ LOG_LEVEL: 'debug', HOST: '127.0.0.1', PORT: '0', ...env });
   const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      logs.push(...chunk.toString().split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  const log = createLogger(settings.logLevel, sink);
   const builds = new ControlledBuilds();
-  const service = await createService({
-    settings,
-    log,
-    build: builds.build,
-    plan: plannerFor(settings, gpuDeviceCount ? testGpu(gpuDeviceCount) : noGpu('test: no GPU')),
-    gpuDeviceCount,
-    version: 'test',
-    plugins,
+  const service = await startService({
+    env: { LOG_LEVEL: 'debug', HOST: '127.0.0.1', PORT: '0', ...env },
+    logDestination: logLines(logs),
+    buildFactory: () => builds.build,
+    probeGpu: async () => (gpuDeviceCount ? testGpu(gpuDeviceCount) : noGpu('test: no GPU')),
+    gpuMemoryInUse,
   });
-  await service.app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = service.app.server.address();
-  if (!addr || typeof addr === 'string') throw new Error('no address');
   return {
     service,
-    settings,
-    url: `http://127.0.0.1:${addr.port}`,
+    settings: service.settings,
+    url: serviceUrl(service),
     builds,
     logs,
     close: async () => {
@@ -120,6 +112,23 @@ export async function startTestService(
       await service.app.close();
     },
   };
+}
+
+/** A log destination that keeps each JSON line in `logs`. */
+export function logLines(logs: string[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(...chunk.toString().split('\n').filter(Boolean));
+      cb();
+    },
+  });
+}
+
+/** The loopback URL a started service listens on. */
+export function serviceUrl(service: Service): string {
+  const addr = service.app.server.address();
+  if (!addr || typeof addr === 'string') throw new Error('no address');
+  return `http://127.0.0.1:${addr.port}`;
 }
 
 /** What the GPU probe reports for `count` 80 GiB devices (for admission tests on machines without one). */

@@ -237,6 +237,20 @@ describe.each(TOPOLOGIES)(
       expect(recall.result!.recall).toBeGreaterThanOrEqual(0.9);
     });
 
+    const inProcess = topology.replicas === 0 && !EXTERNAL;
+    it.skipIf(!inProcess)(
+      `counts each build it ran in /metrics with the measurements the worker returned${inProcess ? '' : ' (skipped: /metrics describes one replica)'}`,
+      async () => {
+        const text = await (await fetch(`${svc!.url}/metrics`)).text();
+        const value = (series: string) => Number(new RegExp(`^${series} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+        const completed = value('knn_jobs_finished_total\\{status="COMPLETED_INDEX_BUILD"\\}');
+        expect(completed).toBeGreaterThanOrEqual(CASES.length);
+        expect(value('knn_builds_total\\{builder="cpu"\\}')).toBe(completed);
+        expect(value('knn_job_phase_seconds_count\\{phase="build",builder="cpu"\\}')).toBe(completed);
+        expect(value('knn_bytes_total\\{direction="download"\\}')).toBeGreaterThan(0);
+      },
+    );
+
     it('copies the stored vectors from the .knnvec (UploadPartCopy): sends <= 0.35x of the file, k-NN loads it', async () => {
       // Big enough that the vectors reach past S3's 5 MiB part minimum after the first part.
       const c: Case = { name: 'float copy', dataType: 'float', space: 'l2', dimension: 128, count: 24_000 };

@@ -4,7 +4,6 @@ import { randomUUID } from 'node:crypto';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { ServiceMetrics } from '../../src/metrics.js';
 import { KnnClient, knnBuildBody } from '../helpers/knn-client.js';
 import { RedisTestServer, redisUnavailable } from '../helpers/redis-server.js';
 import { type TestService, startTestService } from '../helpers/service.js';
@@ -28,17 +27,13 @@ describe.skipIf(skip)(`QUEUE_BACKEND=redis${skip ? ` (skipped: ${skip})` : ''}`,
 
   /** A replica in this process; `prefix` keeps each test's queue apart. */
   async function replica(name: string, prefix: string, env: Record<string, string> = {}) {
-    const metrics = new ServiceMetrics();
-    const t = await startTestService(
-      { QUEUE_BACKEND: 'redis', REDIS_URL: redis.url, REDIS_PREFIX: prefix, REPLICA_NAME: name, ...env },
-      0,
-      [
-        async (app, service) => {
-          metrics.attach(service);
-          await metrics.route(app);
-        },
-      ],
-    );
+    const t = await startTestService({
+      QUEUE_BACKEND: 'redis',
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: prefix,
+      REPLICA_NAME: name,
+      ...env,
+    });
     started.push(t);
     return t;
   }

@@ -39,7 +39,11 @@ describe('worker processes', () => {
       report: () => undefined,
       acquireGpu: () => Promise.reject(new Error('no GPU')),
     };
-    expect(await build(ctx)).toEqual({ fileName: 'x.faiss' });
+    // The worker's measurements come back with the outcome (the scheduler hands them to the metrics).
+    expect(await build(ctx)).toEqual({
+      fileName: 'x.faiss',
+      measurements: expect.objectContaining({ fileName: 'x.faiss', builder: 'cpu', format: 'test' }),
+    });
     const pid = Number(/"worker":(\d+)/.exec(lines.join('\n'))![1]);
     expect(await allGone([pid], 5000)).toBeGreaterThanOrEqual(0); // was: alive for good
     expect(lines.join('\n')).toContain('worker did not exit after its job settled: killing it');
