@@ -5,9 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-import { JOB_PHASES } from './api/schemas.js';
 import type { JobBackend } from './jobs/backend.js';
-import type { Job } from './jobs/job.js';
+import { type Job, JOB_PHASES } from './jobs/job.js';
 import type { JobStore } from './jobs/job-store.js';
 import type { GpuPool, MemoryBudget } from './jobs/resources.js';
 import type { BuildOutcome, JobScheduler } from './jobs/scheduler.js';

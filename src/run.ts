@@ -15,7 +15,7 @@ import { ConfigError, type Settings, loadSettings } from './config.js';
 import { gpuMemoryReader } from './gpu-memory.js';
 import type { BuildFn } from './jobs/scheduler.js';
 import { createLogger } from './logger.js';
-import { plannerFor } from './pipeline/plan.js';
+import { plannerFor } from './jobs/plan.js';
 import { type Service, createService } from './service.js';
 import { LocalObjectStore, STALE_TEMP_MS } from './storage/local.js';
 import { hostMemoryLimit, memoryBudget } from './host-memory.js';

@@ -1,7 +1,9 @@
-// POST /_build: validate, admit (or find the existing job), answer {"job_id"}.
+// POST /_build: validate, map the wire request onto the core's JobSpec, admit (or find the existing job), answer
+// {"job_id"}.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TObject } from '@sinclair/typebox';
 
+import type { JobSpec } from '../build-spec.js';
 import { clampHnswParameters } from '../builders/hnsw-params.js';
 import type { JobBackend } from '../jobs/backend.js';
 import {
@@ -39,9 +41,9 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ backend: JobBackend }> = a
       if (errors.length > 0) throw new RequestValidationError(errors);
       const unknown = newUnknownKeys(request.body);
       if (unknown.length > 0) request.log.debug({ keys: unknown }, 'build request keys ignored (not used)');
-      const { request: known, changes } = knownRequest(request.body);
+      const { spec, changes } = jobSpecFrom(request.body);
       if (changes.length > 0) request.log.info({ changes }, 'HNSW parameters clamped for the builders');
-      const { id, started } = await backend.submit(known);
+      const { id, started } = await backend.submit(spec);
       request.log.info(
         { jobId: id, started, vectorPath: request.body.vector_path },
         started ? 'build accepted' : 'build already known',
@@ -52,29 +54,30 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ backend: JobBackend }> = a
 };
 
 /**
- * The request with only the keys the schema knows (unknown ones are accepted and ignored, so they go no
- * further: not into the job, its idempotency check or /_jobs) and the HNSW parameters the builders will use.
+ * The one mapping from k-NN's wire request (validated by the schema) onto the core's JobSpec, with the HNSW
+ * parameters the builders will use. Only the fields named here go further: unknown keys, and the fields that can
+ * hold one value only (repository_type, engine, algorithm), stop at the API.
  */
-export function knownRequest(r: BuildRequest): { request: BuildRequest; changes: string[] } {
-  const { params, changes } = clampHnswParameters(r.index_parameters.algorithm_parameters);
-  const known = pick(r, Object.keys(BuildRequest.properties)) as BuildRequest;
-  return {
-    request: {
-      ...known,
-      index_parameters: {
-        ...(pick(
-          r.index_parameters,
-          Object.keys(IndexParameters.properties),
-        ) as BuildRequest['index_parameters']),
-        algorithm_parameters: params,
-      },
-    },
-    changes,
+export function jobSpecFrom(r: BuildRequest): { spec: JobSpec; changes: string[] } {
+  const wire = r.index_parameters.algorithm_parameters;
+  const { params, changes } = clampHnswParameters({
+    m: wire.m,
+    efConstruction: wire.ef_construction,
+    efSearch: wire.ef_search,
+  });
+  const spec: JobSpec = {
+    containerName: r.container_name,
+    vectorPath: r.vector_path,
+    docIdPath: r.doc_id_path,
+    tenantId: r.tenant_id,
+    dimension: r.dimension,
+    docCount: r.doc_count,
+    dataType: r.data_type,
+    spaceType: r.index_parameters.space_type,
+    ...params,
+    skipStoredVectors: r.skip_stored_vectors,
   };
-}
-
-function pick(o: object, keys: readonly string[]): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).filter(([k]) => keys.includes(k)));
+  return { spec, changes };
 }
 
 // Each unknown key path is logged once per process: k-NN sends the same body shape for every segment.

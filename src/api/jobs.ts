@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 import type { JobBackend } from '../jobs/backend.js';
+import type { JobView } from '../jobs/job.js';
 import { NotFoundError } from './errors.js';
 import { ErrorResponse, JobSummary, JobsResponse, StatusParams } from './schemas.js';
 
@@ -16,7 +17,7 @@ export const jobsRoutes: FastifyPluginAsyncTypebox<{ backend: JobBackend }> = as
       },
     },
     async () => {
-      const jobs = await backend.list();
+      const jobs = (await backend.list()).map(jobSummary);
       return {
         count: jobs.length,
         queued: jobs.filter((j) => j.phase === 'queued').length,
@@ -39,7 +40,7 @@ export const jobsRoutes: FastifyPluginAsyncTypebox<{ backend: JobBackend }> = as
     async (request, reply) => {
       const result = await backend.cancel(request.params.job_id, 'cancelled');
       if (result.outcome === 'unknown') throw new NotFoundError();
-      const { job } = result;
+      const job = jobSummary(result.job);
       if (result.outcome === 'finished') {
         return reply.code(409).send({ detail: `job ${job.job_id} already finished (${job.task_status})` });
       }
@@ -48,3 +49,34 @@ export const jobsRoutes: FastifyPluginAsyncTypebox<{ backend: JobBackend }> = as
     },
   );
 };
+
+/** A job as /_jobs and DELETE /_jobs/{id} show it (JobSummary in schemas.ts). */
+export function jobSummary(v: JobView): JobSummary {
+  const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+  return {
+    job_id: v.id,
+    task_status: v.status,
+    phase: v.phase,
+    container_name: v.spec.containerName,
+    vector_path: v.spec.vectorPath,
+    tenant_id: v.spec.tenantId,
+    dimension: v.spec.dimension,
+    doc_count: v.spec.docCount,
+    data_type: v.spec.dataType,
+    builder: v.builder,
+    progress: v.progress,
+    bytes_downloaded: v.bytesDownloaded,
+    bytes_uploaded: v.bytesUploaded,
+    bytes_copied: v.bytesCopied,
+    upload_path: v.uploadPath?.path ?? null,
+    upload_path_reason: v.uploadPath?.reason ?? null,
+    file_name: v.fileName,
+    error_message: v.errorMessage,
+    created_at: new Date(v.createdAt).toISOString(),
+    started_at: iso(v.startedAt),
+    finished_at: iso(v.finishedAt),
+    estimated_host_bytes: v.estimatedHostBytes,
+    estimated_gpu_bytes: v.estimatedGpuBytes,
+    ...(v.replica === undefined ? {} : { replica: v.replica }),
+  };
+}

@@ -2,6 +2,7 @@
 // validation, response serialization (no extra field can reach a k-NN response) and the OpenAPI document.
 import { type SchemaOptions, type Static, Type } from '@sinclair/typebox';
 
+import { JOB_PHASES, TASK_STATUSES } from '../jobs/job.js';
 import { DATA_TYPES, SPACE_TYPES } from '../vectors/types.js';
 
 /** Explicit bounds on every input (documented in API.md). */
@@ -24,9 +25,6 @@ export const LIMITS = {
   minEf: 1,
   maxEf: 2 ** 31 - 1,
 } as const;
-
-export const TASK_STATUSES = ['RUNNING_INDEX_BUILD', 'COMPLETED_INDEX_BUILD', 'FAILED_INDEX_BUILD'] as const;
-export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 /** A string enum as JSON Schema `enum` (one clear validation error instead of one per anyOf branch). */
 const StringEnum = <T extends readonly string[]>(values: T, options: SchemaOptions = {}) =>
@@ -128,17 +126,6 @@ export const ValidationErrorResponse = Type.Object({
   detail: Type.Literal('Validation Error'),
   errors: Type.Array(Type.Object({ field: Type.String(), message: Type.String(), type: Type.String() })),
 });
-
-export const JOB_PHASES = [
-  'queued',
-  'downloading',
-  'building',
-  'writing',
-  'uploading',
-  'completed',
-  'failed',
-] as const;
-export type JobPhase = (typeof JOB_PHASES)[number];
 
 export const JobSummary = Type.Object({
   job_id: Type.String(),

@@ -17,9 +17,9 @@ export const statusRoutes: FastifyPluginAsyncTypebox<{ backend: JobBackend }> = 
       },
     },
     async (request) => {
-      const status = await backend.status(request.params.job_id);
-      if (!status) throw new NotFoundError();
-      return status;
+      const s = await backend.status(request.params.job_id);
+      if (!s) throw new NotFoundError();
+      return { task_status: s.status, file_name: s.fileName, error_message: s.errorMessage };
     },
   );
 };

@@ -1,5 +1,5 @@
 // Whether the GPU builder can run a build, and how much GPU memory it takes. The choice between the builders is
-// made in one place, src/pipeline/plan.ts (service and CLI).
+// made in one place, src/jobs/plan.ts (service and CLI).
 // estimateGpuBytes mirrors the GPU builder's own peak estimate (src/native/gpu/builder.cpp, estimatePeak) plus
 // its score tiles and CUDA/cuBLAS overhead; src/native/gpu/README.md documents the formula.
 import type { DataType } from '../vectors/types.js';

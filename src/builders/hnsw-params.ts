@@ -9,14 +9,17 @@
 
 export interface HnswParameters {
   readonly m: number;
-  readonly ef_construction: number;
-  readonly ef_search: number;
+  readonly efConstruction: number;
+  readonly efSearch: number;
 }
 
 export const HNSW_CLAMP = {
   m: { min: 2, max: 256 },
-  ef_construction: { min: 1, max: 10_000 },
+  efConstruction: { min: 1, max: 10_000 },
 } as const;
+
+/** The request's names for the clamped values (the change lines name what the client sent). */
+const WIRE_NAMES = { m: 'm', efConstruction: 'ef_construction' } as const;
 
 const clamp = (v: number, { min, max }: { min: number; max: number }) => Math.min(max, Math.max(min, v));
 
@@ -24,11 +27,11 @@ const clamp = (v: number, { min, max }: { min: number; max: number }) => Math.mi
 export function clampHnswParameters(p: HnswParameters): { params: HnswParameters; changes: string[] } {
   const params = {
     m: clamp(p.m, HNSW_CLAMP.m),
-    ef_construction: clamp(p.ef_construction, HNSW_CLAMP.ef_construction),
-    ef_search: p.ef_search,
+    efConstruction: clamp(p.efConstruction, HNSW_CLAMP.efConstruction),
+    efSearch: p.efSearch,
   };
-  const changes = (['m', 'ef_construction'] as const)
+  const changes = (['m', 'efConstruction'] as const)
     .filter((k) => params[k] !== p[k])
-    .map((k) => `${k} ${p[k]} -> ${params[k]}`);
+    .map((k) => `${WIRE_NAMES[k]} ${p[k]} -> ${params[k]}`);
   return { params, changes };
 }

@@ -3,7 +3,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { LIMITS, type BuildRequest } from '../api/schemas.js';
+import { LIMITS } from '../api/schemas.js';
+import type { BuildSpec } from '../build-spec.js';
 import { CpuBuilder } from '../builders/cpu.js';
 import { GpuBuilder } from '../builders/gpu.js';
 import { clampHnswParameters } from '../builders/hnsw-params.js';
@@ -14,7 +15,7 @@ import { formatPolicy, FORMAT_POLICY_NAMES } from '../faiss-format/policy.js';
 import { createObjectStore } from '../storage/index.js';
 import type { ObjectStore } from '../storage/types.js';
 import { DATA_TYPES, SPACE_TYPES } from '../vectors/types.js';
-import { createPlanner } from '../pipeline/plan.js';
+import { createPlanner } from '../jobs/plan.js';
 import { type Place, runJob } from '../pipeline/run-job.js';
 import { ProgressBar } from './progress-bar.js';
 
@@ -99,31 +100,23 @@ export async function buildCommand(argv: string[]): Promise<number> {
     ? int('--count', values.count, LIMITS.minDocCount, LIMITS.maxDocCount)
     : (await io.ids.store.head(io.ids.at)).size / 4;
 
-  const request: BuildRequest = {
-    repository_type: 's3',
-    container_name: io.vectors.at.container,
-    vector_path: io.vectors.at.key,
-    doc_id_path: io.ids.at.key,
-    tenant_id: '',
+  // The same bounds as the API (api/schemas.ts LIMITS) and the same HNSW clamping as the service.
+  const spec: BuildSpec = {
     dimension: int(
       '--dimension',
       need('dimension'),
       LIMITS.minDimension,
       dataType === 'binary' ? LIMITS.maxBinaryDimension : LIMITS.maxDimension,
     ),
-    doc_count: count,
-    data_type: dataType,
-    engine: 'faiss',
-    index_parameters: {
-      space_type: spaceType,
-      algorithm: 'hnsw',
-      algorithm_parameters: clampHnswParameters({
-        m: int('--m', values.m, LIMITS.minM, LIMITS.maxM),
-        ef_construction: int('--ef-construction', values['ef-construction'], LIMITS.minEf, LIMITS.maxEf),
-        ef_search: int('--ef-search', values['ef-search'], LIMITS.minEf, LIMITS.maxEf),
-      }).params,
-    },
-    skip_stored_vectors: values['skip-stored-vectors'],
+    docCount: count,
+    dataType,
+    spaceType,
+    ...clampHnswParameters({
+      m: int('--m', values.m, LIMITS.minM, LIMITS.maxM),
+      efConstruction: int('--ef-construction', values['ef-construction'], LIMITS.minEf, LIMITS.maxEf),
+      efSearch: int('--ef-search', values['ef-search'], LIMITS.minEf, LIMITS.maxEf),
+    }).params,
+    skipStoredVectors: values['skip-stored-vectors'],
   };
   const threads = int('--threads', values.threads, 0, 4096);
   const setting = oneOf('--builder', values.builder, BUILDER_CHOICES);
@@ -134,7 +127,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     gpuMemoryLimitBytes: Infinity,
     cpuMemoryLimitBytes: Infinity,
     gpuOptions: {},
-  })(request);
+  })(spec);
   process.stderr.write(`builder: ${builder} (${reason})\n`);
   const builders: Record<BuilderKind, GraphBuilder> = {
     cpu: new CpuBuilder({ threads }),
@@ -145,7 +138,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort(new Error('interrupted')));
   try {
-    const result = await runJob(request, builder, {
+    const result = await runJob(spec, builder, {
       io,
       builders,
       formatPolicy: formatPolicy(values['format-policy']),

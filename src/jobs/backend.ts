@@ -1,8 +1,9 @@
 // What the HTTP API asks of the place where jobs live: admit a build, read a job, list jobs, cancel one, and say
 // whether it is reachable. Two implementations: this process alone (memory-backend.ts, the default) and Redis
 // shared by many replicas through BullMQ (redis-backend.ts, QUEUE_BACKEND=redis).
-import type { BuildRequest, JobSummary, StatusResponse } from '../api/schemas.js';
+import type { JobSpec } from '../build-spec.js';
 import type { QueueBackendKind } from '../config.js';
+import type { JobStatus, JobView } from './job.js';
 
 export interface Admission {
   id: string;
@@ -11,9 +12,7 @@ export interface Admission {
 }
 
 export type CancelResult =
-  | { outcome: 'unknown' }
-  | { outcome: 'finished'; job: JobSummary }
-  | { outcome: 'cancelled'; job: JobSummary };
+  { outcome: 'unknown' } | { outcome: 'finished'; job: JobView } | { outcome: 'cancelled'; job: JobView };
 
 export interface BackendHealth {
   kind: QueueBackendKind;
@@ -27,11 +26,11 @@ export interface BackendHealth {
 export interface JobBackend {
   readonly kind: QueueBackendKind;
   /** Admits a build or finds the job for it. Throws JobRefusedError or BackendUnavailableError. */
-  submit(request: BuildRequest): Promise<Admission>;
-  /** The k-NN status of a job; undefined when no such job exists (or it expired). */
-  status(id: string): Promise<StatusResponse | undefined>;
+  submit(spec: JobSpec): Promise<Admission>;
+  /** The k-NN status of a job (a final one counts as seen); undefined when no such job exists (or it expired). */
+  status(id: string): Promise<JobStatus | undefined>;
   /** Every answerable job, unfinished first. */
-  list(): Promise<JobSummary[]>;
+  list(): Promise<JobView[]>;
   /** Fails a queued or running job with `reason`, wherever it runs. */
   cancel(id: string, reason: string): Promise<CancelResult>;
   health(): Promise<BackendHealth>;

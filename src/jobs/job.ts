@@ -1,8 +1,25 @@
-// A build job as the service tracks it: the validated request, the k-NN-visible status, and our finer phase.
+// A build job as the service tracks it: what was asked (a JobSpec), the k-NN-visible status, and our finer phase.
+// The HTTP bodies (/_status, /_jobs) are rendered from this state by the API (api/status.ts, api/jobs.ts).
 import { createHash } from 'node:crypto';
 
-import type { BuildRequest, JobPhase, JobSummary, StatusResponse, TaskStatus } from '../api/schemas.js';
+import type { JobSpec } from '../build-spec.js';
 import type { BuilderKind } from '../builders/types.js';
+
+/** The status k-NN sees. */
+export const TASK_STATUSES = ['RUNNING_INDEX_BUILD', 'COMPLETED_INDEX_BUILD', 'FAILED_INDEX_BUILD'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+/** Our finer view of where a job is (/_jobs, metrics). */
+export const JOB_PHASES = [
+  'queued',
+  'downloading',
+  'building',
+  'writing',
+  'uploading',
+  'completed',
+  'failed',
+] as const;
+export type JobPhase = (typeof JOB_PHASES)[number];
 
 /**
  * The job id: a client's retry (same vector_path and tenant) finds the same job. The pair is hashed as JSON, an
@@ -22,6 +39,36 @@ export interface JobPlan {
   readonly gpuBytes: number;
   /** Why this builder was chosen (for logs). */
   readonly reason: string;
+}
+
+/** What k-NN polls for: its status, and the file name or the error once finished. */
+export interface JobStatus {
+  readonly status: TaskStatus;
+  readonly fileName: string | null;
+  readonly errorMessage: string | null;
+}
+
+/** A job's state at one moment, as either backend knows it (the API renders /_jobs from it). */
+export interface JobView extends JobStatus {
+  readonly id: string;
+  readonly phase: JobPhase;
+  readonly spec: JobSpec;
+  /** Null until the job starts. */
+  readonly builder: BuilderKind | null;
+  /** Fraction of the current phase done, 0..1. */
+  readonly progress: number;
+  readonly bytesDownloaded: number;
+  readonly bytesUploaded: number;
+  readonly bytesCopied: number;
+  readonly uploadPath: { readonly path: 'copy' | 'stream'; readonly reason?: string } | null;
+  /** Epoch ms. */
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  readonly estimatedHostBytes: number;
+  readonly estimatedGpuBytes: number;
+  /** QUEUE_BACKEND=redis only: the replica running (or that ran) it; null while queued. */
+  readonly replica?: string | null;
 }
 
 export interface ProgressUpdate {
@@ -55,7 +102,7 @@ export class Job {
 
   constructor(
     readonly id: string,
-    public request: BuildRequest,
+    public spec: JobSpec,
     public plan: JobPlan,
     readonly createdAt: number,
   ) {}
@@ -64,44 +111,35 @@ export class Job {
     return this.status !== 'RUNNING_INDEX_BUILD';
   }
 
-  /** The k-NN status body: exactly these three fields. */
-  statusResponse(): StatusResponse {
-    if (this.finished) this.finalStatusSeen = true;
-    return { task_status: this.status, file_name: this.fileName, error_message: this.errorMessage };
+  /** The k-NN status; `seen` marks a final status as answered (a shutdown need not wait for the client). */
+  statusNow(seen = false): JobStatus {
+    if (seen && this.finished) this.finalStatusSeen = true;
+    return { status: this.status, fileName: this.fileName, errorMessage: this.errorMessage };
   }
 
-  summary(): JobSummary {
-    const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+  view(): JobView {
     return {
-      job_id: this.id,
-      task_status: this.status,
+      id: this.id,
+      ...this.statusNow(),
       phase: this.phase,
-      container_name: this.request.container_name,
-      vector_path: this.request.vector_path,
-      tenant_id: this.request.tenant_id,
-      dimension: this.request.dimension,
-      doc_count: this.request.doc_count,
-      data_type: this.request.data_type,
+      spec: this.spec,
       builder: this.phase === 'queued' ? null : this.plan.builder,
       progress: this.progress,
-      bytes_downloaded: this.bytesDownloaded,
-      bytes_uploaded: this.bytesUploaded,
-      bytes_copied: this.bytesCopied,
-      upload_path: this.uploadPath?.path ?? null,
-      upload_path_reason: this.uploadPath?.reason ?? null,
-      file_name: this.fileName,
-      error_message: this.errorMessage,
-      created_at: new Date(this.createdAt).toISOString(),
-      started_at: iso(this.startedAt),
-      finished_at: iso(this.finishedAt),
-      estimated_host_bytes: this.plan.hostBytes,
-      estimated_gpu_bytes: this.plan.builder === 'gpu' ? this.plan.gpuBytes : 0,
+      bytesDownloaded: this.bytesDownloaded,
+      bytesUploaded: this.bytesUploaded,
+      bytesCopied: this.bytesCopied,
+      uploadPath: this.uploadPath,
+      createdAt: this.createdAt,
+      startedAt: this.startedAt,
+      finishedAt: this.finishedAt,
+      estimatedHostBytes: this.plan.hostBytes,
+      estimatedGpuBytes: this.plan.builder === 'gpu' ? this.plan.gpuBytes : 0,
     };
   }
 
   /** Puts a FAILED job back to the start, for a client's retry under the same id. */
-  resetForRetry(request: BuildRequest, plan: JobPlan): void {
-    this.request = request;
+  resetForRetry(spec: JobSpec, plan: JobPlan): void {
+    this.spec = spec;
     this.status = 'RUNNING_INDEX_BUILD';
     this.phase = 'queued';
     this.progress = 0;

@@ -18,9 +18,10 @@ import { Queue, type Job as BullJob, type JobType, UnrecoverableError, WaitingEr
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
-import type { BuildRequest, JobPhase, JobSummary, StatusResponse, TaskStatus } from '../api/schemas.js';
+import type { JobSpec } from '../build-spec.js';
 import type { BuilderKind } from '../builders/types.js';
 import type { Settings } from '../config.js';
+import type { DataType, SpaceType } from '../vectors/types.js';
 import {
   type Admission,
   BackendUnavailableError,
@@ -29,7 +30,7 @@ import {
   type JobBackend,
 } from './backend.js';
 import { JobRefusedError } from './errors.js';
-import { type Job, jobIdFor } from './job.js';
+import { type Job, type JobPhase, type JobStatus, type JobView, jobIdFor } from './job.js';
 import type { JobStore } from './job-store.js';
 import type { MemoryBudget } from './resources.js';
 import {
@@ -52,9 +53,9 @@ const CANCEL_CONFIRM_MS = 10_000;
 const ALL_STATES = ['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'] as const;
 const UNFINISHED_STATES: JobType[] = ['active', 'waiting', 'prioritized', 'delayed'];
 
-/** What a BullMQ job carries: the validated request (plus a cancel flag set by DELETE). */
+/** What a BullMQ job carries: the job's spec (plus a cancel flag set by DELETE). */
 interface JobData {
-  request: BuildRequest;
+  request: StoredRequest;
   admittedBy: string;
   /** When the client asked (ms): MAX_QUEUE_WAIT_SECONDS counts from here, on whichever replica takes it. */
   queuedAt?: number;
@@ -74,6 +75,60 @@ interface JobProgress {
   hostBytes: number;
   gpuBytes: number;
   startedAt: number | null;
+}
+
+/**
+ * A JobSpec as stored in Redis: under the field names replicas have always written (k-NN's request's), so
+ * replicas of this version and earlier ones share one queue during a rolling upgrade.
+ */
+interface StoredRequest {
+  container_name: string;
+  vector_path: string;
+  doc_id_path: string;
+  tenant_id: string;
+  dimension: number;
+  doc_count: number;
+  data_type: DataType;
+  index_parameters: {
+    space_type: SpaceType;
+    algorithm_parameters: { m: number; ef_construction: number; ef_search: number };
+  };
+  skip_stored_vectors: boolean;
+}
+
+function toStored(s: JobSpec): StoredRequest {
+  return {
+    container_name: s.containerName,
+    vector_path: s.vectorPath,
+    doc_id_path: s.docIdPath,
+    tenant_id: s.tenantId,
+    dimension: s.dimension,
+    doc_count: s.docCount,
+    data_type: s.dataType,
+    index_parameters: {
+      space_type: s.spaceType,
+      algorithm_parameters: { m: s.m, ef_construction: s.efConstruction, ef_search: s.efSearch },
+    },
+    skip_stored_vectors: s.skipStoredVectors,
+  };
+}
+
+function fromStored(r: StoredRequest): JobSpec {
+  const p = r.index_parameters.algorithm_parameters;
+  return {
+    containerName: r.container_name,
+    vectorPath: r.vector_path,
+    docIdPath: r.doc_id_path,
+    tenantId: r.tenant_id,
+    dimension: r.dimension,
+    docCount: r.doc_count,
+    dataType: r.data_type,
+    spaceType: r.index_parameters.space_type,
+    m: p.m,
+    efConstruction: p.ef_construction,
+    efSearch: p.ef_search,
+    skipStoredVectors: r.skip_stored_vectors,
+  };
 }
 
 interface JobReturn {
@@ -198,20 +253,20 @@ export class RedisBackend implements JobBackend {
 
   // ---- the API side (any replica)
 
-  async submit(request: BuildRequest): Promise<Admission> {
+  async submit(spec: JobSpec): Promise<Admission> {
     if (this.draining) {
       throw new JobRefusedError('DRAINING', 'this replica is shutting down and accepts no new builds');
     }
-    this.o.plan(request); // refuses (507) a build that can never fit, before anything is stored
-    const id = jobIdFor(request.vector_path, request.tenant_id);
-    const data: JobData = { request, admittedBy: this.replica, queuedAt: this.now() };
+    this.o.plan(spec); // refuses (507) a build that can never fit, before anything is stored
+    const id = jobIdFor(spec.vectorPath, spec.tenantId);
+    const data: JobData = { request: toStored(spec), admittedBy: this.replica, queuedAt: this.now() };
     return this.redis(async () => {
       const found = await this.read(id);
       if (found) {
         const { bull: existing, state } = found;
         const view = this.view(existing, state);
         if (view && view.status !== 'FAILED_INDEX_BUILD') {
-          this.refuseChanged(id, existing.data.request, request);
+          this.refuseChanged(id, fromStored(existing.data.request), spec);
           return { id, started: false };
         }
         if (view) {
@@ -229,25 +284,24 @@ export class RedisBackend implements JobBackend {
         await existing.remove().catch(() => undefined); // finished and expired: start afresh
       }
       await this.checkCapacity();
-      await this.refuseSharedOutput(id, request);
+      await this.refuseSharedOutput(id, spec);
       await this.queue.add('build', data, { jobId: id });
       // Concurrent POSTs for one id add one job; a different request that won the race is still a conflict.
       const stored = await this.queue.getJob(id);
-      if (stored) this.refuseChanged(id, stored.data.request, request);
+      if (stored) this.refuseChanged(id, fromStored(stored.data.request), spec);
       this.log.info({ jobId: id }, 'job queued');
       return { id, started: true };
     });
   }
 
-  async status(id: string): Promise<StatusResponse | undefined> {
+  async status(id: string): Promise<JobStatus | undefined> {
     return this.redis(async () => {
       const found = await this.read(id);
-      const view = found && this.view(found.bull, found.state);
-      return view && { task_status: view.status, file_name: view.fileName, error_message: view.errorMessage };
+      return found && this.view(found.bull, found.state);
     });
   }
 
-  async list(): Promise<JobSummary[]> {
+  async list(): Promise<JobView[]> {
     return this.redis(async () => {
       const limit = this.o.settings.requestStoreMaxSize;
       const groups = await Promise.all(
@@ -256,7 +310,7 @@ export class RedisBackend implements JobBackend {
           return jobs.filter(Boolean).map((j) => this.summary(j, state));
         }),
       );
-      return groups.flat().filter((s): s is JobSummary => s !== undefined);
+      return groups.flat().filter((s): s is JobView => s !== undefined);
     });
   }
 
@@ -266,7 +320,7 @@ export class RedisBackend implements JobBackend {
       const before = found && this.summary(found.bull, found.state);
       if (!found || !before) return { outcome: 'unknown' };
       const { bull, state } = found;
-      if (before.task_status !== 'RUNNING_INDEX_BUILD') return { outcome: 'finished', job: before };
+      if (before.status !== 'RUNNING_INDEX_BUILD') return { outcome: 'finished', job: before };
       // The flag answers FAILED at once (a queued job fails when a replica takes it); the message stops it
       // on the replica that runs it.
       await bull.updateData({ ...bull.data, cancelled: reason });
@@ -344,7 +398,7 @@ export class RedisBackend implements JobBackend {
     if (limit > 0 && waited > limit) throw new UnrecoverableError(queueWaitMessage(waited, limit));
     let plan;
     try {
-      plan = this.o.plan(bull.data.request);
+      plan = this.o.plan(fromStored(bull.data.request));
     } catch (e) {
       throw new UnrecoverableError(`replica ${this.replica} cannot build this: ${(e as Error).message}`);
     }
@@ -375,7 +429,7 @@ export class RedisBackend implements JobBackend {
     const id = bull.id!;
     let job: Job;
     try {
-      job = this.o.scheduler.submit(bull.data.request).job;
+      job = this.o.scheduler.submit(fromStored(bull.data.request)).job;
     } catch (e) {
       throw new UnrecoverableError((e as Error).message);
     }
@@ -491,10 +545,7 @@ export class RedisBackend implements JobBackend {
   }
 
   /** The k-NN view of a job, or undefined when it does not count as existing (expired, gone). */
-  private view(
-    bull: Bull,
-    state: State,
-  ): { status: TaskStatus; fileName: string | null; errorMessage: string | null } | undefined {
+  private view(bull: Bull, state: State): JobStatus | undefined {
     if (state === 'unknown') return undefined;
     if (bull.finishedOn && this.now() - bull.finishedOn >= this.ttlMs) return undefined;
     if (state === 'completed') {
@@ -536,10 +587,9 @@ export class RedisBackend implements JobBackend {
     return typeof p === 'object' && p !== null && 'replica' in p ? (p as JobProgress) : undefined;
   }
 
-  private summary(bull: Bull, state: State): JobSummary | undefined {
+  private summary(bull: Bull, state: State): JobView | undefined {
     const view = this.view(bull, state);
     if (!view) return undefined;
-    const r = bull.data.request;
     const queued = state === 'waiting' || state === 'delayed' || state === 'prioritized';
     const p = queued ? undefined : this.progressOf(bull);
     const phase: JobPhase =
@@ -548,37 +598,28 @@ export class RedisBackend implements JobBackend {
         : view.status === 'FAILED_INDEX_BUILD'
           ? 'failed'
           : (p?.phase ?? 'queued');
-    const iso = (t: number | null | undefined) => (t ? new Date(t).toISOString() : null);
     return {
-      job_id: bull.id!,
-      task_status: view.status,
+      id: bull.id!,
+      ...view,
       phase,
-      container_name: r.container_name,
-      vector_path: r.vector_path,
-      tenant_id: r.tenant_id,
-      dimension: r.dimension,
-      doc_count: r.doc_count,
-      data_type: r.data_type,
+      spec: fromStored(bull.data.request),
       builder: p?.builder ?? null,
       progress: phase === 'completed' ? 1 : (p?.progress ?? 0),
-      bytes_downloaded: p?.bytesDownloaded ?? 0,
-      bytes_uploaded: p?.bytesUploaded ?? 0,
-      bytes_copied: p?.bytesCopied ?? 0,
-      upload_path: p?.uploadPath?.path ?? null,
-      upload_path_reason: p?.uploadPath?.reason ?? null,
-      file_name: view.fileName,
-      error_message: view.errorMessage,
-      created_at: new Date(bull.timestamp).toISOString(),
-      started_at: iso(p?.startedAt ?? bull.processedOn),
-      finished_at: iso(bull.finishedOn),
-      estimated_host_bytes: p?.hostBytes ?? 0,
-      estimated_gpu_bytes: p?.gpuBytes ?? 0,
+      bytesDownloaded: p?.bytesDownloaded ?? 0,
+      bytesUploaded: p?.bytesUploaded ?? 0,
+      bytesCopied: p?.bytesCopied ?? 0,
+      uploadPath: p?.uploadPath ?? null,
+      createdAt: bull.timestamp,
+      startedAt: p?.startedAt ?? bull.processedOn ?? null,
+      finishedAt: bull.finishedOn ?? null,
+      estimatedHostBytes: p?.hostBytes ?? 0,
+      estimatedGpuBytes: p?.gpuBytes ?? 0,
       replica: queued ? null : (p?.replica ?? bull.processedBy ?? null),
     };
   }
 
-  private refuseChanged(id: string, existing: BuildRequest, request: BuildRequest): void {
-    const difference = requestDifference(existing, request);
+  private refuseChanged(id: string, existing: JobSpec, spec: JobSpec): void {
+    const difference = requestDifference(existing, spec);
     if (difference) {
       throw new JobRefusedError(
         'CONFLICT',
@@ -591,17 +632,17 @@ export class RedisBackend implements JobBackend {
    * Two jobs for one output object (same container and vector_path, another tenant_id) would write the same
    * `.faiss`: refused while the other job is unfinished on any replica (as the memory backend does).
    */
-  private async refuseSharedOutput(id: string, request: BuildRequest): Promise<void> {
+  private async refuseSharedOutput(id: string, spec: JobSpec): Promise<void> {
     const max = this.o.settings.requestStoreMaxSize;
     const unfinished = (await this.queue.getJobs(UNFINISHED_STATES, 0, max - 1)) as Bull[];
     const other = unfinished.find(
       (j) =>
         j &&
         j.id !== id &&
-        j.data.request.container_name === request.container_name &&
-        j.data.request.vector_path === request.vector_path,
+        j.data.request.container_name === spec.containerName &&
+        j.data.request.vector_path === spec.vectorPath,
     );
-    if (other?.id) throw sharedOutputConflict(other.id, other.data.request, request);
+    if (other?.id) throw sharedOutputConflict(other.id, fromStored(other.data.request), spec);
   }
 
   private async checkCapacity(): Promise<void> {

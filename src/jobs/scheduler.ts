@@ -6,16 +6,17 @@ import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 
-import type { BuildRequest, JobPhase } from '../api/schemas.js';
+import type { BuildSpec, JobSpec } from '../build-spec.js';
 import type { JobResult } from '../pipeline/run-job.js';
 import { JobRefusedError } from './errors.js';
-import { Job, type JobPlan, type ProgressUpdate, jobIdFor } from './job.js';
+import { Job, type JobPhase, type JobPlan, type ProgressUpdate, jobIdFor } from './job.js';
 import type { JobStore } from './job-store.js';
 import type { GpuLease, GpuPool, MemoryBudget, Release } from './resources.js';
 
 export interface BuildContext {
   readonly id: string;
-  readonly request: BuildRequest;
+  /** What to build and where (the field keeps its name: the worker message carries it as `request`). */
+  readonly request: JobSpec;
   readonly plan: JobPlan;
   readonly attempt: number;
   /** Aborted when the job is cancelled or the service shuts down: stop promptly and clean up. */
@@ -42,7 +43,7 @@ export interface SchedulerEvents {
 
 export type BuildFn = (ctx: BuildContext) => Promise<BuildOutcome>;
 /** Decides builder and memory needs; throws JobRefusedError('TOO_LARGE') for a job that can never fit. */
-export type PlanFn = (request: BuildRequest) => JobPlan;
+export type PlanFn = (spec: BuildSpec) => JobPlan;
 
 export interface SchedulerOptions {
   store: JobStore;
@@ -81,14 +82,14 @@ export class JobScheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /** Admits a build, or answers with the job that already exists for it. Throws JobRefusedError. */
-  submit(request: BuildRequest): SubmitResult {
+  submit(spec: JobSpec): SubmitResult {
     if (this.draining)
       throw new JobRefusedError('DRAINING', 'the service is shutting down and accepts no new builds');
-    const id = jobIdFor(request.vector_path, request.tenant_id);
+    const id = jobIdFor(spec.vectorPath, spec.tenantId);
     const existing = this.o.store.get(id);
-    this.refuseSharedOutput(id, request);
+    this.refuseSharedOutput(id, spec);
     if (existing && existing.status !== 'FAILED_INDEX_BUILD') {
-      const difference = requestDifference(existing.request, request);
+      const difference = requestDifference(existing.spec, spec);
       if (difference) {
         throw new JobRefusedError(
           'CONFLICT',
@@ -97,14 +98,14 @@ export class JobScheduler extends EventEmitter<SchedulerEvents> {
       }
       return { job: existing, started: false };
     }
-    const plan = this.o.plan(request);
+    const plan = this.o.plan(spec);
     let job: Job;
     if (existing) {
       this.o.store.add(existing); // throws STORE_FULL before the failed job is touched
-      existing.resetForRetry(request, plan);
+      existing.resetForRetry(spec, plan);
       job = existing;
     } else {
-      job = new Job(id, request, plan, this.now());
+      job = new Job(id, spec, plan, this.now());
       this.o.store.add(job);
     }
     this.logFor(job).info(
@@ -124,16 +125,14 @@ export class JobScheduler extends EventEmitter<SchedulerEvents> {
    * Two jobs for one output object (same container and vector_path, another tenant_id) would write the same
    * `.faiss`, the second silently replacing the first: refused while the other job is unfinished.
    */
-  private refuseSharedOutput(id: string, request: BuildRequest): void {
+  private refuseSharedOutput(id: string, spec: JobSpec): void {
     const other = this.o.store
       .unfinished()
       .find(
         (j) =>
-          j.id !== id &&
-          j.request.container_name === request.container_name &&
-          j.request.vector_path === request.vector_path,
+          j.id !== id && j.spec.containerName === spec.containerName && j.spec.vectorPath === spec.vectorPath,
       );
-    if (other) throw sharedOutputConflict(other.id, other.request, request);
+    if (other) throw sharedOutputConflict(other.id, other.spec, spec);
   }
 
   /** Fails a queued or running job with `reason` and stops its build. False if unknown or finished. */
@@ -184,7 +183,7 @@ export class JobScheduler extends EventEmitter<SchedulerEvents> {
       job.startedAt = this.now();
       const ctx: BuildContext = {
         id: job.id,
-        request: job.request,
+        request: job.spec,
         plan: job.plan,
         attempt,
         signal,
@@ -270,15 +269,11 @@ export class JobScheduler extends EventEmitter<SchedulerEvents> {
 }
 
 /** The 409 for a build whose output object another unfinished job (another tenant_id) is writing. */
-export function sharedOutputConflict(
-  otherId: string,
-  other: BuildRequest,
-  request: BuildRequest,
-): JobRefusedError {
+export function sharedOutputConflict(otherId: string, other: JobSpec, spec: JobSpec): JobRefusedError {
   return new JobRefusedError(
     'CONFLICT',
-    `job ${otherId} (tenant_id ${JSON.stringify(other.tenant_id)}) is still building the index for ` +
-      `${request.container_name}/${request.vector_path}, which this build would overwrite; ` +
+    `job ${otherId} (tenant_id ${JSON.stringify(other.tenantId)}) is still building the index for ` +
+      `${spec.containerName}/${spec.vectorPath}, which this build would overwrite; ` +
       'send it again when that job has finished',
   );
 }
@@ -292,26 +287,26 @@ export function queueWaitMessage(waited: number, limit: number): string {
   );
 }
 
+/** The fields requestDifference compares, in order, each with the name the client sent it under. */
+const COMPARED_FIELDS: readonly [keyof JobSpec, string][] = [
+  ['vectorPath', 'vector_path'],
+  ['tenantId', 'tenant_id'],
+  ['containerName', 'container_name'],
+  ['docIdPath', 'doc_id_path'],
+  ['dimension', 'dimension'],
+  ['docCount', 'doc_count'],
+  ['dataType', 'data_type'],
+  ['spaceType', 'space_type'],
+  ['m', 'm'],
+  ['efConstruction', 'ef_construction'],
+  ['efSearch', 'ef_search'],
+  ['skipStoredVectors', 'skip_stored_vectors'],
+];
+
 /** The first field where two requests for the same job id differ (a hash collision shows as vector_path), or null when they are the same build. */
-export function requestDifference(a: BuildRequest, b: BuildRequest): string | null {
-  const flat = (r: BuildRequest): Record<string, unknown> => ({
-    vector_path: r.vector_path,
-    tenant_id: r.tenant_id,
-    container_name: r.container_name,
-    doc_id_path: r.doc_id_path,
-    dimension: r.dimension,
-    doc_count: r.doc_count,
-    data_type: r.data_type,
-    space_type: r.index_parameters.space_type,
-    m: r.index_parameters.algorithm_parameters.m,
-    ef_construction: r.index_parameters.algorithm_parameters.ef_construction,
-    ef_search: r.index_parameters.algorithm_parameters.ef_search,
-    skip_stored_vectors: r.skip_stored_vectors,
-  });
-  const fa = flat(a);
-  const fb = flat(b);
-  for (const key of Object.keys(fa)) {
-    if (fa[key] !== fb[key]) return `${key}: ${JSON.stringify(fa[key])} vs ${JSON.stringify(fb[key])}`;
+export function requestDifference(a: JobSpec, b: JobSpec): string | null {
+  for (const [key, name] of COMPARED_FIELDS) {
+    if (a[key] !== b[key]) return `${name}: ${JSON.stringify(a[key])} vs ${JSON.stringify(b[key])}`;
   }
   return null;
 }

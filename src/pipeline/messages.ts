@@ -1,5 +1,5 @@
 // The messages between the service (parent) and a job's worker process (child), over Node's IPC channel.
-import type { BuildRequest } from '../api/schemas.js';
+import type { JobSpec } from '../build-spec.js';
 import type { BuilderKind, GpuBuildOptions } from '../builders/types.js';
 import type { LogLevel } from '../config.js';
 import type { FormatPolicyName } from '../faiss-format/policy.js';
@@ -7,7 +7,7 @@ import type { ProgressUpdate } from '../jobs/job.js';
 import type { StorageSettings } from '../storage/settings.js';
 import type { JobResult } from './run-job.js';
 
-/** What a worker needs besides the request. In the service, S3 credentials come from the inherited environment. */
+/** What a worker needs besides the job's spec. In the service, S3 credentials come from the inherited environment. */
 export interface WorkerConfig {
   storage: Partial<StorageSettings>;
   formatPolicy: FormatPolicyName;
@@ -21,7 +21,7 @@ export interface WorkerConfig {
 }
 
 export type ToWorker =
-  | { type: 'start'; jobId: string; request: BuildRequest; builder: BuilderKind; config: WorkerConfig }
+  | { type: 'start'; jobId: string; request: JobSpec; builder: BuilderKind; config: WorkerConfig }
   | { type: 'gpu'; device: number }
   | { type: 'cancel'; reason: string };
 

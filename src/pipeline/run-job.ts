@@ -5,7 +5,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 
-import type { BuildRequest } from '../api/schemas.js';
+import type { BuildSpec, JobSpec } from '../build-spec.js';
 import type { BuilderKind, BuildParams, GraphBuilder } from '../builders/types.js';
 import { type FormatPolicy, chooseFormat } from '../faiss-format/policy.js';
 import {
@@ -39,13 +39,13 @@ export interface JobIo {
   output: Place;
 }
 
-/** The service's places: everything in the request's container, the index next to the vectors. */
-export function ioForRequest(store: ObjectStore, request: BuildRequest): JobIo {
-  const at = (key: string): Place => ({ store, at: { container: request.container_name, key } });
+/** The service's places: everything in the job's container, the index next to the vectors. */
+export function ioForRequest(store: ObjectStore, spec: JobSpec): JobIo {
+  const at = (key: string): Place => ({ store, at: { container: spec.containerName, key } });
   return {
-    vectors: at(request.vector_path),
-    ids: at(request.doc_id_path),
-    output: at(indexKeyFor(request.vector_path)),
+    vectors: at(spec.vectorPath),
+    ids: at(spec.docIdPath),
+    output: at(indexKeyFor(spec.vectorPath)),
   };
 }
 
@@ -53,7 +53,7 @@ export interface PipelineDeps {
   io: JobIo;
   builders: Partial<Record<BuilderKind, GraphBuilder>>;
   formatPolicy: FormatPolicy;
-  /** Builder settings the request does not carry (threads, GPU options). */
+  /** Builder settings the spec does not carry (threads, GPU options). */
   buildDefaults: Pick<BuildParams, 'threads' | 'gpu'>;
   /** Write the file to this folder first and upload it from there (default: stream it into the upload). */
   spoolDir?: string;
@@ -88,31 +88,23 @@ export interface UploadPath {
   reason?: string;
 }
 
-export async function runJob(
-  request: BuildRequest,
-  builder: BuilderKind,
-  deps: PipelineDeps,
-): Promise<JobResult> {
+export async function runJob(spec: BuildSpec, builder: BuilderKind, deps: PipelineDeps): Promise<JobResult> {
   const clock = new PhaseClock();
-  const spec: VectorBlobSpec = {
-    dataType: request.data_type,
-    dimension: request.dimension,
-    count: request.doc_count,
-  };
-  validateVectorSpec(spec);
+  const blob: VectorBlobSpec = { dataType: spec.dataType, dimension: spec.dimension, count: spec.docCount };
+  validateVectorSpec(blob);
 
   deps.report({ phase: 'downloading', fraction: 0 });
-  const { vectorInfo, vectorBlob, idBlob } = await download(request, spec, deps);
-  const vectors = parseVectorBlob(vectorBlob, spec);
-  const ids = parseDocIdBlob(idBlob, request.doc_count);
+  const { vectorInfo, vectorBlob, idBlob } = await download(spec, blob, deps);
+  const vectors = parseVectorBlob(vectorBlob, blob);
+  const ids = parseDocIdBlob(idBlob, spec.docCount);
   clock.lap('download');
 
   deps.report({ phase: 'building', fraction: 0 });
   const format = chooseFormat(
-    { dataType: request.data_type, builder, skipStoredVectors: request.skip_stored_vectors },
+    { dataType: spec.dataType, builder, skipStoredVectors: spec.skipStoredVectors },
     deps.formatPolicy,
   );
-  const built = await buildGraph(request, builder, vectors, format.needsHierarchicalGraph, deps);
+  const built = await buildGraph(spec, builder, vectors, format.needsHierarchicalGraph, deps);
   clock.lap('build');
 
   deps.report({ phase: 'uploading', fraction: 0 });
@@ -121,9 +113,9 @@ export async function runJob(
     graph: built.graph,
     vectors,
     ids,
-    spaceType: buildSpaceType(request),
-    efConstruction: request.index_parameters.algorithm_parameters.ef_construction,
-    efSearch: request.index_parameters.algorithm_parameters.ef_search,
+    spaceType: buildSpaceType(spec),
+    efConstruction: spec.efConstruction,
+    efSearch: spec.efSearch,
   };
   const uploaded = await upload(index, deps.io.output, vectorInfo, vectorBlob, deps);
   clock.lap('upload');
@@ -147,8 +139,8 @@ export async function runJob(
  * with their field's space_type (l2, innerproduct), yet Faiss's binary indexes know only Hamming distance (the
  * reference builder does the same).
  */
-export function buildSpaceType(request: BuildRequest): SpaceType {
-  return request.data_type === 'binary' ? 'hamming' : request.index_parameters.space_type;
+export function buildSpaceType(spec: BuildSpec): SpaceType {
+  return spec.dataType === 'binary' ? 'hamming' : spec.spaceType;
 }
 
 /** The index object's key: next to the vectors, `.knnvec` replaced by `.faiss`. */
@@ -156,7 +148,7 @@ export function indexKeyFor(vectorPath: string): string {
   return vectorPath.replace(/\.knnvec$/, '.faiss');
 }
 
-async function download(request: BuildRequest, spec: VectorBlobSpec, deps: PipelineDeps) {
+async function download(spec: BuildSpec, blob: VectorBlobSpec, deps: PipelineDeps) {
   const { vectors, ids } = deps.io;
   const done = { vectors: 0, ids: 0 };
   const total = { vectors: 1, ids: 1 };
@@ -181,15 +173,15 @@ async function download(request: BuildRequest, spec: VectorBlobSpec, deps: Pipel
     task(vectors.store.head(vectors.at, signal)),
     task(
       vectors.store.read(vectors.at, {
-        ...knnvecReadOptions(spec),
+        ...knnvecReadOptions(blob),
         signal,
         onProgress: progress('vectors'),
       }),
     ),
     task(
       ids.store.read(ids.at, {
-        expectedBytes: 4 * request.doc_count,
-        expectedBytesMeaning: `doc_count ${request.doc_count} x 4 bytes per doc id; check doc_count against the uploaded .knndid`,
+        expectedBytes: 4 * spec.docCount,
+        expectedBytesMeaning: `doc_count ${spec.docCount} x 4 bytes per doc id; check doc_count against the uploaded .knndid`,
         signal,
         onProgress: progress('ids'),
       }),
@@ -206,7 +198,7 @@ async function download(request: BuildRequest, spec: VectorBlobSpec, deps: Pipel
 }
 
 async function buildGraph(
-  request: BuildRequest,
+  spec: BuildSpec,
   kind: BuilderKind,
   vectors: VectorSet,
   hierarchical: boolean,
@@ -216,12 +208,11 @@ async function buildGraph(
   if (!builder) throw new Error(`the ${kind} builder is not available in this process`);
   const lease = kind === 'gpu' ? await deps.acquireGpu() : undefined;
   try {
-    const p = request.index_parameters.algorithm_parameters;
     const params: BuildParams = {
-      spaceType: buildSpaceType(request),
-      m: p.m,
-      efConstruction: p.ef_construction,
-      efSearch: p.ef_search,
+      spaceType: buildSpaceType(spec),
+      m: spec.m,
+      efConstruction: spec.efConstruction,
+      efSearch: spec.efSearch,
       hierarchical,
       ...deps.buildDefaults,
       ...(lease ? { gpu: { ...deps.buildDefaults.gpu, device: lease.device } } : {}),

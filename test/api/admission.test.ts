@@ -2,8 +2,8 @@
 // a store full of unfinished jobs, MAX_WORKERS, and _status staying fast while builds run and many wait.
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { estimateHostBytes } from '../../src/pipeline/plan.js';
-import type { BuildRequest } from '../../src/api/schemas.js';
+import { estimateHostBytes } from '../../src/jobs/plan.js';
+import { jobSpecFor } from '../helpers/job-spec.js';
 import { KnnClient, knnBuildBody } from '../helpers/knn-client.js';
 import { type TestService, startTestService } from '../helpers/service.js';
 
@@ -48,7 +48,7 @@ describe('memory admission', () => {
 
   it('lets a job that fits later wait in the queue until memory is free (the reference fails it)', async () => {
     const docCount = 400_000;
-    const need = estimateHostBytes(bodyFor(0, docCount) as unknown as BuildRequest, 'cpu');
+    const need = estimateHostBytes(jobSpecFor(bodyFor(0, docCount)), 'cpu');
     // Room for one such job but not two, and enough workers for both.
     t = await startTestService({ CPU_MEMORY_LIMIT: String((need * 1.5) / GIB), MAX_WORKERS: '4' });
     const client = new KnnClient({ endpoint: t.url });

@@ -2,9 +2,9 @@
 // same id (a client retry after a transient fault must not be stuck with the old failure).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import type { BuildRequest } from '../../src/api/schemas.js';
 import { KnnClient, knnBuildBody } from '../helpers/knn-client.js';
 import { type TestService, startTestService } from '../helpers/service.js';
+import { jobSpecFor } from '../helpers/job-spec.js';
 
 describe('idempotency and rebuild after failure', () => {
   let t: TestService;
@@ -105,14 +105,14 @@ describe('idempotency and rebuild after failure', () => {
     const a = await client.build(knnBuildBody({ vector_path: 'seg/s1.knnvec', tenant_id: 'a.knnvec-b' }));
     const b = await client.build(knnBuildBody({ vector_path: 'seg/s1.knnvec-a.knnvec', tenant_id: 'b' }));
     expect(a).not.toBe(b);
-    expect(t.service.store.get(b)!.request.vector_path).toBe('seg/s1.knnvec-a.knnvec');
+    expect(t.service.store.get(b)!.spec.vectorPath).toBe('seg/s1.knnvec-a.knnvec');
   });
 
   it('answers 409 naming vector_path when an id is held by another vector_path (a hash collision)', async () => {
-    const body = knnBuildBody({ vector_path: 'seg/theirs.knnvec' }) as unknown as BuildRequest;
+    const body = jobSpecFor({ vector_path: 'seg/theirs.knnvec' });
     const id = await client.build(knnBuildBody());
     // The job under this id is made to belong to another path, as a collision would leave it.
-    t.service.store.get(id)!.request = { ...t.service.store.get(id)!.request, vector_path: body.vector_path };
+    t.service.store.get(id)!.spec = { ...t.service.store.get(id)!.spec, vectorPath: body.vectorPath };
     const res = await fetch(`${t.url}/_build`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { LIMITS } from '../../src/api/schemas.js';
 import { HNSW_CLAMP } from '../../src/builders/hnsw-params.js';
+import { jobSpecFor } from '../helpers/job-spec.js';
 import { knnBuildBody } from '../helpers/knn-client.js';
 import { type TestService, startTestService } from '../helpers/service.js';
 
@@ -158,18 +159,19 @@ describe('POST /_build validation', () => {
     expect(res.status).toBe(200);
     await t.builds.started(1);
     const job = t.service.store.get(res.json.job_id as string)!;
-    expect(job.request).toEqual({
-      ...minimal,
-      repository_type: 's3',
-      tenant_id: '',
-      data_type: 'float',
-      engine: 'faiss',
-      index_parameters: {
-        space_type: 'l2',
-        algorithm: 'hnsw',
-        algorithm_parameters: { ef_construction: 100, ef_search: 100, m: 16 },
-      },
-      skip_stored_vectors: false,
+    expect(job.spec).toEqual({
+      containerName: 'b',
+      vectorPath: 'd/min.knnvec',
+      docIdPath: 'd/min.knndid',
+      tenantId: '',
+      dimension: 8,
+      docCount: 10,
+      dataType: 'float',
+      spaceType: 'l2',
+      m: 16,
+      efConstruction: 100,
+      efSearch: 100,
+      skipStoredVectors: false,
     });
   });
 
@@ -177,9 +179,7 @@ describe('POST /_build validation', () => {
     const res = await post(body({ dimension: '128', doc_count: ' 2000 ', ...withParams({ m: '8' }) }));
     expect(res.status).toBe(200);
     const job = t.service.store.get(res.json.job_id as string)!;
-    expect(job.request.dimension).toBe(128);
-    expect(job.request.doc_count).toBe(2000);
-    expect(job.request.index_parameters.algorithm_parameters.m).toBe(8);
+    expect(job.spec).toMatchObject({ dimension: 128, docCount: 2000, m: 8 });
   });
 
   it('accepts and ignores unknown keys at every level (k-NN adds fields), keeping them out of the job', async () => {
@@ -191,13 +191,8 @@ describe('POST /_build validation', () => {
     );
     expect(ignored.status, JSON.stringify(ignored.json)).toBe(200);
     const job = t.service.store.get(ignored.json.job_id as string)!;
-    expect(job.request).not.toHaveProperty('surprise');
-    expect(job.request.index_parameters).not.toHaveProperty('new_option');
-    expect(job.request.index_parameters.algorithm_parameters).toEqual({
-      ef_construction: 100,
-      ef_search: 100,
-      m: 16,
-    });
+    expect(Object.keys(job.spec).sort()).toEqual(Object.keys(jobSpecFor()).sort());
+    expect(job.spec).toMatchObject({ spaceType: 'l2', m: 16, efConstruction: 100, efSearch: 100 });
     // Each unknown key is logged once (at debug), not on every segment k-NN sends.
     const key = `knob_${seq}`;
     for (let i = 0; i < 2; i++) expect((await post(body({ [key]: true }))).status).toBe(200);
@@ -210,15 +205,13 @@ describe('POST /_build validation', () => {
     const res = await post(body(withParams({ m: 1, ef_construction: 2 ** 31 - 1, ef_search: 1 })));
     expect(res.status, JSON.stringify(res.json)).toBe(200);
     const job = t.service.store.get(res.json.job_id as string)!;
-    expect(job.request.index_parameters.algorithm_parameters).toEqual({
+    expect(job.spec).toMatchObject({
       m: HNSW_CLAMP.m.min,
-      ef_construction: HNSW_CLAMP.ef_construction.max,
-      ef_search: 1,
+      efConstruction: HNSW_CLAMP.efConstruction.max,
+      efSearch: 1,
     });
     const big = await post(body(withParams({ m: 100_000 })));
-    expect(
-      t.service.store.get(big.json.job_id as string)!.request.index_parameters.algorithm_parameters.m,
-    ).toBe(HNSW_CLAMP.m.max);
+    expect(t.service.store.get(big.json.job_id as string)!.spec.m).toBe(HNSW_CLAMP.m.max);
   });
 
   it('treats duplicate slashes as one (a k-NN endpoint with a trailing slash calls //_build)', async () => {

@@ -59,7 +59,7 @@ export class ControlledBuilds {
     const p = this.pending.get(id);
     if (!p) throw new Error(`no running build ${id}`);
     p.resolve({
-      fileName: p.ctx.request.vector_path
+      fileName: p.ctx.request.vectorPath
         .split('/')
         .pop()!
         .replace(/\.knnvec$/, '.faiss'),

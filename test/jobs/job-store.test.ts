@@ -1,30 +1,14 @@
 // The job store: TTL counted from completion, unfinished jobs never evicted or expired, 507 when full of them.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import type { BuildRequest } from '../../src/api/schemas.js';
 import { Job, jobIdFor } from '../../src/jobs/job.js';
 import { JobStore } from '../../src/jobs/job-store.js';
 import { JobRefusedError } from '../../src/jobs/errors.js';
+import { jobSpecFor } from '../helpers/job-spec.js';
 
-const request = (i: number): BuildRequest => ({
-  repository_type: 's3',
-  container_name: 'b',
-  vector_path: `p/${i}.knnvec`,
-  doc_id_path: `p/${i}.knndid`,
-  tenant_id: 't',
-  dimension: 8,
-  doc_count: 10,
-  data_type: 'float',
-  engine: 'faiss',
-  index_parameters: {
-    space_type: 'l2',
-    algorithm: 'hnsw',
-    algorithm_parameters: { ef_construction: 100, ef_search: 100, m: 16 },
-  },
-  skip_stored_vectors: false,
-});
+const spec = (i: number) => ({ ...jobSpecFor(), vectorPath: `p/${i}.knnvec`, tenantId: 't' });
 const plan = { builder: 'cpu' as const, hostBytes: 1, gpuBytes: 0, reason: 'test' };
-const job = (i: number) => new Job(jobIdFor(`p/${i}.knnvec`, 't'), request(i), plan, Date.now());
+const job = (i: number) => new Job(jobIdFor(`p/${i}.knnvec`, 't'), spec(i), plan, Date.now());
 
 function finish(store: JobStore, j: Job): void {
   j.status = 'COMPLETED_INDEX_BUILD';

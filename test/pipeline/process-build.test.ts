@@ -7,8 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createProcessBuild } from '../../src/pipeline/process-build.js';
 import type { BuildContext } from '../../src/jobs/scheduler.js';
 import { tsxExecArgv } from '../../src/tsx-loader.js';
-import { knnBuildBody } from '../helpers/knn-client.js';
-import type { BuildRequest } from '../../src/api/schemas.js';
+import { jobSpecFor } from '../helpers/job-spec.js';
 import { allGone } from '../helpers/service-process.js';
 
 describe('worker processes', () => {
@@ -31,7 +30,7 @@ describe('worker processes', () => {
     });
     const ctx: BuildContext = {
       id: 'job',
-      request: knnBuildBody() as unknown as BuildRequest,
+      request: jobSpecFor(),
       plan: { builder: 'cpu', hostBytes: 1, gpuBytes: 0, reason: 'test' },
       attempt: 1,
       signal: new AbortController().signal,

@@ -8,12 +8,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import type { BuildRequest } from '../../src/api/schemas.js';
 import { formatPolicy } from '../../src/faiss-format/policy.js';
 import type { ProgressUpdate } from '../../src/jobs/job.js';
 import { ioForRequest, runJob } from '../../src/pipeline/run-job.js';
 import { createObjectStore } from '../../src/storage/index.js';
-import { knnBuildBody } from '../helpers/knn-client.js';
+import { jobSpecFor } from '../helpers/job-spec.js';
 
 describe('runJob downloads', () => {
   let root: string;
@@ -26,13 +25,13 @@ describe('runJob downloads', () => {
   });
 
   it('aborts the other download on the first failure and reports nothing after failing', async () => {
-    const request = knnBuildBody({
+    const request = jobSpecFor({
       container_name: 'c',
       vector_path: 'seg/a.knnvec',
       doc_id_path: 'seg/a.knndid',
       dimension: 8,
       doc_count: 16 * 2 ** 20,
-    }) as unknown as BuildRequest;
+    });
     const store = createObjectStore({ kind: 'local', localRoot: root });
     const updates: ProgressUpdate[] = [];
     const failure = await runJob(request, 'cpu', {
@@ -54,13 +53,13 @@ describe('runJob downloads', () => {
   it('says a wrong-sized .knndid is about doc ids, not vectors', async () => {
     writeFileSync(path.join(root, 'c', 'seg', 'b.knnvec'), new Uint8Array(10 * 8 * 4));
     writeFileSync(path.join(root, 'c', 'seg', 'b.knndid'), new Uint8Array(9 * 4));
-    const request = knnBuildBody({
+    const request = jobSpecFor({
       container_name: 'c',
       vector_path: 'seg/b.knnvec',
       doc_id_path: 'seg/b.knndid',
       dimension: 8,
       doc_count: 10,
-    }) as unknown as BuildRequest;
+    });
     const store = createObjectStore({ kind: 'local', localRoot: root });
     const failure = await runJob(request, 'cpu', {
       io: ioForRequest(store, request),

@@ -18,8 +18,7 @@ import {
   s3Unavailable,
   testS3Client,
 } from '../helpers/s3.js';
-import { knnBuildBody } from '../helpers/knn-client.js';
-import type { BuildRequest } from '../../src/api/schemas.js';
+import { jobSpecFor } from '../helpers/job-spec.js';
 
 const WORKER = path.resolve(import.meta.dirname, '../../src/pipeline/worker.ts');
 
@@ -77,13 +76,13 @@ describe.skipIf(skipped !== undefined)(
     });
 
     it('aborts the other download when one fails, reports the failure and exits 0', async () => {
-      const request = knnBuildBody({
+      const request = jobSpecFor({
         container_name: bucket,
         vector_path: 'seg/a.knnvec',
         doc_id_path: 'seg/a.knndid',
         dimension: 8,
         doc_count: 200,
-      }) as unknown as BuildRequest;
+      });
       proxy.inject(
         (r) => r.url.includes('.knnvec'),
         { kind: 'status', status: 403, code: 'AccessDenied' },

@@ -1,14 +1,13 @@
 // The admission planner: the one place that chooses the builder (service and CLI) and estimates memory.
 import { describe, expect, it } from 'vitest';
 
-import type { BuildRequest } from '../../src/api/schemas.js';
 import { JobRefusedError } from '../../src/jobs/errors.js';
-import { type PlannerOptions, createPlanner } from '../../src/pipeline/plan.js';
+import { type PlannerOptions, createPlanner } from '../../src/jobs/plan.js';
 import { H100, NO_DEVICE, NOT_COMPILED } from '../helpers/gpu-info.js';
-import { knnBuildBody } from '../helpers/knn-client.js';
+import { jobSpecFor } from '../helpers/job-spec.js';
 
 const GIB = 2 ** 30;
-const MILLION_768 = knnBuildBody({ doc_count: 1_000_000, dimension: 768 }) as BuildRequest;
+const MILLION_768 = jobSpecFor({ doc_count: 1_000_000, dimension: 768 });
 const planner = (o: Partial<PlannerOptions>) =>
   createPlanner({
     builder: 'auto',
@@ -44,7 +43,7 @@ describe('createPlanner: builder choice', () => {
 
   it('gpu: refuses with the reason instead of falling back', () => {
     expect(() => planner({ builder: 'gpu', gpu: NO_DEVICE })(MILLION_768)).toThrow(JobRefusedError);
-    const one = { ...MILLION_768, doc_count: 1 };
+    const one = { ...MILLION_768, docCount: 1 };
     expect(() => planner({ builder: 'gpu' })(one)).toThrow(/at least 2 vectors/);
     expect(planner({ builder: 'gpu' })(MILLION_768).builder).toBe('gpu');
   });

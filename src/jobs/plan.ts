@@ -1,10 +1,10 @@
 // Admission planning: which builder a job will use (the only place that chooses, for the service and the CLI) and
 // how much host and GPU memory it will need.
 // Estimates are deliberately a little high: a job admitted here must never be killed for memory later.
-import type { BuildRequest } from '../api/schemas.js';
+import type { BuildSpec } from '../build-spec.js';
 import type { BuilderChoice, Settings } from '../config.js';
-import { JobRefusedError } from '../jobs/errors.js';
-import type { JobPlan } from '../jobs/job.js';
+import { JobRefusedError } from './errors.js';
+import type { JobPlan } from './job.js';
 import { estimateGpuBytes, gpuProblem as gpuBuildProblem } from '../builders/choose.js';
 import type { GpuInfo } from '../builders/native.js';
 import { resolveGpuOptions } from '../builders/gpu.js';
@@ -40,10 +40,10 @@ const CPU_VISITED_THREADS = 64;
  * for the CPU builder (which reads the vectors in place), its working memory: the upper levels kept apart while
  * building, insertion order and per-node offsets, and a visited table per thread (src/native/README.md).
  */
-export function estimateHostBytes(r: BuildRequest, builder: 'cpu' | 'gpu', gpuGraphDegree = 0): number {
-  const n = r.doc_count;
-  const m = r.index_parameters.algorithm_parameters.m;
-  const vectors = n * bytesPerVector(r.data_type, r.dimension);
+export function estimateHostBytes(s: BuildSpec, builder: 'cpu' | 'gpu', gpuGraphDegree = 0): number {
+  const n = s.docCount;
+  const m = s.m;
+  const vectors = n * bytesPerVector(s.dataType, s.dimension);
   const ids = 4 * n;
   // Level 0 holds 2*M slots: M = m on the CPU, half the GPU graph's degree on the GPU.
   const fileM = builder === 'gpu' ? gpuFileM(m, gpuGraphDegree) : m;
@@ -58,11 +58,11 @@ const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
 export function createPlanner(o: PlannerOptions) {
   const graphDegree = o.gpuOptions.graphDegree ?? 0;
 
-  return function plan(r: BuildRequest): JobPlan {
-    const m = r.index_parameters.algorithm_parameters.m;
+  return function plan(s: BuildSpec): JobPlan {
+    const m = s.m;
     const tooManySlots = (fileM: number) =>
-      r.doc_count * graphSlotsPerNode(fileM) > MAX_GRAPH_SLOTS
-        ? `doc_count ${r.doc_count} with m ${m} needs more than 2^32 graph slots (split the segment or lower m)`
+      s.docCount * graphSlotsPerNode(fileM) > MAX_GRAPH_SLOTS
+        ? `doc_count ${s.docCount} with m ${m} needs more than 2^32 graph slots (split the segment or lower m)`
         : null;
     const hostProblem = (bytes: number) =>
       bytes > o.cpuMemoryLimitBytes
@@ -74,15 +74,15 @@ export function createPlanner(o: PlannerOptions) {
       ...(graphDegree ? { graphDegree } : {}),
       ...(o.gpuOptions.knnAlgorithm ? { knnAlgorithm: o.gpuOptions.knnAlgorithm } : {}),
     };
-    const cpuHost = estimateHostBytes(r, 'cpu');
-    const gpuHost = estimateHostBytes(r, 'gpu', graphDegree);
-    const gpuBytes = estimateGpuBytes(r.doc_count, r.dimension, r.data_type, gpuParams);
+    const cpuHost = estimateHostBytes(s, 'cpu');
+    const gpuHost = estimateHostBytes(s, 'gpu', graphDegree);
+    const gpuBytes = estimateGpuBytes(s.docCount, s.dimension, s.dataType, gpuParams);
     const gpuProblem =
       tooManySlots(gpuFileM(m, graphDegree)) ??
       gpuBuildProblem(o.gpu, {
-        count: r.doc_count,
-        dimension: r.dimension,
-        dataType: r.data_type,
+        count: s.docCount,
+        dimension: s.dimension,
+        dataType: s.dataType,
         params: gpuParams,
         memoryLimitBytes: o.gpuMemoryLimitBytes,
       }) ??
@@ -94,7 +94,7 @@ export function createPlanner(o: PlannerOptions) {
     const refuse = (why: string) =>
       new JobRefusedError(
         'TOO_LARGE',
-        `this build (${r.doc_count} x ${r.dimension} ${r.data_type}) can never fit: ${why}`,
+        `this build (${s.docCount} x ${s.dimension} ${s.dataType}) can never fit: ${why}`,
       );
 
     switch (o.builder) {
