@@ -17,7 +17,7 @@ import {
 } from '../faiss-format/writer.js';
 import type { ProgressUpdate } from '../jobs/job.js';
 import type { ComposedObject, HostBlob, ObjectInfo, ObjectLocation, ObjectStore } from '../storage/types.js';
-import { parseDocIdBlob } from '../vectors/knndid.js';
+import { knndidReadOptions, parseDocIdBlob } from '../vectors/knndid.js';
 import {
   type VectorBlobSpec,
   knnvecReadOptions,
@@ -180,8 +180,7 @@ async function download(spec: BuildSpec, blob: VectorBlobSpec, deps: PipelineDep
     ),
     task(
       ids.store.read(ids.at, {
-        expectedBytes: 4 * spec.docCount,
-        expectedBytesMeaning: `doc_count ${spec.docCount} x 4 bytes per doc id; check doc_count against the uploaded .knndid`,
+        ...knndidReadOptions(spec.docCount),
         signal,
         onProgress: progress('ids'),
       }),

@@ -48,21 +48,16 @@ export function describeLocation(scheme: string, location: ObjectLocation): stri
   return `${scheme}://${location.container}/${location.key}`;
 }
 
-/** Throws SizeMismatch unless the object has the size the reader expects (checked before any download). */
+/** Runs the reader's size check (ReadOptions.checkSize) before any download; its error becomes SizeMismatch. */
 export function checkExpectedSize(
   address: string,
   location: ObjectLocation,
   size: number,
-  options: { expectedBytes?: number; expectedBytesMeaning?: string },
+  options: { checkSize?: (bytes: number) => void },
 ): void {
-  const expected = options.expectedBytes;
-  if (expected === undefined || size === expected) return;
-  const meaning = options.expectedBytesMeaning ? ` (${options.expectedBytesMeaning})` : '';
-  throw new StorageError(
-    'SizeMismatch',
-    `${address} has ${size} bytes but ${expected} were expected${meaning}`,
-    {
-      location,
-    },
-  );
+  try {
+    options.checkSize?.(size);
+  } catch (err) {
+    throw new StorageError('SizeMismatch', `${address}: ${(err as Error).message}`, { location, cause: err });
+  }
 }

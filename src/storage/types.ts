@@ -38,10 +38,11 @@ export interface ReadOptions {
   /** Chunk lengths of the result are multiples of this (the in-memory record size), so no record straddles chunks. */
   readonly alignBytes?: number;
   readonly transform?: PartTransform;
-  /** Fail (before downloading) unless the object has exactly this many bytes. */
-  readonly expectedBytes?: number;
-  /** Where expectedBytes comes from and what to check, for the error (e.g. "doc_count x 4 bytes per doc id"). */
-  readonly expectedBytesMeaning?: string;
+  /**
+   * The reader's check of the object's size, called before any byte is downloaded; what it throws fails the read
+   * as SizeMismatch with its message. The rule belongs to whoever knows the format (vectors/ for .knnvec, .knndid).
+   */
+  readonly checkSize?: (bytes: number) => void;
   readonly signal?: AbortSignal;
   readonly onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }

@@ -1,7 +1,12 @@
 // `.knndid` blobs (k-NN's DocIdInputStream): `doc_count` little-endian int32 Lucene doc ids, in vector order and
 // strictly increasing (k-NN's memory-optimized reader relies on that). They become the index's id map.
-import type { HostBlob } from '../storage/types.js';
+import type { HostBlob, ReadOptions } from '../storage/types.js';
 import { VectorDataError } from './errors.js';
+
+/** How to ask the storage layer for a `.knndid`: its size checked (checkDocIdObjectSize) before downloading. */
+export function knndidReadOptions(count: number): Pick<ReadOptions, 'checkSize'> {
+  return { checkSize: (bytes) => checkDocIdObjectSize(count, bytes) };
+}
 
 /** Throws VectorDataError unless an object of `objectBytes` bytes holds exactly `count` doc ids. */
 export function checkDocIdObjectSize(count: number, objectBytes: number): void {

@@ -53,21 +53,25 @@ export function hostVectorBytes(spec: VectorBlobSpec): number {
   return spec.count * bytesPerVector(spec.dataType, spec.dimension);
 }
 
-/** How to ask the storage layer for a `.knnvec` so parseVectorBlob can use it without copying. */
+/**
+ * How to ask the storage layer for a `.knnvec` so parseVectorBlob can use it without copying: chunks of whole
+ * vectors, fp16 conversion on the way, and the size checked (checkVectorObjectSize) before any byte is downloaded.
+ */
 export function knnvecReadOptions(
   spec: VectorBlobSpec,
-): Pick<ReadOptions, 'alignBytes' | 'expectedBytes' | 'expectedBytesMeaning' | 'transform'> {
+): Pick<ReadOptions, 'alignBytes' | 'checkSize' | 'transform'> {
   validateVectorSpec(spec);
   return {
     alignBytes: bytesPerVector(spec.dataType, spec.dimension),
-    expectedBytes: wireVectorBytes(spec),
-    expectedBytesMeaning:
-      'doc_count x bytes per vector; check doc_count, dimension and data_type against the uploaded .knnvec',
+    checkSize: (bytes) => checkVectorObjectSize(spec, bytes),
     ...(spec.dataType === 'half_float' ? { transform: halfFloatTransform } : {}),
   };
 }
 
-/** Throws VectorDataError unless an object of `objectBytes` bytes is the `.knnvec` the spec describes. */
+/**
+ * Throws VectorDataError unless an object of `objectBytes` bytes is the `.knnvec` the spec describes. The one
+ * check of the .knnvec's size (the storage layer runs it before downloading, through knnvecReadOptions).
+ */
 export function checkVectorObjectSize(spec: VectorBlobSpec, objectBytes: number): void {
   validateVectorSpec(spec);
   const expected = wireVectorBytes(spec);

@@ -374,9 +374,19 @@ describe.each(TOPOLOGIES)(
         );
         const okJob = client.build(good.body).then((id) => client.poll(id, { intervalMs: 0 }));
         const message = await failureOf(short.body);
-        expect(message).toMatch(/44800|51200/);
-        expect(message).toMatch(/bytes/);
+        // vectors/'s message (the one check of the .knnvec's size), made before any byte was downloaded.
+        expect(message).toMatch(/\.knnvec: \.knnvec holds 44800 bytes, but doc_count 800 × dimension 16 /);
+        expect(message).toContain(
+          'needs 51200 bytes; dimension 14 would fit doc_count 800; doc_count 700 would fit dimension 16',
+        );
         expect((await okJob).task_status).toBe('COMPLETED_INDEX_BUILD');
+      });
+
+      it('a doc ids blob with fewer ids than doc_count', async () => {
+        const { body } = await uploadSegment(base, knnvecFor(base, 5), docIdsFor(base.count - 1));
+        expect(await failureOf(body)).toMatch(
+          /\.knndid: \.knndid holds 799 doc ids \(3196 bytes\) but doc_count is 800 \(3200 bytes expected\)$/,
+        );
       });
 
       it('a missing vectors object', async () => {

@@ -71,8 +71,7 @@ describe('runJob downloads', () => {
       acquireGpu: () => Promise.reject(new Error('no GPU')),
     }).catch((e: Error) => e);
     expect((failure as Error).message).toBe(
-      'local://c/seg/b.knndid has 36 bytes but 40 were expected ' +
-        '(doc_count 10 x 4 bytes per doc id; check doc_count against the uploaded .knndid)',
+      'local://c/seg/b.knndid: .knndid holds 9 doc ids (36 bytes) but doc_count is 10 (40 bytes expected)',
     );
   });
 });

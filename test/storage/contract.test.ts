@@ -132,10 +132,12 @@ describe.each(stores)('%s store', (_name, makeFixture, skipReason) => {
         const data = pattern(12 * 50_000, 7); // 12-byte records; 64 KiB parts cross 99,996-byte chunks
         await f.put('aligned.bin', data);
         const progress: [number, number][] = [];
+        const sizes: number[] = [];
         const blob = await f.store.read(
           { container: f.container, key: 'aligned.bin' },
-          { alignBytes: 12, expectedBytes: data.length, onProgress: (d, t) => progress.push([d, t]) },
+          { alignBytes: 12, checkSize: (b) => sizes.push(b), onProgress: (d, t) => progress.push([d, t]) },
         );
+        expect(sizes).toEqual([data.length]);
         expect(blob.chunks.length).toBe(7);
         for (const chunk of blob.chunks) expect(chunk.length % 12).toBe(0);
         expect(blob.chunks[0]!.length).toBe(99_996);
@@ -184,12 +186,19 @@ describe.each(stores)('%s store', (_name, makeFixture, skipReason) => {
         }
       });
 
-      it('fails with SizeMismatch when the object is not the expected size, or not whole records', async () => {
+      it('fails with SizeMismatch when the reader refuses the size, or not whole records', async () => {
         await f.put('sized.bin', pattern(1000));
         const where = { container: f.container, key: 'sized.bin' };
-        const wrongSize = await failure(f.store.read(where, { expectedBytes: 1200 }));
+        const checkSize = (bytes: number) => {
+          if (bytes !== 1200) throw new Error(`holds ${bytes} bytes, the format needs 1200`);
+        };
+        const progress: number[] = [];
+        const wrongSize = await failure(
+          f.store.read(where, { checkSize, onProgress: (d) => progress.push(d) }),
+        );
         expect(wrongSize.code).toBe('SizeMismatch');
-        expect(wrongSize.message).toMatch(/has 1000 bytes but 1200 were expected/);
+        expect(wrongSize.message).toMatch(/sized\.bin: holds 1000 bytes, the format needs 1200$/);
+        expect(progress.filter((d) => d > 0)).toEqual([]); // refused before any byte was downloaded
         expect((await failure(f.store.read(where, { alignBytes: 12 }))).code).toBe('SizeMismatch');
         expect(
           (await failure(f.store.read(where, { transform: { ...halfOfEachWord(), inputUnit: 3 } }))).code,

@@ -211,23 +211,20 @@ describe('parseVectorBlob', () => {
     );
   });
 
-  it('gives the storage layer read options that make parsing zero-copy', () => {
-    const expectedBytesMeaning = expect.stringMatching(/^doc_count x bytes per vector; check doc_count/);
+  it('gives the storage layer read options that make parsing zero-copy and check the size first', () => {
+    const checkSize = expect.any(Function);
     expect(knnvecReadOptions({ dataType: 'float', dimension: 8, count: 10 })).toEqual({
       alignBytes: 32,
-      expectedBytes: 320,
-      expectedBytesMeaning,
+      checkSize,
     });
-    expect(knnvecReadOptions({ dataType: 'half_float', dimension: 8, count: 10 })).toEqual({
-      alignBytes: 16,
-      expectedBytes: 320,
-      expectedBytesMeaning,
-      transform: halfFloatTransform,
-    });
-    expect(knnvecReadOptions({ dataType: 'binary', dimension: 8, count: 10 })).toMatchObject({
-      alignBytes: 1,
-      expectedBytes: 10,
-    });
+    const half = knnvecReadOptions({ dataType: 'half_float', dimension: 8, count: 10 });
+    expect(half).toEqual({ alignBytes: 16, checkSize, transform: halfFloatTransform });
+    expect(() => half.checkSize!(320)).not.toThrow(); // the float32 wire form
+    expect(() => half.checkSize!(160)).toThrow(/\.knnvec holds 160 bytes, but doc_count 10 × dimension 8/);
+    const binary = knnvecReadOptions({ dataType: 'binary', dimension: 8, count: 10 });
+    expect(binary.alignBytes).toBe(1);
+    expect(() => binary.checkSize!(10)).not.toThrow();
+    expect(() => binary.checkSize!(11)).toThrow(VectorDataError);
   });
 });
 
