@@ -5,6 +5,7 @@ import os from 'node:os';
 
 import type { DataType, SpaceType, VectorArray, VectorSet } from '../vectors/types.js';
 import { withEntryNode } from './entry-node.js';
+import { HNSW_CLAMP } from './hnsw-params.js';
 import { nativeBuild, nativeOptionsFor } from './native.js';
 import type { BuildParams, BuildProgress, BuiltGraph, GraphBuilder } from './types.js';
 
@@ -17,9 +18,6 @@ export class BuildInputError extends Error {
   }
 }
 
-/** Faiss's level multiplier is 1/ln(M), so M must exceed 1; the upper bound only catches nonsense. */
-export const M_MIN = 2;
-export const M_MAX = 4096;
 /** Faiss HNSW stores node ids as int32. */
 export const MAX_VECTORS = 2 ** 31 - 1;
 
@@ -69,7 +67,9 @@ export function checkVectors(v: VectorSet): void {
 
 /** Checks the HNSW parameters shared by every builder. */
 export function checkBuildParams(p: BuildParams): void {
-  check(isIntIn(p.m, M_MIN, M_MAX), `m must be an integer in [${M_MIN}, ${M_MAX}], got ${p.m}`);
+  // The m the builders take is decided in hnsw-params.ts (a request's m is clamped to it when its spec is made).
+  const { min, max } = HNSW_CLAMP.m;
+  check(isIntIn(p.m, min, max), `m must be an integer in [${min}, ${max}], got ${p.m}`);
   check(isIntIn(p.efConstruction, 1), `ef_construction must be a positive integer, got ${p.efConstruction}`);
   check(isIntIn(p.efSearch, 1), `ef_search must be a positive integer, got ${p.efSearch}`);
   if (p.threads !== undefined)

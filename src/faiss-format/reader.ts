@@ -6,6 +6,7 @@ import { printableFourcc } from './bytes.js';
 import type { ByteSource } from './byte-source.js';
 import { fileSource, memorySource } from './byte-source.js';
 import { FaissFormatError } from './errors.js';
+import { MAX_DIMENSION } from './validate.js';
 import type { IdMapFourcc, IndexFourcc, StorageFourcc } from './formats.js';
 import {
   INDEX_FOURCCS,
@@ -104,7 +105,6 @@ export function readFaissIndex(
 }
 
 const HEADER_DUMMY = 1 << 20;
-const MAX_DIMENSION = 1 << 20;
 
 interface Header {
   d: number;

@@ -1,5 +1,6 @@
 // Everything the writer checks before it emits the first byte, so a bad graph fails the job instead of producing
 // a file that Faiss 1.14+ rejects at load time (or, in older Faiss, one that silently searches wrong).
+import { checkDocIds } from '../vectors/knndid.js';
 import type { VectorSet } from '../vectors/types.js';
 import type { SpaceType } from '../vectors/types.js';
 import { FaissFormatError } from './errors.js';
@@ -109,12 +110,12 @@ function checkVectors(vectors: VectorSet, stored: boolean): void {
   }
 }
 
+/** The id map k-NN's reader relies on: the .knndid rule (vectors/knndid.ts), reported as a writer input error. */
 function checkIds(ids: Int32Array): void {
-  if (ids[0]! < 0) throw bad(`doc id at position 0 is ${ids[0]}; doc ids are >= 0`);
-  for (let i = 1; i < ids.length; i++) {
-    if (ids[i]! <= ids[i - 1]!) {
-      throw bad(`doc ids must be strictly increasing: position ${i} holds ${ids[i]} after ${ids[i - 1]}`);
-    }
+  try {
+    checkDocIds(ids);
+  } catch (e) {
+    throw bad((e as Error).message);
   }
 }
 

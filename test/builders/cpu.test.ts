@@ -193,7 +193,7 @@ describe('CpuBuilder', () => {
   describe('rejects what the addon cannot build, with the reason', () => {
     const { vectors } = floatCase('l2', 'float');
     const bad: [string, VectorSet, Partial<BuildParams>, RegExp][] = [
-      ['m below 2', vectors, { m: 1 }, /m must be an integer in \[2, 4096\], got 1/],
+      ['m below 2', vectors, { m: 1 }, /m must be an integer in \[2, 256\], got 1/],
       ['fractional ef_construction', vectors, { efConstruction: 1.5 }, /ef_construction must be a positive/],
       ['ef_search 0', vectors, { efSearch: 0 }, /ef_search must be a positive integer, got 0/],
       ['negative threads', vectors, { threads: -1 }, /threads must be an integer >= 0/],

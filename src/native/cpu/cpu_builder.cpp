@@ -13,7 +13,9 @@ namespace knn {
 
 namespace {
 
-// Faiss's level multiplier is 1/ln(M), so M must exceed 1; the upper bound only catches nonsense.
+// This layer's own invariants only. Faiss's level multiplier is 1/ln(M), so M must exceed 1; the upper bound keeps
+// the per-node link arithmetic far from overflow. The m the product builds with (at most 256) is decided in
+// src/builders/hnsw-params.ts and checked there before a build reaches the addon.
 constexpr int kMinM = 2;
 constexpr int kMaxM = 4096;
 
