@@ -2,8 +2,12 @@
 // double (test/helpers/service.ts): admission, 409, per-replica memory admission, TTL, cancel, 503 on Redis loss.
 import { randomUUID } from 'node:crypto';
 
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import { jobIdFor } from '../../src/jobs/job.js';
+import { QUEUE_NAME } from '../../src/jobs/redis-backend.js';
 import { KnnClient, knnBuildBody } from '../helpers/knn-client.js';
 import { RedisTestServer, redisUnavailable } from '../helpers/redis-server.js';
 import { type TestService, startTestService } from '../helpers/service.js';
@@ -105,6 +109,58 @@ describe.skipIf(skip)(`QUEUE_BACKEND=redis${skip ? ` (skipped: ${skip})` : ''}`,
       file_name: '1.faiss',
       error_message: null,
     });
+  });
+
+  it('stores a job under the request field names, so replicas of earlier versions share the queue', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const a = await replica('a', prefix);
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(QUEUE_NAME, { connection, prefix });
+    try {
+      const id = ((await (await post(a.url, body(3))).json()) as { job_id: string }).job_id;
+      expect(id).toBe(jobIdFor('seg/3.knnvec', 'my-cluster'));
+      const stored = (await queue.getJob(id))!.data as { request: unknown };
+      expect(stored.request).toEqual({
+        container_name: 'my-bucket',
+        vector_path: 'seg/3.knnvec',
+        doc_id_path: 'seg/3.knndid',
+        tenant_id: 'my-cluster',
+        dimension: 8,
+        doc_count: 1000,
+        data_type: 'float',
+        index_parameters: {
+          space_type: 'l2',
+          algorithm_parameters: { m: 16, ef_construction: 100, ef_search: 100 },
+        },
+        skip_stored_vectors: false,
+      });
+
+      // A job queued by an earlier replica (the whole wire request, unknown keys dropped) runs here as sent.
+      const old = body(4, { tenant_id: 'old' });
+      const oldId = jobIdFor('seg/4.knnvec', 'old');
+      await queue.add(
+        'build',
+        { request: old, admittedBy: 'old-replica', queuedAt: Date.now() },
+        { jobId: oldId },
+      );
+      await waitUntil(() => a.builds.isRunning(oldId));
+      const listed = (await (await fetch(`${a.url}/_jobs`)).json()) as { jobs: Record<string, unknown>[] };
+      expect(listed.jobs.find((j) => j.job_id === oldId)).toMatchObject({
+        vector_path: 'seg/4.knnvec',
+        tenant_id: 'old',
+        dimension: 8,
+        doc_count: 1000,
+        replica: 'a',
+      });
+      a.builds.complete(oldId);
+      expect(await new KnnClient({ endpoint: a.url }).poll(oldId)).toMatchObject({
+        task_status: 'COMPLETED_INDEX_BUILD',
+        file_name: '4.faiss',
+      });
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
   });
 
   it('refuses (409) a second tenant writing the same .faiss on another replica while the first job is unfinished', async () => {
