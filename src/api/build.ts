@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TObject } from '@sinclair/typebox';
 
-import type { JobSpec } from '../build-spec.js';
+import { type JobSpec, specFromRequestFields } from '../build-spec.js';
 import { clampHnswParameters } from '../builders/hnsw-params.js';
 import type { JobBackend } from '../jobs/backend.js';
 import {
@@ -55,29 +55,13 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ backend: JobBackend }> = a
 
 /**
  * The one mapping from k-NN's wire request (validated by the schema) onto the core's JobSpec, with the HNSW
- * parameters the builders will use. Only the fields named here go further: unknown keys, and the fields that can
- * hold one value only (repository_type, engine, algorithm), stop at the API.
+ * parameters the builders will use. Only the spec's fields go further: unknown keys, and the fields that can hold
+ * one value only (repository_type, engine, algorithm), stop at the API.
  */
 export function jobSpecFrom(r: BuildRequest): { spec: JobSpec; changes: string[] } {
-  const wire = r.index_parameters.algorithm_parameters;
-  const { params, changes } = clampHnswParameters({
-    m: wire.m,
-    efConstruction: wire.ef_construction,
-    efSearch: wire.ef_search,
-  });
-  const spec: JobSpec = {
-    containerName: r.container_name,
-    vectorPath: r.vector_path,
-    docIdPath: r.doc_id_path,
-    tenantId: r.tenant_id,
-    dimension: r.dimension,
-    docCount: r.doc_count,
-    dataType: r.data_type,
-    spaceType: r.index_parameters.space_type,
-    ...params,
-    skipStoredVectors: r.skip_stored_vectors,
-  };
-  return { spec, changes };
+  const asSent = specFromRequestFields(r);
+  const { params, changes } = clampHnswParameters(asSent);
+  return { spec: { ...asSent, ...params }, changes };
 }
 
 // Each unknown key path is logged once per process: k-NN sends the same body shape for every segment.

@@ -18,10 +18,9 @@ import { Queue, type Job as BullJob, type JobType, UnrecoverableError, WaitingEr
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
-import type { JobSpec } from '../build-spec.js';
+import { type JobSpec, type RequestFields, requestFieldsOf, specFromRequestFields } from '../build-spec.js';
 import type { BuilderKind } from '../builders/types.js';
 import type { Settings } from '../config.js';
-import type { DataType, SpaceType } from '../vectors/types.js';
 import {
   type Admission,
   BackendUnavailableError,
@@ -53,9 +52,12 @@ const CANCEL_CONFIRM_MS = 10_000;
 const ALL_STATES = ['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'] as const;
 const UNFINISHED_STATES: JobType[] = ['active', 'waiting', 'prioritized', 'delayed'];
 
-/** What a BullMQ job carries: the job's spec (plus a cancel flag set by DELETE). */
+/**
+ * What a BullMQ job carries: the job's spec under k-NN's request field names (as every earlier version stored it,
+ * so replicas of different versions share one queue during a rolling upgrade), plus a cancel flag set by DELETE.
+ */
 interface JobData {
-  request: StoredRequest;
+  request: RequestFields;
   admittedBy: string;
   /** When the client asked (ms): MAX_QUEUE_WAIT_SECONDS counts from here, on whichever replica takes it. */
   queuedAt?: number;
@@ -75,60 +77,6 @@ interface JobProgress {
   hostBytes: number;
   gpuBytes: number;
   startedAt: number | null;
-}
-
-/**
- * A JobSpec as stored in Redis: under the field names replicas have always written (k-NN's request's), so
- * replicas of this version and earlier ones share one queue during a rolling upgrade.
- */
-interface StoredRequest {
-  container_name: string;
-  vector_path: string;
-  doc_id_path: string;
-  tenant_id: string;
-  dimension: number;
-  doc_count: number;
-  data_type: DataType;
-  index_parameters: {
-    space_type: SpaceType;
-    algorithm_parameters: { m: number; ef_construction: number; ef_search: number };
-  };
-  skip_stored_vectors: boolean;
-}
-
-function toStored(s: JobSpec): StoredRequest {
-  return {
-    container_name: s.containerName,
-    vector_path: s.vectorPath,
-    doc_id_path: s.docIdPath,
-    tenant_id: s.tenantId,
-    dimension: s.dimension,
-    doc_count: s.docCount,
-    data_type: s.dataType,
-    index_parameters: {
-      space_type: s.spaceType,
-      algorithm_parameters: { m: s.m, ef_construction: s.efConstruction, ef_search: s.efSearch },
-    },
-    skip_stored_vectors: s.skipStoredVectors,
-  };
-}
-
-function fromStored(r: StoredRequest): JobSpec {
-  const p = r.index_parameters.algorithm_parameters;
-  return {
-    containerName: r.container_name,
-    vectorPath: r.vector_path,
-    docIdPath: r.doc_id_path,
-    tenantId: r.tenant_id,
-    dimension: r.dimension,
-    docCount: r.doc_count,
-    dataType: r.data_type,
-    spaceType: r.index_parameters.space_type,
-    m: p.m,
-    efConstruction: p.ef_construction,
-    efSearch: p.ef_search,
-    skipStoredVectors: r.skip_stored_vectors,
-  };
 }
 
 interface JobReturn {
@@ -259,14 +207,14 @@ export class RedisBackend implements JobBackend {
     }
     this.o.plan(spec); // refuses (507) a build that can never fit, before anything is stored
     const id = jobIdFor(spec.vectorPath, spec.tenantId);
-    const data: JobData = { request: toStored(spec), admittedBy: this.replica, queuedAt: this.now() };
+    const data: JobData = { request: requestFieldsOf(spec), admittedBy: this.replica, queuedAt: this.now() };
     return this.redis(async () => {
       const found = await this.read(id);
       if (found) {
         const { bull: existing, state } = found;
         const view = this.view(existing, state);
         if (view && view.status !== 'FAILED_INDEX_BUILD') {
-          this.refuseChanged(id, fromStored(existing.data.request), spec);
+          this.refuseChanged(id, specFromRequestFields(existing.data.request), spec);
           return { id, started: false };
         }
         if (view) {
@@ -288,7 +236,7 @@ export class RedisBackend implements JobBackend {
       await this.queue.add('build', data, { jobId: id });
       // Concurrent POSTs for one id add one job; a different request that won the race is still a conflict.
       const stored = await this.queue.getJob(id);
-      if (stored) this.refuseChanged(id, fromStored(stored.data.request), spec);
+      if (stored) this.refuseChanged(id, specFromRequestFields(stored.data.request), spec);
       this.log.info({ jobId: id }, 'job queued');
       return { id, started: true };
     });
@@ -398,7 +346,7 @@ export class RedisBackend implements JobBackend {
     if (limit > 0 && waited > limit) throw new UnrecoverableError(queueWaitMessage(waited, limit));
     let plan;
     try {
-      plan = this.o.plan(fromStored(bull.data.request));
+      plan = this.o.plan(specFromRequestFields(bull.data.request));
     } catch (e) {
       throw new UnrecoverableError(`replica ${this.replica} cannot build this: ${(e as Error).message}`);
     }
@@ -429,7 +377,7 @@ export class RedisBackend implements JobBackend {
     const id = bull.id!;
     let job: Job;
     try {
-      job = this.o.scheduler.submit(fromStored(bull.data.request)).job;
+      job = this.o.scheduler.submit(specFromRequestFields(bull.data.request)).job;
     } catch (e) {
       throw new UnrecoverableError((e as Error).message);
     }
@@ -602,7 +550,7 @@ export class RedisBackend implements JobBackend {
       id: bull.id!,
       ...view,
       phase,
-      spec: fromStored(bull.data.request),
+      spec: specFromRequestFields(bull.data.request),
       builder: p?.builder ?? null,
       progress: phase === 'completed' ? 1 : (p?.progress ?? 0),
       bytesDownloaded: p?.bytesDownloaded ?? 0,
@@ -642,7 +590,7 @@ export class RedisBackend implements JobBackend {
         j.data.request.container_name === spec.containerName &&
         j.data.request.vector_path === spec.vectorPath,
     );
-    if (other?.id) throw sharedOutputConflict(other.id, fromStored(other.data.request), spec);
+    if (other?.id) throw sharedOutputConflict(other.id, specFromRequestFields(other.data.request), spec);
   }
 
   private async checkCapacity(): Promise<void> {
