@@ -3,7 +3,7 @@
 // back the graph.
 import os from 'node:os';
 
-import type { DataType, SpaceType, VectorArray, VectorSet } from '../vectors/types.js';
+import { type DataType, type SpaceType, type VectorSet, vectorSetProblem } from '../vectors/types.js';
 import { withEntryNode } from './entry-node.js';
 import { HNSW_CLAMP } from './hnsw-params.js';
 import { nativeBuild, nativeOptionsFor } from './native.js';
@@ -21,13 +21,6 @@ export class BuildInputError extends Error {
 /** Faiss HNSW stores node ids as int32. */
 export const MAX_VECTORS = 2 ** 31 - 1;
 
-const ARRAY_TYPE: Record<DataType, { name: string; is: (a: VectorArray) => boolean }> = {
-  float: { name: 'Float32Array', is: (a) => a instanceof Float32Array },
-  half_float: { name: 'Uint16Array (fp16 bits)', is: (a) => a instanceof Uint16Array },
-  byte: { name: 'Int8Array', is: (a) => a instanceof Int8Array },
-  binary: { name: 'Uint8Array (packed bits)', is: (a) => a instanceof Uint8Array },
-};
-
 function check(ok: boolean, message: string): asserts ok {
   if (!ok) throw new BuildInputError(message);
 }
@@ -43,26 +36,11 @@ export function checkSpaceFitsData(dataType: DataType, spaceType: SpaceType): vo
   else check(spaceType !== 'hamming', `space_type hamming needs binary vectors, got ${dataType}`);
 }
 
-/** Checks the vectors' shape: whole vectors of the right element type in every chunk, adding up to `count`. */
+/** Checks the vectors' shape (vectors/types.ts vectorSetProblem) and that Faiss HNSW can hold them. */
 export function checkVectors(v: VectorSet): void {
-  check(isIntIn(v.dimension, 1), `dimension must be a positive integer, got ${v.dimension}`);
-  if (v.dataType === 'binary') check(v.dimension % 8 === 0, `binary dimension must be a multiple of 8 bits`);
   check(isIntIn(v.count, 1, MAX_VECTORS), `vector count must be in [1, ${MAX_VECTORS}], got ${v.count}`);
-  const perVector = v.dataType === 'binary' ? v.dimension / 8 : v.dimension;
-  const type = ARRAY_TYPE[v.dataType];
-  let total = 0;
-  v.chunks.forEach((chunk, i) => {
-    check(
-      type.is(chunk),
-      `${v.dataType} vectors come as ${type.name}; chunk ${i} is a ${chunk.constructor.name}`,
-    );
-    check(
-      chunk.length % perVector === 0,
-      `chunk ${i} does not hold whole vectors of dimension ${v.dimension}`,
-    );
-    total += chunk.length / perVector;
-  });
-  check(total === v.count, `the chunks hold ${total} vectors, the set says ${v.count}`);
+  const problem = vectorSetProblem(v);
+  if (problem) throw new BuildInputError(problem);
 }
 
 /** Checks the HNSW parameters shared by every builder. */

@@ -1,7 +1,7 @@
 // Everything the writer checks before it emits the first byte, so a bad graph fails the job instead of producing
 // a file that Faiss 1.14+ rejects at load time (or, in older Faiss, one that silently searches wrong).
 import { checkDocIds } from '../vectors/knndid.js';
-import type { VectorSet } from '../vectors/types.js';
+import { type VectorSet, vectorSetProblem } from '../vectors/types.js';
 import type { SpaceType } from '../vectors/types.js';
 import { FaissFormatError } from './errors.js';
 import type { FaissFormat } from './formats.js';
@@ -12,8 +12,6 @@ import { defaultAssignProbas, defaultCumNeighborPerLevel } from './hnsw-defaults
 /** Faiss 1.14+ rejects headers with d outside [0, 2^20]. */
 export const MAX_DIMENSION = 1 << 20;
 const INT32_MAX = 0x7fffffff;
-/** Element size of each data type in host memory (half_float as fp16 bits). */
-const ELEMENT_BYTES = { float: 4, half_float: 2, byte: 1, binary: 1 } as const;
 
 export interface FaissIndexInput {
   readonly format: FaissFormat;
@@ -80,33 +78,11 @@ function checkInt32(name: string, value: number, min: number): void {
 }
 
 function checkVectors(vectors: VectorSet, stored: boolean): void {
-  const { dataType, dimension, count } = vectors;
-  if (!Number.isInteger(dimension) || dimension < 1)
-    throw bad(`dimension must be a positive integer, got ${dimension}`);
-  if (dataType === 'binary' && dimension % 8 !== 0)
-    throw bad(`binary dimension ${dimension} is not a multiple of 8`);
-  if (dataType !== 'binary' && dimension > MAX_DIMENSION) {
-    throw bad(`dimension ${dimension} exceeds ${MAX_DIMENSION}, the largest Faiss 1.14+ loads`);
-  }
-  if (!stored) return;
-  const perVector = dataType === 'binary' ? dimension / 8 : dimension;
-  const elementBytes = ELEMENT_BYTES[dataType];
-  let elements = 0;
-  for (const [i, chunk] of vectors.chunks.entries()) {
-    if (chunk.BYTES_PER_ELEMENT !== elementBytes) {
-      throw bad(
-        `vector chunk ${i} has ${chunk.BYTES_PER_ELEMENT}-byte elements; ${dataType} vectors need ${elementBytes}-byte elements`,
-      );
-    }
-    if (chunk.length % perVector !== 0) {
-      throw bad(
-        `vector chunk ${i} holds ${chunk.length} elements, not a whole number of ${perVector}-element vectors`,
-      );
-    }
-    elements += chunk.length;
-  }
-  if (elements !== count * perVector) {
-    throw bad(`the vector chunks hold ${elements / perVector} vectors but the set says ${count}`);
+  // Chunks only matter when they are written (graph-only files take just the count and dimension).
+  const problem = vectorSetProblem(vectors, stored);
+  if (problem) throw bad(problem);
+  if (vectors.dataType !== 'binary' && vectors.dimension > MAX_DIMENSION) {
+    throw bad(`dimension ${vectors.dimension} exceeds ${MAX_DIMENSION}, the largest Faiss 1.14+ loads`);
   }
 }
 

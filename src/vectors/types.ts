@@ -39,6 +39,40 @@ export function bytesPerVector(dataType: DataType, dimension: number): number {
   }
 }
 
+const ARRAY_TYPE: Record<DataType, { name: string; is: (a: VectorArray) => boolean }> = {
+  float: { name: 'Float32Array', is: (a) => a instanceof Float32Array },
+  half_float: { name: 'Uint16Array (fp16 bits)', is: (a) => a instanceof Uint16Array },
+  byte: { name: 'Int8Array', is: (a) => a instanceof Int8Array },
+  binary: { name: 'Uint8Array (packed bits)', is: (a) => a instanceof Uint8Array },
+};
+
+/**
+ * Why `v` is not a well-formed VectorSet, or null: a positive dimension (binary: a multiple of 8 bits) and, unless
+ * `chunks` is false, chunks of the data type's array holding whole vectors that add up to `count`. The one
+ * definition of the shape: the builders and the Faiss writer, which take VectorSets from any caller, check it here.
+ */
+export function vectorSetProblem(v: VectorSet, chunks = true): string | null {
+  const { dataType, dimension, count } = v;
+  if (!Number.isSafeInteger(dimension) || dimension < 1) {
+    return `dimension must be a positive integer, got ${dimension}`;
+  }
+  if (dataType === 'binary' && dimension % 8 !== 0) {
+    return `binary dimension must be a multiple of 8 bits, got ${dimension}`;
+  }
+  if (!chunks) return null;
+  const perVector = dataType === 'binary' ? dimension / 8 : dimension;
+  const type = ARRAY_TYPE[dataType];
+  let total = 0;
+  for (const [i, chunk] of v.chunks.entries()) {
+    if (!type.is(chunk))
+      return `${dataType} vectors come as ${type.name}; chunk ${i} is a ${chunk.constructor.name}`;
+    if (chunk.length % perVector !== 0)
+      return `chunk ${i} does not hold whole vectors of dimension ${dimension}`;
+    total += chunk.length / perVector;
+  }
+  return total === count ? null : `the chunks hold ${total} vectors, the set says ${count}`;
+}
+
 /** Bytes one vector takes in a `.knnvec` blob (half_float travels as fp32). */
 export function wireBytesPerVector(dataType: DataType, dimension: number): number {
   return dataType === 'half_float' ? 4 * dimension : bytesPerVector(dataType, dimension);

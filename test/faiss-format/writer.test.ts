@@ -261,12 +261,16 @@ describe('validation before the first byte', () => {
     ids[7] = ids[6]!;
     rejects({ ...indexInput(data, base, ihnc), ids }, 'BAD_INPUT', /position 7 holds \d+ after \d+/);
     const vectors = { ...data.vectors, chunks: [data.vectors.chunks[0]!.subarray(8)] };
-    rejects({ ...indexInput(data, base, ihnc), vectors }, 'BAD_INPUT', /hold 39 vectors but the set says 40/);
+    rejects(
+      { ...indexInput(data, base, ihnc), vectors },
+      'BAD_INPUT',
+      /chunks hold 39 vectors, the set says 40/,
+    );
     const halfBits = { ...data.vectors, chunks: [new Uint16Array(40 * 8)] };
     rejects(
       { ...indexInput(data, base, ihnc), vectors: halfBits },
       'BAD_INPUT',
-      /vector chunk 0 has 2-byte elements; float vectors need 4-byte elements/,
+      /float vectors come as Float32Array; chunk 0 is a Uint16Array/,
     );
   });
 
