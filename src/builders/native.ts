@@ -34,6 +34,16 @@ export interface NativeBuildOptions {
   };
 }
 
+/** Options of the addon's file transfers (readFileRange, copyFileRange). */
+interface NativeTransferOptions {
+  /** Names the file(s) in error messages. */
+  label?: string;
+  threads?: number;
+  chunkBytes?: number;
+  /** Element 0 non-zero: stop between chunks (the promise settles once every thread has stopped). */
+  cancel?: Int32Array;
+}
+
 interface NativeGraph {
   M: number;
   levels: Int32Array;
@@ -68,13 +78,29 @@ interface NativeAddon {
   /** Ends this process graceMs after `parentPid` stops being its parent (false: it already has). */
   exitWithParent(parentPid: number, graceMs: number): boolean;
   withGpu: boolean;
-  /** copy_file_range(2) off the JS thread; rejects with an Error whose `code` is the errno name. */
+  /**
+   * A file range copied off the JS thread by several threads (reflink, else copy_file_range, else pread + pwrite;
+   * src/native/io/copy_range.h); rejects with an Error whose `code` is the errno name.
+   */
   copyFileRange(
     srcFd: number,
     srcOffset: number,
     dstFd: number,
     dstOffset: number,
     length: number,
+    options?: NativeTransferOptions & { reflink?: boolean; copyFileRange?: boolean; writeback?: boolean },
+    onProgress?: (bytesDone: number, bytesTotal: number) => void,
+  ): Promise<{ bytes: number; method: 'reflink' | 'copy_file_range' | 'pread/pwrite'; reason?: string }>;
+  /**
+   * A file range read into `targets` (in order) by several threads with large preads (src/native/io/read_range.h);
+   * resolves with the bytes read, rejects with an Error whose `code` is the errno name (ESHRANK: file too short).
+   */
+  readFileRange(
+    fd: number,
+    offset: number,
+    targets: readonly Uint8Array[],
+    options?: NativeTransferOptions,
+    onProgress?: (bytesDone: number, bytesTotal: number) => void,
   ): Promise<number>;
   /** float32 bytes -> fp16 bytes (round to nearest even), F16C and threads where available. */
   f32ToF16(input: Uint8Array, output: Uint8Array): void;

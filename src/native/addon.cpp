@@ -16,6 +16,7 @@
 #include "knn/build.h"
 #include "convert/convert.h"
 #include "io/copy_range.h"
+#include "io/read_range.h"
 
 namespace {
 
@@ -288,6 +289,7 @@ Napi::Value ExitWithParent(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("copyFileRange", Napi::Function::New(env, knn::io::CopyFileRange));
+  exports.Set("readFileRange", Napi::Function::New(env, knn::io::ReadFileRange));
   exports.Set("f32ToF16", Napi::Function::New(env, knn::convert::F32ToF16));
   exports.Set("int8Codes", Napi::Function::New(env, knn::convert::Int8Codes));
   exports.Set("exitWithParent", Napi::Function::New(env, ExitWithParent));

@@ -1,33 +1,20 @@
-// The local store's composed write: the bytes before, the range copied kernel-side from the source file with
-// copy_file_range(2) (a reflink on XFS/btrfs; no bytes through user space), the bytes after. Where the kernel
-// will not copy (EXDEV, EOPNOTSUPP, ENOSYS, EINVAL, or no addon) the range is written from memory instead and the
-// result says why. The source must still be the version that was read: checked before and after the copy.
+// The local store's composed write: the bytes before, the range copied from the source file by the addon's threads
+// (a reflink where offsets are block-aligned, else copy_file_range(2) over disjoint chunks, else pread + pwrite:
+// local-io.ts), the bytes after, written in large gathered writes. Where there is no addon, or a copier refuses
+// (EXDEV, EOPNOTSUPP, ENOSYS, EINVAL), the range is written from memory instead and the result says why. The
+// source must still be the version that was read: checked before and after the copy.
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
-import { optionalAddon } from '../builders/native.js';
 import { slices } from './byte-ranges.js';
 import { StorageError } from './errors.js';
+import { GatheredWriter, type RangeCopier } from './local-io.js';
 import type { ComposeResult, ComposedObject, WriteOptions } from './types.js';
 
-/** Copies `length` bytes between two open files, resolving with the bytes copied (fewer at the source's end). */
-export type RangeCopier = (
-  srcFd: number,
-  srcOffset: number,
-  dstFd: number,
-  dstOffset: number,
-  length: number,
-) => Promise<number>;
+export { nativeRangeCopier, type RangeCopier } from './local-io.js';
 
-/** Bytes per copy_file_range call: cancellation waits at most for one. */
-const COPY_STEP_BYTES = 256 * 2 ** 20;
 /** errno codes meaning "this file system will not copy this range", not "the copy failed". */
 const NOT_SUPPORTED = new Set(['EXDEV', 'EOPNOTSUPP', 'ENOSYS', 'EINVAL', 'ENOTSUP']);
-
-export function nativeRangeCopier(): RangeCopier | undefined {
-  const addon = optionalAddon();
-  return addon ? (...args) => addon.copyFileRange(...args) : undefined;
-}
 
 /** A file's version as far as a reader can tell: size, modification and change times (ns), inode. */
 export function fileVersion(info: BigIntStats): string {
@@ -41,19 +28,24 @@ export async function composeIntoFile(
   options: WriteOptions,
   copier: RangeCopier | undefined,
   explainSource: (err: unknown) => Promise<StorageError>,
+  /** Names the source in the addon's errors (never a server path). */
+  label?: string,
 ): Promise<ComposeResult> {
   const { signal, onProgress } = options;
   const { copy } = object;
-  let position = 0;
+  const writer = new GatheredWriter(out, 0);
   let sent = 0;
-  const write = async (bytes: Uint8Array) => {
-    signal?.throwIfAborted();
-    await writeAll(out, bytes, position);
-    position += bytes.byteLength;
-    sent += bytes.byteLength;
-    onProgress?.(position);
+  const write = async (pieces: Iterable<Uint8Array>) => {
+    for (const piece of pieces) {
+      signal?.throwIfAborted();
+      await writer.add(piece);
+      sent += piece.byteLength;
+      onProgress?.(writer.position);
+    }
+    await writer.flush();
+    onProgress?.(writer.position);
   };
-  for (const piece of object.before) await write(piece);
+  await write(object.before);
 
   let source: FileHandle;
   try {
@@ -61,6 +53,7 @@ export async function composeIntoFile(
   } catch (err) {
     throw await explainSource(err);
   }
+  const name = label ?? sourceFile;
   let reason: string | undefined = copier ? undefined : 'the native addon (copy_file_range) is not built';
   try {
     const checkUnchanged = async (when: string) => {
@@ -68,55 +61,55 @@ export async function composeIntoFile(
       if (now !== copy.sourceVersion) {
         throw new StorageError(
           'Changed',
-          `${sourceFile} changed ${when} (version ${now}, was ${copy.sourceVersion}); build again from the new vectors`,
+          `${name} changed ${when} (version ${now}, was ${copy.sourceVersion}); build again from the new vectors`,
           { location: copy.source },
         );
       }
     };
     await checkUnchanged('after it was read');
-    let done = 0;
-    while (done < copy.bytes && !reason) {
-      signal?.throwIfAborted();
-      const step = Math.min(COPY_STEP_BYTES, copy.bytes - done);
-      let copied: number;
+    if (copier) {
+      const at = writer.position;
       try {
-        copied = await copier!(source.fd, copy.start + done, out.fd, position, step);
+        const result = await copier(source.fd, copy.start, out.fd, at, copy.bytes, {
+          signal,
+          onProgress: (done) => onProgress?.(at + done),
+          ...(label !== undefined ? { label } : {}),
+        });
+        if (result.bytes !== copy.bytes) throw shrankWhileCopied(name, copy.source);
+        writer.position += result.bytes;
+        onProgress?.(writer.position);
+        if (result.method === 'pread/pwrite') {
+          // Copied through this process's memory after all: say so, and count the bytes as written by us.
+          reason = `${result.reason ?? 'copy_file_range was not used'}: the range was copied with pread + pwrite`;
+          sent += result.bytes;
+        }
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? '';
+        signal?.throwIfAborted();
+        if (code === 'ESHRANK') throw shrankWhileCopied(name, copy.source);
         if (!NOT_SUPPORTED.has(code)) throw err;
         reason = `the file system would not copy the range (copy_file_range: ${code})`;
-        break;
+        // Written from memory instead (a refusing copier copied nothing that counts: all is written again).
+        writer.position = at;
+        await write(slices(copy.local, 0, copy.bytes));
       }
-      if (copied !== step) {
-        throw new StorageError('Changed', `${sourceFile} shrank while its bytes were copied`, {
-          location: copy.source,
-        });
-      }
-      done += copied;
-      position += copied;
-      onProgress?.(position);
-    }
-    if (reason) {
-      // Write what was not copied from memory (done bytes were).
-      for (const piece of slices(copy.local, done, copy.bytes)) await write(piece);
+    } else {
+      await write(slices(copy.local, 0, copy.bytes));
     }
     await checkUnchanged('while the index was written');
   } finally {
     await source.close();
   }
-  for (const piece of object.after) await write(piece);
+  await write(object.after);
   return {
-    bytes: position,
+    bytes: writer.position,
     bytesSent: sent,
-    bytesCopied: position - sent,
+    bytesCopied: writer.position - sent,
     path: reason ? 'stream' : 'copy',
     ...(reason ? { reason } : {}),
   };
 }
 
-async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let at = 0; at < bytes.byteLength;) {
-    const { bytesWritten } = await handle.write(bytes, at, bytes.byteLength - at, position + at);
-    at += bytesWritten;
-  }
+function shrankWhileCopied(name: string, location: ComposedObject['copy']['source']): StorageError {
+  return new StorageError('Changed', `${name} shrank while its bytes were copied`, { location });
 }

@@ -14,7 +14,14 @@ import type { StorageErrorCode } from './errors.js';
 import { PartSink, allocateBlob, planLayout } from './host-blob.js';
 import type { BlobLayout } from './host-blob.js';
 import type { StorageSettings } from './settings.js';
-import { type RangeCopier, composeIntoFile, fileVersion, nativeRangeCopier } from './local-compose.js';
+import { composeIntoFile, fileVersion } from './local-compose.js';
+import {
+  type FileReader,
+  GatheredWriter,
+  type RangeCopier,
+  nativeFileReader,
+  nativeRangeCopier,
+} from './local-io.js';
 import type {
   ComposeResult,
   ComposedObject,
@@ -28,8 +35,10 @@ import type {
 
 /** Bytes per read() call: small enough that cancellation is prompt, large enough to stream at disk speed. */
 const READ_BYTES = 8 * 2 ** 20;
-/** Reads in flight per untransformed read (Node's thread pool has 4 threads by default). */
+/** Reads in flight per untransformed read without the addon (Node's thread pool has 4 threads by default). */
 const READS_IN_FLIGHT = 4;
+/** Bytes per staging buffer of a transformed read with the addon: one is read while the other is converted. */
+const STAGING_BYTES = 64 * 2 ** 20;
 /** A temporary file untouched this long belongs to a writer that died (a live write touches it constantly). */
 export const STALE_TEMP_MS = 10 * 60_000;
 // Never blocks on a FIFO (its open would wait for a writer forever); never follows a last-component link.
@@ -63,11 +72,16 @@ export class LocalObjectStore implements ObjectStore {
 
   constructor(
     private readonly settings: StorageSettings,
-    /** Kernel-side range copy (the addon's copy_file_range); undefined: copies are written from memory. */
+    /** Kernel-side range copy (the addon's threads, local-io.ts); undefined: copies are written from memory. */
     private readonly copier: RangeCopier | undefined = nativeRangeCopier(),
+    /** Threaded reads (the addon, local-io.ts); null: Node's fs reads (as where the addon is not built). */
+    reader?: FileReader | null,
   ) {
     this.root = path.resolve(settings.localRoot);
+    this.reader = reader === undefined ? nativeFileReader() : (reader ?? undefined);
   }
+
+  private readonly reader: FileReader | undefined;
 
   /** Whether ranges can be copied kernel-side (the addon is built). */
   get copierAvailable(): boolean {
@@ -112,7 +126,8 @@ export class LocalObjectStore implements ObjectStore {
         { location, address },
       );
       const blob = allocateBlob(layout);
-      await readInto(handle, layout, blob, options);
+      if (this.reader) await readNative(this.reader, handle, layout, blob, { ...options, label: address });
+      else await readInto(handle, layout, blob, options);
       return { ...blob, version: fileVersion(info) };
     } catch (err) {
       throw await this.explain(err, 'reading', location, where, signal);
@@ -132,14 +147,17 @@ export class LocalObjectStore implements ObjectStore {
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       return await this.writeVia(location, options, async (handle) => {
+        // Gathered into large writes: a stream's pieces are often small (an index's header fields).
+        const writer = new GatheredWriter(handle, 0);
         let bytes = 0;
         for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
           signal?.throwIfAborted();
           const piece = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-          await handle.write(piece);
+          await writer.add(piece);
           bytes += piece.length;
           options.onProgress?.(bytes);
         }
+        await writer.flush();
         return { bytes };
       });
     } finally {
@@ -160,8 +178,14 @@ export class LocalObjectStore implements ObjectStore {
       throw await this.explain(err, 'copying from', object.copy.source, from);
     });
     return this.writeVia(location, options, (handle) =>
-      composeIntoFile(handle, source, object, options, this.copier, (err) =>
-        this.explain(err, 'copying from', object.copy.source, from),
+      composeIntoFile(
+        handle,
+        source,
+        object,
+        options,
+        this.copier,
+        (err) => this.explain(err, 'copying from', object.copy.source, from),
+        this.address(object.copy.source),
       ),
     );
   }
@@ -319,7 +343,6 @@ export class LocalObjectStore implements ObjectStore {
     const options = { location, cause: err };
     if (signal?.aborted) return new StorageError('Aborted', `${action} ${address} was cancelled`, options);
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    const message = (err as Error).message ?? String(err);
     const fail = (kind: StorageErrorCode, why: string) =>
       new StorageError(kind, `${action} ${address} failed: ${why}`, options);
     switch (code) {
@@ -333,11 +356,11 @@ export class LocalObjectStore implements ObjectStore {
           );
         }
         return fail('NoSuchKey', `no such object (NoSuchKey)`);
-      case 'ESHRANK':
-        return fail('Corrupt', message);
       case 'EACCES':
       case 'EPERM':
         return fail('AccessDenied', `permission denied (${code})`);
+      case 'ESHRANK': // shorter than its size said: it shrank while being read
+        return fail('Corrupt', systemErrorText(err as NodeJS.ErrnoException));
       default:
         return fail('Failed', systemErrorText(err as NodeJS.ErrnoException));
     }
@@ -376,6 +399,58 @@ async function isFolder(dir: string): Promise<boolean> {
     (s) => s.isDirectory(),
     () => false,
   );
+}
+
+/**
+ * Reads the file into the blob with the addon's threads: straight into the chunks, or, when transformed, into two
+ * staging buffers in turn (the next one is read while this one is converted on the JS thread).
+ */
+async function readNative(
+  reader: FileReader,
+  handle: FileHandle,
+  layout: BlobLayout,
+  blob: HostBlob,
+  options: ReadOptions & { label: string },
+): Promise<void> {
+  const { signal, onProgress, label } = options;
+  const total = layout.inputBytes;
+  if (!layout.transform) {
+    await reader(handle.fd, 0, blob.chunks, {
+      signal,
+      label,
+      ...(onProgress ? { onProgress: (done: number) => onProgress(done, total) } : {}),
+    });
+    onProgress?.(total, total);
+    signal?.throwIfAborted(); // cancelled as it ended (e.g. from the last progress report): not wanted
+    return;
+  }
+  const sink = new PartSink(layout, blob.chunks, 0, total);
+  // Whole input units per staging buffer, so each one converts without a carry.
+  const size = Math.max(layout.inputUnit, STAGING_BYTES - (STAGING_BYTES % layout.inputUnit));
+  const staging = [0, 1].map(() => new Uint8Array(Math.min(size, Math.max(total, 1))));
+  const read = (position: number, buffer: Uint8Array) =>
+    reader(handle.fd, position, [buffer.subarray(0, Math.min(buffer.length, total - position))], {
+      signal,
+      label,
+    });
+  let position = 0;
+  let pending = total > 0 ? read(0, staging[0]!) : undefined;
+  for (let turn = 0; pending; turn ^= 1) {
+    await pending;
+    const bytes = Math.min(staging[turn]!.length, total - position);
+    const next = position + bytes;
+    // Started before this buffer is converted; awaited (settled) on the next turn even when converting fails.
+    pending = next < total ? read(next, staging[turn ^ 1]!) : undefined;
+    try {
+      sink.write(staging[turn]!.subarray(0, bytes));
+    } catch (err) {
+      await pending?.catch(() => undefined);
+      throw err;
+    }
+    position = next;
+    onProgress?.(position, total);
+  }
+  signal?.throwIfAborted();
 }
 
 /** Reads the file into the blob: straight into the chunks, or through a staging buffer when transformed. */

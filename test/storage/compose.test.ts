@@ -240,7 +240,7 @@ describe('local composed writes (copy_file_range)', () => {
     // The source is rewritten while "copying": the check after the copy sees it.
     const changeWhileCopying: RangeCopier = async (_in, _inOff, _out, _outOff, length) => {
       await writeFile(file(src.key), pattern(source.length, 98));
-      return length;
+      return { bytes: length, method: 'copy_file_range' };
     };
     const store = new LocalObjectStore(settings(), changeWhileCopying);
     const version = await readSource(store);
@@ -253,7 +253,7 @@ describe('local composed writes (copy_file_range)', () => {
     const controller = new AbortController();
     const slow: RangeCopier = (_in, _inOff, _out, _outOff, length) => {
       controller.abort(new Error('cancelled by the test'));
-      return Promise.resolve(length);
+      return Promise.resolve({ bytes: length, method: 'copy_file_range' });
     };
     const store = new LocalObjectStore(settings(), slow);
     const version = await readSource(store);

@@ -1,101 +1,246 @@
-// copy_file_range(2) in a worker thread. The file system copies (or reflinks, on XFS/btrfs) the range without
-// the bytes passing through user space. A short copy (0 bytes before `length`) means the source shrank.
+// A byte range copied from one open file to another without the bytes passing through JS (the local store's copy
+// of an index's stored vectors from the .knnvec). The first method that the file system accepts:
+//   1. FICLONERANGE (a reflink: XFS, btrfs; no data written) when both offsets and the length are block-aligned.
+//      They usually are not: the range starts after the index's header and graph, whose size is whatever it is.
+//   2. copy_file_range(2) over disjoint chunks from several threads, each call with its own offsets (the kernel
+//      copies page-cache pages; on XFS/btrfs it reflinks what it can).
+//   3. pread + pwrite from several threads (the file systems that refuse 2: EXDEV, EOPNOTSUPP, ENOSYS, EINVAL).
+// The result names the method and why the earlier ones were passed over. Each written chunk's writeback is started
+// at once (sync_file_range WRITE), so the caller's fsync at the end has less left to wait for.
 #include "copy_range.h"
 
-#include <cerrno>
-#include <cstdint>
-#include <cstring>
-#include <string>
-#include <sys/types.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <memory>
+#include <utility>
+
+#include "parallel.h"
 
 namespace knn::io {
 namespace {
 
-const char* errnoName(int e) {
-  switch (e) {
-    case EXDEV: return "EXDEV";
-    case EINVAL: return "EINVAL";
-    case ENOSYS: return "ENOSYS";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EBADF: return "EBADF";
-    case EIO: return "EIO";
-    case ENOSPC: return "ENOSPC";
-    case EFBIG: return "EFBIG";
-    case EPERM: return "EPERM";
-    case EACCES: return "EACCES";
-    default: return "EIO";
-  }
-}
+// errno values meaning "this file system (pair) will not do it this way", not "the copy failed".
+bool notSupported(int e) { return e == EXDEV || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL; }
 
-class CopyWorker : public Napi::AsyncWorker {
+constexpr int64_t kBounceBytes = int64_t{8} << 20;
+
+struct CopyOptions {
+  int threads;
+  int64_t chunkBytes;
+  bool reflink;
+  bool copyFileRange;
+  bool writeback;
+};
+
+class CopyWorker : public Napi::AsyncProgressWorker<double> {
  public:
-  CopyWorker(Napi::Env env, int in, int64_t inOff, int out, int64_t outOff, int64_t length)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), in_(in), inOff_(inOff), out_(out),
-        outOff_(outOff), length_(length) {}
+  CopyWorker(Napi::Env env, int in, int64_t inOff, int out, int64_t outOff, int64_t length, CopyOptions options,
+             std::string label, int32_t* cancel, std::vector<Napi::Reference<Napi::Value>> keepAlive,
+             Napi::Function onProgress)
+      : Napi::AsyncProgressWorker<double>(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        in_(in),
+        inOff_(inOff),
+        out_(out),
+        outOff_(outOff),
+        length_(length),
+        options_(options),
+        label_(std::move(label)),
+        cancel_(cancel),
+        keepAlive_(std::move(keepAlive)) {
+    if (!onProgress.IsEmpty()) onProgress_ = Napi::Persistent(onProgress);
+  }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
-  void Execute() override {
-    loff_t inOff = inOff_, outOff = outOff_;
-    while (copied_ < length_) {
-      size_t want = static_cast<size_t>(std::min<int64_t>(length_ - copied_, int64_t{1} << 30));
-      ssize_t n = copy_file_range(in_, &inOff, out_, &outOff, want, 0);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        errno_ = errno;
-        return;
-      }
-      if (n == 0) break;  // end of the source
-      copied_ += n;
+ protected:
+  void Execute(const ExecutionProgress& progress) override {
+    struct stat src;
+    if (fstat(in_, &src) != 0) {
+      failure_ = failure(errno, "fstat", "");
+      return;
     }
+    if (S_ISREG(src.st_mode) && src.st_size < inOff_ + length_) {
+      failure_ = failure(kShortFile, "copy_file_range",
+                         " (" + std::to_string(src.st_size) + " bytes; bytes " + std::to_string(inOff_) + " to " +
+                             std::to_string(inOff_ + length_) + " were asked for)");
+      return;
+    }
+    if (length_ == 0) {
+      method_ = "copy_file_range";
+      return;
+    }
+    if (tryReflink(src)) return;
+    std::atomic<bool> fallback{!options_.copyFileRange};
+    if (!options_.copyFileRange) note("copy_file_range was turned off (a test option)");
+    std::mutex noteMutex;
+    std::vector<std::unique_ptr<uint8_t[]>> bounce(static_cast<size_t>(options_.threads));
+    std::atomic<int64_t> done{0};
+    auto work = [&](int64_t start, int64_t length, int worker) -> IoFailure {
+      IoFailure f;
+      if (!fallback.load(std::memory_order_relaxed)) {
+        f = copyKernel(start, length);
+        if (f && notSupported(f.code)) {
+          {
+            std::lock_guard<std::mutex> lock(noteMutex);
+            if (!fallback.exchange(true))
+              note("the file system refused copy_file_range (" + std::string(errnoName(f.code)) + ")");
+          }
+          f = copyUser(start, length, bounce[static_cast<size_t>(worker)]);  // the whole chunk again
+        }
+      } else {
+        f = copyUser(start, length, bounce[static_cast<size_t>(worker)]);
+      }
+      if (f) return f;
+      if (options_.writeback)
+        sync_file_range(out_, outOff_ + start, length, SYNC_FILE_RANGE_WRITE);  // start it; errors show at fsync
+      done.fetch_add(length, std::memory_order_relaxed);
+      return {};
+    };
+    auto tick = [&] {
+      double d = static_cast<double>(done.load(std::memory_order_relaxed));
+      progress.Send(&d, 1);
+    };
+    failure_ = runChunks(inOff_, length_, options_.chunkBytes, options_.threads, cancel_, work, tick);
+    method_ = fallback ? "pread/pwrite" : "copy_file_range";
+  }
+
+  void OnProgress(const double* data, size_t count) override {
+    if (onProgress_.IsEmpty() || count == 0) return;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    onProgress_.Call({Napi::Number::New(env, data[count - 1]), Napi::Number::New(env, static_cast<double>(length_))});
   }
 
   void OnOK() override {
     Napi::Env env = Env();
-    if (errno_ != 0) {
-      Napi::Error error = Napi::Error::New(env, std::string("copy_file_range: ") + std::strerror(errno_));
-      error.Set("code", Napi::String::New(env, errnoName(errno_)));
-      error.Set("bytesCopied", Napi::Number::New(env, static_cast<double>(copied_)));
-      deferred_.Reject(error.Value());
+    if (failure_) {
+      deferred_.Reject(toJsError(env, failure_, label_).Value());
       return;
     }
-    deferred_.Resolve(Napi::Number::New(env, static_cast<double>(copied_)));
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("bytes", Napi::Number::New(env, static_cast<double>(length_)));
+    result.Set("method", Napi::String::New(env, method_));
+    if (!notes_.empty()) result.Set("reason", Napi::String::New(env, notes_));
+    deferred_.Resolve(result);
   }
 
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
+  void note(const std::string& why) { notes_ += (notes_.empty() ? "" : "; ") + why; }
+
+  // One ioctl for the whole range where the file system shares blocks; false (with a note) where it cannot.
+  bool tryReflink(const struct stat& src) {
+    if (!options_.reflink) return false;
+    const int64_t block = std::max<int64_t>(src.st_blksize, 4096);
+    const bool toEnd = inOff_ + length_ == src.st_size;
+    if (inOff_ % block != 0 || outOff_ % block != 0 || (length_ % block != 0 && !toEnd)) return false;  // the usual case
+    file_clone_range range{in_, static_cast<uint64_t>(inOff_), static_cast<uint64_t>(length_),
+                           static_cast<uint64_t>(outOff_)};
+    if (ioctl(out_, FICLONERANGE, &range) == 0) {
+      method_ = "reflink";
+      return true;
+    }
+    if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EXDEV && errno != EINVAL)
+      note(std::string("reflink failed (") + errnoName(errno) + ")");
+    return false;
+  }
+
+  IoFailure copyKernel(int64_t start, int64_t length) {
+    loff_t inOff = inOff_ + start, outOff = outOff_ + start;
+    for (int64_t copied = 0; copied < length;) {
+      ssize_t n = copy_file_range(in_, &inOff, out_, &outOff, static_cast<size_t>(length - copied), 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return failure(errno, "copy_file_range", atByte(inOff));
+      }
+      if (n == 0) return failure(kShortFile, "copy_file_range", " (it ended at byte " + std::to_string(inOff) + ")");
+      copied += n;
+    }
+    return {};
+  }
+
+  IoFailure copyUser(int64_t start, int64_t length, std::unique_ptr<uint8_t[]>& buffer) {
+    const int64_t size = std::min(options_.chunkBytes, kBounceBytes);
+    if (!buffer) buffer.reset(new uint8_t[static_cast<size_t>(size)]);
+    for (int64_t at = start; at < start + length;) {
+      const int64_t piece = std::min(size, start + length - at);
+      for (int64_t got = 0; got < piece;) {
+        ssize_t n = pread(in_, buffer.get() + got, static_cast<size_t>(piece - got), inOff_ + at + got);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return failure(errno, "pread", atByte(inOff_ + at + got));
+        }
+        if (n == 0) return failure(kShortFile, "pread", " (it ended at byte " + std::to_string(inOff_ + at + got) + ")");
+        got += n;
+      }
+      for (int64_t put = 0; put < piece;) {
+        ssize_t n = pwrite(out_, buffer.get() + put, static_cast<size_t>(piece - put), outOff_ + at + put);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return failure(errno, "pwrite", atByte(outOff_ + at + put));
+        }
+        put += n;
+      }
+      at += piece;
+    }
+    return {};
+  }
+
   Napi::Promise::Deferred deferred_;
   int in_;
   int64_t inOff_;
   int out_;
   int64_t outOff_;
   int64_t length_;
-  int64_t copied_ = 0;
-  int errno_ = 0;
+  CopyOptions options_;
+  std::string label_;
+  int32_t* cancel_;
+  std::vector<Napi::Reference<Napi::Value>> keepAlive_;
+  Napi::FunctionReference onProgress_;
+  IoFailure failure_;
+  std::string method_;
+  std::string notes_;
 };
 
-int64_t integerArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || !info[i].IsNumber()) {
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
-  }
-  double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= 0) || v > 9007199254740991.0 || v != static_cast<double>(static_cast<int64_t>(v))) {
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be a non-negative integer");
-  }
-  return static_cast<int64_t>(v);
+bool optionFlag(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string("options.") + key + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
 }
 
 }  // namespace
 
 Napi::Value CopyFileRange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   int64_t in = integerArg(info, 0, "srcFd");
   int64_t inOff = integerArg(info, 1, "srcOffset");
   int64_t out = integerArg(info, 2, "dstFd");
   int64_t outOff = integerArg(info, 3, "dstOffset");
   int64_t length = integerArg(info, 4, "length");
-  auto* worker = new CopyWorker(info.Env(), static_cast<int>(in), inOff, static_cast<int>(out), outOff, length);
+  Napi::Object o = info.Length() > 5 && info[5].IsObject() ? info[5].As<Napi::Object>() : Napi::Object::New(env);
+  std::vector<Napi::Reference<Napi::Value>> keepAlive;
+  CopyOptions options{
+      static_cast<int>(optionInt(o, "threads", defaultThreads(), 1, 64)),
+      optionInt(o, "chunkBytes", kDefaultCopyChunkBytes, 1, int64_t{1} << 30),
+      optionFlag(o, "reflink", true),
+      optionFlag(o, "copyFileRange", true),
+      optionFlag(o, "writeback", true),
+  };
+  Napi::Value labelValue = o.Get("label");
+  std::string label = labelValue.IsString() ? labelValue.As<Napi::String>().Utf8Value()
+                                            : "fd " + std::to_string(in) + " -> fd " + std::to_string(out);
+  int32_t* cancel = optionCancel(o, keepAlive);
+  Napi::Function onProgress =
+      info.Length() > 6 && info[6].IsFunction() ? info[6].As<Napi::Function>() : Napi::Function();
+  auto* worker = new CopyWorker(env, static_cast<int>(in), inOff, static_cast<int>(out), outOff, length, options,
+                                std::move(label), cancel, std::move(keepAlive), onProgress);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

@@ -1,0 +1,174 @@
+// A file range read into JS memory by several threads with large preads (the local store's download). Why not
+// Node's fs reads: each is one libuv pool job (4 threads by default, shared with everything else) of at most
+// 2 GiB, and each round trip through the event loop costs; here the threads read straight into the blob.
+//
+// Not O_DIRECT: the common case is a .knnvec that was just written (warm page cache), which O_DIRECT would read
+// from the device again; it also needs 4 KiB-aligned memory, which JS buffers are not (a bounce copy per chunk).
+// posix_fadvise(SEQUENTIAL) widens the kernel's readahead and WILLNEED starts the next chunks early, which is
+// what a cold read needs from us; measured against `dd iflag=direct` by bench/local-store.ts.
+#include "read_range.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "parallel.h"
+
+namespace knn::io {
+namespace {
+
+struct Target {
+  uint8_t* data;
+  int64_t bytes;
+};
+
+class ReadWorker : public Napi::AsyncProgressWorker<double> {
+ public:
+  ReadWorker(Napi::Env env, int fd, int64_t offset, std::vector<Target> targets, std::string label, int threads,
+             int64_t chunkBytes, int32_t* cancel, std::vector<Napi::Reference<Napi::Value>> keepAlive,
+             Napi::Function onProgress)
+      : Napi::AsyncProgressWorker<double>(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        fd_(fd),
+        offset_(offset),
+        targets_(std::move(targets)),
+        label_(std::move(label)),
+        threads_(threads),
+        chunkBytes_(chunkBytes),
+        cancel_(cancel),
+        keepAlive_(std::move(keepAlive)) {
+    starts_.push_back(0);
+    for (const Target& t : targets_) starts_.push_back(starts_.back() + t.bytes);
+    total_ = starts_.back();
+    if (!onProgress.IsEmpty()) onProgress_ = Napi::Persistent(onProgress);
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute(const ExecutionProgress& progress) override {
+    struct stat st;
+    if (fstat(fd_, &st) != 0) {
+      failure_ = failure(errno, "fstat", "");
+      return;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size < offset_ + total_) {
+      failure_ = failure(kShortFile, "pread",
+                         " (" + std::to_string(st.st_size) + " bytes; bytes " + std::to_string(offset_) + " to " +
+                             std::to_string(offset_ + total_) + " were asked for)");
+      return;
+    }
+    if (total_ > 0) posix_fadvise(fd_, offset_, total_, POSIX_FADV_SEQUENTIAL);
+    const int64_t lookahead = chunkBytes_ * threads_;
+    std::atomic<int64_t> done{0};
+    auto work = [&](int64_t start, int64_t length, int) -> IoFailure {
+      // Ask for the chunk the threads will reach next round (cheap when cached, readahead when not).
+      if (start + lookahead < total_)
+        posix_fadvise(fd_, offset_ + start + lookahead, std::min(chunkBytes_, total_ - start - lookahead),
+                      POSIX_FADV_WILLNEED);
+      IoFailure f = readRange(start, length);
+      if (!f) done.fetch_add(length, std::memory_order_relaxed);
+      return f;
+    };
+    auto tick = [&] {
+      double d = static_cast<double>(done.load(std::memory_order_relaxed));
+      progress.Send(&d, 1);
+    };
+    failure_ = runChunks(offset_, total_, chunkBytes_, threads_, cancel_, work, tick);
+  }
+
+  void OnProgress(const double* data, size_t count) override {
+    if (onProgress_.IsEmpty() || count == 0) return;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    onProgress_.Call({Napi::Number::New(env, data[count - 1]), Napi::Number::New(env, static_cast<double>(total_))});
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failure_) {
+      deferred_.Reject(toJsError(env, failure_, label_).Value());
+      return;
+    }
+    deferred_.Resolve(Napi::Number::New(env, static_cast<double>(total_)));
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  // Reads [start, start + length) of the range into the targets it spans.
+  IoFailure readRange(int64_t start, int64_t length) {
+    size_t i = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), start) - starts_.begin()) - 1;
+    int64_t at = start;
+    const int64_t end = start + length;
+    while (at < end) {
+      while (i + 1 < starts_.size() && starts_[i + 1] <= at) i++;  // skip targets already filled (or empty)
+      const int64_t piece = std::min(end, starts_[i + 1]) - at;
+      uint8_t* into = targets_[i].data + (at - starts_[i]);
+      for (int64_t got = 0; got < piece;) {
+        ssize_t n = pread(fd_, into + got, static_cast<size_t>(piece - got), offset_ + at + got);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return failure(errno, "pread", atByte(offset_ + at + got));
+        }
+        if (n == 0) return failure(kShortFile, "pread", " (it ended at byte " + std::to_string(offset_ + at + got) + ")");
+        got += n;
+      }
+      at += piece;
+    }
+    return {};
+  }
+
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  int64_t offset_;
+  std::vector<Target> targets_;
+  std::vector<int64_t> starts_;
+  int64_t total_ = 0;
+  std::string label_;
+  int threads_;
+  int64_t chunkBytes_;
+  int32_t* cancel_;
+  std::vector<Napi::Reference<Napi::Value>> keepAlive_;
+  Napi::FunctionReference onProgress_;
+  IoFailure failure_;
+};
+
+}  // namespace
+
+Napi::Value ReadFileRange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t fd = integerArg(info, 0, "fd");
+  const int64_t offset = integerArg(info, 1, "offset");
+  if (info.Length() < 3 || !info[2].IsArray())
+    throw Napi::TypeError::New(env, "targets must be an array of Uint8Arrays");
+  std::vector<Napi::Reference<Napi::Value>> keepAlive;
+  std::vector<Target> targets;
+  Napi::Array list = info[2].As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "targets[" + std::to_string(i) + "] must be a Uint8Array");
+    Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+    // Through the ArrayBuffer: its memory is off the V8 heap (never moved by the GC) once asked for.
+    targets.push_back({static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), static_cast<int64_t>(a.ByteLength())});
+    keepAlive.emplace_back(Napi::Persistent(v));
+  }
+  Napi::Object options = info.Length() > 3 && info[3].IsObject() ? info[3].As<Napi::Object>() : Napi::Object::New(env);
+  Napi::Value labelValue = options.Get("label");
+  const std::string label = labelValue.IsString() ? labelValue.As<Napi::String>().Utf8Value() : "fd " + std::to_string(fd);
+  const int threads = static_cast<int>(optionInt(options, "threads", defaultThreads(), 1, 64));
+  const int64_t chunkBytes = optionInt(options, "chunkBytes", kDefaultReadChunkBytes, 1, int64_t{1} << 30);
+  int32_t* cancel = optionCancel(options, keepAlive);
+  Napi::Function onProgress =
+      info.Length() > 4 && info[4].IsFunction() ? info[4].As<Napi::Function>() : Napi::Function();
+  auto* worker = new ReadWorker(env, static_cast<int>(fd), offset, std::move(targets), label, threads, chunkBytes,
+                                cancel, std::move(keepAlive), onProgress);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+}  // namespace knn::io
