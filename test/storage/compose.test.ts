@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { createObjectStore, resolveStorageSettings } from '../../src/storage/index.js';
 import type { RangeCopier } from '../../src/storage/local-compose.js';
+import { nativeRangeCopier } from '../../src/storage/local-io.js';
 import type { StorageSettings } from '../../src/storage/settings.js';
 import type { ComposedObject, ObjectLocation, ObjectStore } from '../../src/storage/types.js';
 import { tempDir } from '../helpers/faiss-files.js';
@@ -214,6 +215,50 @@ describe('local composed writes (copy_file_range)', () => {
       expect((await readFile(file(out('a').key))).equals(expected)).toBe(true);
     },
   );
+
+  it('copies in several threads over chunks that do not line up with the range (byte-exact)', async () => {
+    const store = new LocalObjectStore(settings(), nativeRangeCopier({ threads: 3, chunkBytes: MiB + 7 }));
+    const version = await readSource(store);
+    const result = await store.writeComposed(out('f'), composed(src, version));
+    expect(result).toMatchObject({ path: 'copy', bytesCopied: source.length, bytes: expected.length });
+    expect((await readFile(file(out('f').key))).equals(expected)).toBe(true);
+  });
+
+  it('copies with pread + pwrite where copy_file_range is refused (forced), and says so', async () => {
+    const copier = nativeRangeCopier({ copyFileRange: false, threads: 2, chunkBytes: MiB + 3 });
+    const store = new LocalObjectStore(settings(), copier);
+    const version = await readSource(store);
+    const result = await store.writeComposed(out('g'), composed(src, version));
+    expect(result.path).toBe('stream');
+    expect(result.reason).toBe(
+      'copy_file_range was turned off (a test option): the range was copied with pread + pwrite',
+    );
+    expect(result.bytesSent).toBe(expected.length);
+    expect((await readFile(file(out('g').key))).equals(expected)).toBe(true);
+  });
+
+  it('a cancel in the middle of the threaded copy leaves no file', async () => {
+    // 256-byte pieces: the copy takes long enough that its first progress report (~50 ms) comes mid-copy.
+    const store = new LocalObjectStore(
+      settings(),
+      nativeRangeCopier({ copyFileRange: false, chunkBytes: 256 }),
+    );
+    const version = await readSource(store);
+    const controller = new AbortController();
+    let mid = false;
+    const onProgress = (bytes: number) => {
+      if (bytes > before.length && bytes < before.length + source.length) {
+        mid = true;
+        controller.abort(new Error('cancelled by the test'));
+      }
+    };
+    const err = await failure(
+      store.writeComposed(out('h'), composed(src, version), { signal: controller.signal, onProgress }),
+    );
+    expect(mid).toBe(true);
+    expect(err.code).toBe('Aborted');
+    await expectNothingLeft('h');
+  });
 
   it('writes the range from memory when the file system refuses the copy, and says why', async () => {
     const refuse: RangeCopier = () =>
