@@ -10,6 +10,8 @@ import { optionalAddon } from '../builders/native.js';
 export interface TransferTuning {
   readonly threads?: number;
   readonly chunkBytes?: number;
+  /** Reads: advise transparent huge pages on the fresh target memory (default true; see read_range.cpp). */
+  readonly hugePages?: boolean;
 }
 
 export interface TransferOptions extends TransferTuning {
@@ -75,6 +77,7 @@ function nativeOptions(options: TransferOptions, cancel: Int32Array) {
     ...(options.label !== undefined ? { label: options.label } : {}),
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(options.chunkBytes !== undefined ? { chunkBytes: options.chunkBytes } : {}),
+    ...(options.hugePages !== undefined ? { hugePages: options.hugePages } : {}),
   };
 }
 

@@ -208,13 +208,6 @@ class CopyWorker : public Napi::AsyncProgressWorker<double> {
   std::string notes_;
 };
 
-bool optionFlag(const Napi::Object& o, const char* key, bool fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string("options.") + key + " must be a boolean");
-  return v.As<Napi::Boolean>().Value();
-}
-
 }  // namespace
 
 Napi::Value CopyFileRange(const Napi::CallbackInfo& info) {

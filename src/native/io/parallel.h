@@ -150,6 +150,14 @@ inline int64_t optionInt(const Napi::Object& o, const char* key, int64_t fallbac
   return static_cast<int64_t>(d);
 }
 
+// Optional boolean field of an options object.
+inline bool optionFlag(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string("options.") + key + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
 // options.cancel: an Int32Array whose element 0 becomes non-zero to stop (checked between chunks).
 inline int32_t* optionCancel(const Napi::Object& o, std::vector<Napi::Reference<Napi::Value>>& keepAlive) {
   Napi::Value v = o.Get("cancel");
