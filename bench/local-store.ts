@@ -131,27 +131,24 @@ try {
     record('ddCold', await seconds(() => dd(`if=${file('src.knnvec')}`, 'of=/dev/null')));
     dropCache(file('src.knnvec'));
     record('storeCold', await seconds(() => store.read(at('src.knnvec'))));
-    // Copies of the (now warm) file, each to a fresh file, each made durable.
-    record(
-      'ddCopy',
-      await seconds(() => dd(`if=${file('src.knnvec')}`, `of=${file('dd.copy')}`, 'conv=fsync')),
+    // Copies of the (now warm) file, each to a fresh file, each made durable, each removed after (disk space).
+    const copyTo = async (key: CopyKey | 'storeWrite', name: string, fn: () => unknown) => {
+      record(key, await seconds(fn));
+      rmSync(file(name), { force: true });
+    };
+    await copyTo('ddCopy', 'dd.copy', () =>
+      dd(`if=${file('src.knnvec')}`, `of=${file('dd.copy')}`, 'conv=fsync'),
     );
-    record(
-      'cpCopy',
-      await seconds(() => {
-        run('cp', file('src.knnvec'), file('cp.copy'));
-        run('sync', file('cp.copy'));
-      }),
+    await copyTo('cpCopy', 'cp.copy', () => {
+      run('cp', file('src.knnvec'), file('cp.copy'));
+      run('sync', file('cp.copy'));
+    });
+    const source = await store.read(at('src.knnvec')); // its version (the copy checks the source is unchanged)
+    await copyTo('storeCopy', 'ours.faiss', () => composedCopy(store, 'ours.faiss', source));
+    await copyTo('storeCopy1', 'ours1.faiss', () => composedCopy(oneThread, 'ours1.faiss', source));
+    await copyTo('storeWrite', 'out.faiss', () =>
+      store.write(at('out.faiss'), Readable.from(source.chunks, { objectMode: false })),
     );
-    blob = await store.read(at('src.knnvec')); // its version (the copy checks the source is unchanged)
-    record('storeCopy', await seconds(() => composedCopy(store, 'ours.faiss', blob!)));
-    record('storeCopy1', await seconds(() => composedCopy(oneThread, 'ours1.faiss', blob!)));
-    record(
-      'storeWrite',
-      await seconds(() => store.write(at('out.faiss'), Readable.from(blob!.chunks, { objectMode: false }))),
-    );
-    for (const f of ['dd.copy', 'cp.copy', 'ours.faiss', 'ours1.faiss', 'out.faiss'])
-      rmSync(file(f), { force: true });
   }
 } finally {
   rmSync(root, { recursive: true, force: true });

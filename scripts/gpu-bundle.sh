@@ -5,7 +5,7 @@
 #   build/gpu-bundle/  the GPU tests (test/gpu/run.ts), the service and its smoke test (src/main.ts, src/pipeline/
 #                      worker.ts, test/gpu/service-smoke.ts), the k-NN conformance suite (test/gpu/conformance.ts,
 #                      with k-NN's Faiss checkers in knn-faiss/) and the benchmarks (bench/gpu-build.ts,
-#                      bench/cpu.ts) bundled by esbuild, with bench/gpu/*.py and bench/cpu/*.py beside them; the
+#                      bench/cpu.ts, bench/local-store.ts) bundled by esbuild, with bench/gpu/*.py and bench/cpu/*.py beside them; the
 #                      .node addon stays external (built there)
 #   .whl/              the faiss-cpu 1.15.1 wheel (the same-run CPU baseline and the recall searches)
 # plus node_modules/node-addon-api and node_modules/node-api-headers (headers for the addon build).
@@ -19,6 +19,7 @@ min=(--minify --keep-names)
 rm -rf build/gpu-bundle
 mkdir -p build/gpu-bundle/bench/gpu .whl
 npx esbuild test/gpu/run.ts test/gpu/service-smoke.ts test/gpu/conformance.ts bench/gpu-build.ts bench/cpu.ts \
+  bench/local-store.ts \
   --bundle "${min[@]}" --platform=node --format=esm --target=node24 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs \
   --log-level=warning
 # The service itself (main + the job worker, side by side as process-build.ts expects), for the `service` step.

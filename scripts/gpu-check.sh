@@ -10,6 +10,8 @@
 #        half_float, byte, binary, then 5M x 768 float (no GPU cap: it needs about 16.9 GiB); per-phase times, bytes sent and copied
 #   ptx: the addon built PTX-only for compute_75 (KNN_CUDA_ARCHS=75-virtual, JIT-compiled at load), its self-test
 #        and a 1M x 768 float build through the service with it
+#   local-io (not in the default list): the local store's reads, copies and writes vs dd/cp of the same 3 GiB file
+#     (bench/local-store.ts; LOCAL_IO_ARGS default "--mib 3072 --runs 2 --dir /tmp"); needs the build step's addon
 #   cpu-bench (not in the default list): the CPU builder vs faiss-cpu 1.15 on this host's cores (bench/cpu.ts),
 #     CPU_BENCH_ARGS default "--sets 128x1m --threads all"; needs the build step's addon
 # Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --plan 128:flat,hier;768:flat,hier,exact
@@ -105,6 +107,11 @@ for s in $steps; do
       KNN_NATIVE_ADDON="$PWD/build/native-ptx/knn_native.node" run_step ptx-e2e e2e_bench e2e-gpu-ptx \
         --sizes 1000000 --types float
       ;;
+    local-io)
+      # shellcheck disable=SC2086
+      run_step local-io node build/gpu-bundle/bench/local-store.mjs ${LOCAL_IO_ARGS:---mib 3072 --runs 2 --dir /tmp}
+      cp build/gpu-bundle/bench/results/local-store.json "$OUT/" 2>/dev/null
+      ;;
     cpu-bench)
       run_step pydeps python_deps || continue
       # shellcheck disable=SC2086
@@ -125,5 +132,6 @@ sed -n "/^GPU build (m 16/,/^results:/p" "$OUT/bench.log" 2>/dev/null | grep -v 
 grep -h -E "^(CUDA context|.*exact k-NN stage)" "$OUT/bench.log" 2>/dev/null
 grep -h "^PTX-only" "$OUT/ptx-build.log" 2>/dev/null
 for f in e2e-1m e2e-5m ptx-e2e; do sed -n "/^End to end/,/^results:/p" "$OUT/$f.log" 2>/dev/null | grep -v "^results:"; done
+sed -n "/^Local store vs dd/,/^results:/p" "$OUT/local-io.log" 2>/dev/null | grep -v "^results:"
 sed -n "/^CPU build: ours vs faiss/,/^results:/p" "$OUT/cpu-bench.log" 2>/dev/null | grep -v "^results:"
 printf '%s\n' "${summary[@]}"
