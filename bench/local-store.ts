@@ -3,7 +3,7 @@
 //   read, page cache warm:  dd if=F of=/dev/null bs=16M                vs  LocalObjectStore.read (addon threads),
 //                           and the same without transparent huge pages on the fresh blob
 //   read, cold:             dd if=F iflag=direct bs=16M (the device)   vs  LocalObjectStore.read after the file's
-//                           pages were dropped (dd iflag=nocache count=0: no root needed)
+//                           pages were dropped (dd iflag=nocache count=0: no root needed), buffered and O_DIRECT
 //   copy + fsync:           dd if=F of=G bs=16M conv=fsync, cp F G + sync G   vs  LocalObjectStore.writeComposed
 //                           (a 4 KiB + 17 B head, the whole file copied from F, a 1 MiB tail; parallel
 //                           copy_file_range), and the same with one copy thread
@@ -52,6 +52,7 @@ const smallPages = new LocalObjectStore(
   undefined,
   nativeFileReader({ ...tuning, hugePages: false }),
 );
+const direct = new LocalObjectStore(settings, undefined, nativeFileReader({ ...tuning, direct: true }));
 if (!nativeFileReader()) console.log('note: the native addon is not built: reads and copies use Node fs');
 
 const seconds = async (fn: () => unknown) => {
@@ -78,7 +79,15 @@ const directWorks = (() => {
 })();
 
 type Key =
-  'ddWrite' | 'storeWrite' | 'ddWarm' | 'storeWarm' | 'storeWarm4k' | 'ddDirect' | 'ddCold' | 'storeCold';
+  | 'ddWrite'
+  | 'storeWrite'
+  | 'ddWarm'
+  | 'storeWarm'
+  | 'storeWarm4k'
+  | 'storeDirect'
+  | 'ddDirect'
+  | 'ddCold'
+  | 'storeCold';
 type CopyKey = 'ddCopy' | 'cpCopy' | 'storeCopy' | 'storeCopy1';
 const best: Record<Key | CopyKey, number> = {
   ddWrite: Infinity,
@@ -86,6 +95,7 @@ const best: Record<Key | CopyKey, number> = {
   ddWarm: Infinity,
   storeWarm: Infinity,
   storeWarm4k: Infinity,
+  storeDirect: Infinity,
   ddDirect: Infinity,
   ddCold: Infinity,
   storeCold: Infinity,
@@ -131,6 +141,8 @@ try {
     record('ddCold', await seconds(() => dd(`if=${file('src.knnvec')}`, 'of=/dev/null')));
     dropCache(file('src.knnvec'));
     record('storeCold', await seconds(() => store.read(at('src.knnvec'))));
+    dropCache(file('src.knnvec'));
+    record('storeDirect', await seconds(() => direct.read(at('src.knnvec'))));
     // Copies of the (now warm) file, each to a fresh file, each made durable, each removed after (disk space).
     const copyTo = async (key: CopyKey | 'storeWrite', name: string, fn: () => unknown) => {
       record(key, await seconds(fn));
@@ -184,6 +196,13 @@ const rows: Row[] = [
     best.storeCold,
   ),
   row('read, cold', 'dd bs=16M', best.ddCold, 'LocalObjectStore.read', best.storeCold),
+  row(
+    'read, cold',
+    'dd bs=16M iflag=direct',
+    best.ddDirect,
+    'read, O_DIRECT (direct: true)',
+    best.storeDirect,
+  ),
   row('copy + fsync', 'dd bs=16M conv=fsync', best.ddCopy, 'writeComposed', best.storeCopy),
   row('copy + fsync', 'cp + sync', best.cpCopy, 'writeComposed', best.storeCopy),
   row('copy + fsync', 'dd bs=16M conv=fsync', best.ddCopy, 'writeComposed, 1 thread', best.storeCopy1),

@@ -99,7 +99,7 @@ interface NativeAddon {
     fd: number,
     offset: number,
     targets: readonly Uint8Array[],
-    options?: NativeTransferOptions & { hugePages?: boolean },
+    options?: NativeTransferOptions & { hugePages?: boolean; direct?: boolean },
     onProgress?: (bytesDone: number, bytesTotal: number) => void,
   ): Promise<number>;
   /** float32 bytes -> fp16 bytes (round to nearest even), F16C and threads where available. */

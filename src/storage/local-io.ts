@@ -12,6 +12,8 @@ export interface TransferTuning {
   readonly chunkBytes?: number;
   /** Reads: advise transparent huge pages on the fresh target memory (default true; see read_range.cpp). */
   readonly hugePages?: boolean;
+  /** Reads: O_DIRECT through aligned buffers (default false: it skips a warm page cache; the bench compares). */
+  readonly direct?: boolean;
 }
 
 export interface TransferOptions extends TransferTuning {
@@ -78,6 +80,7 @@ function nativeOptions(options: TransferOptions, cancel: Int32Array) {
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(options.chunkBytes !== undefined ? { chunkBytes: options.chunkBytes } : {}),
     ...(options.hugePages !== undefined ? { hugePages: options.hugePages } : {}),
+    ...(options.direct !== undefined ? { direct: options.direct } : {}),
   };
 }
 

@@ -41,7 +41,7 @@ const settle = () => new Promise((r) => setTimeout(r, 150));
 describe('threaded reads (readFileRange)', () => {
   const data = pattern(300_007, 3);
 
-  it('fills targets of odd sizes from an odd offset, chunks and targets crossing each other', async () => {
+  it('fills targets of odd sizes from an odd offset, chunks and targets crossing each other (buffered and O_DIRECT)', async () => {
     await withFile('odd.bin', data, async (fd) => {
       for (const [threads, chunkBytes] of [
         [1, 4096],
@@ -49,11 +49,13 @@ describe('threaded reads (readFileRange)', () => {
         [8, 1000],
         [2, 1 << 20], // one chunk for all
       ] as const) {
-        const targets = targetsOf(7, 0, 65_536, 1, 0, 100_000, 134_456);
-        const total = targets.reduce((n, t) => n + t.length, 0);
-        const offset = data.length - total - 5; // not aligned, and 5 bytes short of the end
-        await reader(fd, offset, targets, { threads, chunkBytes });
-        expect(joined(targets).equals(data.subarray(offset, offset + total))).toBe(true);
+        for (const direct of [false, true]) {
+          const targets = targetsOf(7, 0, 65_536, 1, 0, 100_000, 134_456);
+          const total = targets.reduce((n, t) => n + t.length, 0);
+          const offset = data.length - total - 5; // not aligned, and 5 bytes short of the end
+          await reader(fd, offset, targets, { threads, chunkBytes, direct });
+          expect(joined(targets).equals(data.subarray(offset, offset + total))).toBe(true);
+        }
       }
     });
   });
@@ -66,6 +68,14 @@ describe('threaded reads (readFileRange)', () => {
       expect(Buffer.from(target!).equals(data)).toBe(true);
       expect(seen.at(-1)).toBe(data.length);
       expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+    });
+  });
+
+  it('reads up to the end of a file whose size is not a multiple of the O_DIRECT alignment', async () => {
+    await withFile('tail.bin', data, async (fd) => {
+      const [target] = targetsOf(data.length - 4095);
+      await reader(fd, 4095, [target!], { direct: true, chunkBytes: 8192, threads: 2 });
+      expect(Buffer.from(target!).equals(data.subarray(4095))).toBe(true);
     });
   });
 

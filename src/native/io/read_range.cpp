@@ -2,10 +2,11 @@
 // Node's fs reads: each is one libuv pool job (4 threads by default, shared with everything else) of at most
 // 2 GiB, and each round trip through the event loop costs; here the threads read straight into the blob.
 //
-// Not O_DIRECT: the common case is a .knnvec that was just written (warm page cache), which O_DIRECT would read
-// from the device again; it also needs 4 KiB-aligned memory, which JS buffers are not (a bounce copy per chunk).
-// posix_fadvise(SEQUENTIAL) widens the kernel's readahead and WILLNEED starts the next chunks early, which is
-// what a cold read needs from us; measured against `dd iflag=direct` by bench/local-store.ts.
+// O_DIRECT only when asked (options.direct; off in the store): the common case is a .knnvec that was just written
+// (warm page cache), which O_DIRECT would read from the device again, and it needs 4 KiB-aligned memory, which
+// JS buffers are not (a bounce copy per chunk). Buffered, posix_fadvise(SEQUENTIAL) widens the kernel's readahead
+// and WILLNEED starts the next chunks early, which is what a cold read needs from us. bench/local-store.ts
+// measures both cold against `dd iflag=direct`.
 #include "read_range.h"
 
 #include <fcntl.h>
@@ -13,12 +14,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <memory>
 #include <utility>
 
 #include "parallel.h"
 
 namespace knn::io {
 namespace {
+
+// O_DIRECT's alignment of file offsets, lengths and memory (the logical block size is at most this).
+constexpr int64_t kDirectAlign = 4096;
 
 struct Target {
   uint8_t* data;
@@ -40,7 +46,7 @@ void preferHugePages(const Target& t) {
 class ReadWorker : public Napi::AsyncProgressWorker<double> {
  public:
   ReadWorker(Napi::Env env, int fd, int64_t offset, std::vector<Target> targets, std::string label, int threads,
-             int64_t chunkBytes, bool hugePages, int32_t* cancel, std::vector<Napi::Reference<Napi::Value>> keepAlive,
+             int64_t chunkBytes, bool hugePages, bool direct, int32_t* cancel, std::vector<Napi::Reference<Napi::Value>> keepAlive,
              Napi::Function onProgress)
       : Napi::AsyncProgressWorker<double>(env),
         deferred_(Napi::Promise::Deferred::New(env)),
@@ -51,6 +57,7 @@ class ReadWorker : public Napi::AsyncProgressWorker<double> {
         threads_(threads),
         chunkBytes_(chunkBytes),
         hugePages_(hugePages),
+        direct_(direct),
         cancel_(cancel),
         keepAlive_(std::move(keepAlive)) {
     starts_.push_back(0);
@@ -77,14 +84,29 @@ class ReadWorker : public Napi::AsyncProgressWorker<double> {
     if (total_ > 0) posix_fadvise(fd_, offset_, total_, POSIX_FADV_SEQUENTIAL);
     if (hugePages_)
       for (const Target& t : targets_) preferHugePages(t);
+    // O_DIRECT (asked for): a second open file description of the same file; where the file system refuses it
+    // (tmpfs, some overlays), the buffered reads below.
+    int directFd = -1;
+    if (direct_) directFd = open(("/proc/self/fd/" + std::to_string(fd_)).c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> bounce;
+    for (int t = 0; directFd >= 0 && t < threads_; t++) bounce.emplace_back(nullptr, &std::free);
     const int64_t lookahead = chunkBytes_ * threads_;
     std::atomic<int64_t> done{0};
-    auto work = [&](int64_t start, int64_t length, int) -> IoFailure {
-      // Ask for the chunk the threads will reach next round (cheap when cached, readahead when not).
-      if (start + lookahead < total_)
-        posix_fadvise(fd_, offset_ + start + lookahead, std::min(chunkBytes_, total_ - start - lookahead),
-                      POSIX_FADV_WILLNEED);
-      IoFailure f = readRange(start, length);
+    auto work = [&](int64_t start, int64_t length, int worker) -> IoFailure {
+      IoFailure f;
+      if (directFd >= 0) {
+        auto& buffer = bounce[static_cast<size_t>(worker)];
+        if (!buffer) buffer.reset(static_cast<uint8_t*>(std::aligned_alloc(kDirectAlign, directBounceBytes())));
+        if (!buffer) return failure(ENOMEM, "aligned_alloc", "");
+        f = readRangeDirect(start, length, directFd, buffer.get());
+        if (f.code == EINVAL) f = readRange(start, length);  // an alignment this file system will not take
+      } else {
+        // Ask for the chunk the threads will reach next round (cheap when cached, readahead when not).
+        if (start + lookahead < total_)
+          posix_fadvise(fd_, offset_ + start + lookahead, std::min(chunkBytes_, total_ - start - lookahead),
+                        POSIX_FADV_WILLNEED);
+        f = readRange(start, length);
+      }
       if (!f) done.fetch_add(length, std::memory_order_relaxed);
       return f;
     };
@@ -93,6 +115,12 @@ class ReadWorker : public Napi::AsyncProgressWorker<double> {
       progress.Send(&d, 1);
     };
     failure_ = runChunks(offset_, total_, chunkBytes_, threads_, cancel_, work, tick);
+    if (directFd >= 0) close(directFd);
+  }
+
+  // A chunk's aligned span: the chunk plus up to one alignment unit at each end, rounded up.
+  size_t directBounceBytes() const {
+    return static_cast<size_t>((chunkBytes_ + 3 * kDirectAlign - 1) & ~(kDirectAlign - 1));
   }
 
   void OnProgress(const double* data, size_t count) override {
@@ -116,15 +144,9 @@ class ReadWorker : public Napi::AsyncProgressWorker<double> {
  private:
   // Reads [start, start + length) of the range into the targets it spans.
   IoFailure readRange(int64_t start, int64_t length) {
-    size_t i = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), start) - starts_.begin()) - 1;
-    int64_t at = start;
-    const int64_t end = start + length;
-    while (at < end) {
-      while (i + 1 < starts_.size() && starts_[i + 1] <= at) i++;  // skip targets already filled (or empty)
-      const int64_t piece = std::min(end, starts_[i + 1]) - at;
-      uint8_t* into = targets_[i].data + (at - starts_[i]);
-      for (int64_t got = 0; got < piece;) {
-        ssize_t n = pread(fd_, into + got, static_cast<size_t>(piece - got), offset_ + at + got);
+    return scatter(start, length, [&](uint8_t* into, int64_t at, int64_t bytes) -> IoFailure {
+      for (int64_t got = 0; got < bytes;) {
+        ssize_t n = pread(fd_, into + got, static_cast<size_t>(bytes - got), offset_ + at + got);
         if (n < 0) {
           if (errno == EINTR) continue;
           return failure(errno, "pread", atByte(offset_ + at + got));
@@ -132,6 +154,41 @@ class ReadWorker : public Napi::AsyncProgressWorker<double> {
         if (n == 0) return failure(kShortFile, "pread", " (it ended at byte " + std::to_string(offset_ + at + got) + ")");
         got += n;
       }
+      return {};
+    });
+  }
+
+  // The same through O_DIRECT: the 4 KiB-aligned span around the chunk into an aligned buffer, then copied out.
+  IoFailure readRangeDirect(int64_t start, int64_t length, int directFd, uint8_t* bounce) {
+    const int64_t first = (offset_ + start) & ~(kDirectAlign - 1);
+    const int64_t last = (offset_ + start + length + kDirectAlign - 1) & ~(kDirectAlign - 1);
+    const int64_t need = offset_ + start + length - first;
+    int64_t got = 0;
+    while (got < need) {
+      ssize_t n = pread(directFd, bounce + got, static_cast<size_t>(last - first - got), first + got);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return failure(errno, "pread (O_DIRECT)", atByte(first + got));
+      }
+      if (n == 0) return failure(kShortFile, "pread", " (it ended at byte " + std::to_string(first + got) + ")");
+      got += n;
+    }
+    return scatter(start, length, [&](uint8_t* into, int64_t at, int64_t bytes) -> IoFailure {
+      std::memcpy(into, bounce + (offset_ + at - first), static_cast<size_t>(bytes));
+      return {};
+    });
+  }
+
+  // Calls fill(into, at, bytes) for the pieces of [start, start + length) of the range, one per target spanned.
+  template <typename Fill>
+  IoFailure scatter(int64_t start, int64_t length, Fill&& fill) {
+    size_t i = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), start) - starts_.begin()) - 1;
+    int64_t at = start;
+    const int64_t end = start + length;
+    while (at < end) {
+      while (i + 1 < starts_.size() && starts_[i + 1] <= at) i++;  // skip targets already filled (or empty)
+      const int64_t piece = std::min(end, starts_[i + 1]) - at;
+      if (IoFailure f = fill(targets_[i].data + (at - starts_[i]), at, piece)) return f;
       at += piece;
     }
     return {};
@@ -147,6 +204,7 @@ class ReadWorker : public Napi::AsyncProgressWorker<double> {
   int threads_;
   int64_t chunkBytes_;
   bool hugePages_;
+  bool direct_;
   int32_t* cancel_;
   std::vector<Napi::Reference<Napi::Value>> keepAlive_;
   Napi::FunctionReference onProgress_;
@@ -179,11 +237,12 @@ Napi::Value ReadFileRange(const Napi::CallbackInfo& info) {
   const int threads = static_cast<int>(optionInt(options, "threads", defaultThreads(), 1, 64));
   const int64_t chunkBytes = optionInt(options, "chunkBytes", kDefaultReadChunkBytes, 1, int64_t{1} << 30);
   const bool hugePages = optionFlag(options, "hugePages", true);
+  const bool direct = optionFlag(options, "direct", false);
   int32_t* cancel = optionCancel(options, keepAlive);
   Napi::Function onProgress =
       info.Length() > 4 && info[4].IsFunction() ? info[4].As<Napi::Function>() : Napi::Function();
   auto* worker = new ReadWorker(env, static_cast<int>(fd), offset, std::move(targets), label, threads, chunkBytes,
-                                hugePages, cancel, std::move(keepAlive), onProgress);
+                                hugePages, direct, cancel, std::move(keepAlive), onProgress);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
