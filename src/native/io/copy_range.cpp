@@ -36,41 +36,23 @@ struct CopyOptions {
   bool writeback;
 };
 
-class CopyWorker : public Napi::AsyncProgressWorker<double> {
+class CopyWorker : public TransferWorker {
  public:
   CopyWorker(Napi::Env env, int in, int64_t inOff, int out, int64_t outOff, int64_t length, CopyOptions options,
              std::string label, int32_t* cancel, std::vector<Napi::Reference<Napi::Value>> keepAlive,
              Napi::Function onProgress)
-      : Napi::AsyncProgressWorker<double>(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
+      : TransferWorker(env, length, std::move(label), cancel, std::move(keepAlive), onProgress),
         in_(in),
         inOff_(inOff),
         out_(out),
         outOff_(outOff),
-        length_(length),
-        options_(options),
-        label_(std::move(label)),
-        cancel_(cancel),
-        keepAlive_(std::move(keepAlive)) {
-    if (!onProgress.IsEmpty()) onProgress_ = Napi::Persistent(onProgress);
-  }
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
+        options_(options) {}
 
  protected:
   void Execute(const ExecutionProgress& progress) override {
     struct stat src;
-    if (fstat(in_, &src) != 0) {
-      failure_ = failure(errno, "fstat", "");
-      return;
-    }
-    if (S_ISREG(src.st_mode) && src.st_size < inOff_ + length_) {
-      failure_ = failure(kShortFile, "copy_file_range",
-                         " (" + std::to_string(src.st_size) + " bytes; bytes " + std::to_string(inOff_) + " to " +
-                             std::to_string(inOff_ + length_) + " were asked for)");
-      return;
-    }
-    if (length_ == 0) {
+    if ((failure_ = checkHolds(in_, inOff_, total_, "copy_file_range", src))) return;
+    if (total_ == 0) {
       method_ = "copy_file_range";
       return;
     }
@@ -79,7 +61,6 @@ class CopyWorker : public Napi::AsyncProgressWorker<double> {
     if (!options_.copyFileRange) note("copy_file_range was turned off (a test option)");
     std::mutex noteMutex;
     std::vector<std::unique_ptr<uint8_t[]>> bounce(static_cast<size_t>(options_.threads));
-    std::atomic<int64_t> done{0};
     auto work = [&](int64_t start, int64_t length, int worker) -> IoFailure {
       IoFailure f;
       if (!fallback.load(std::memory_order_relaxed)) {
@@ -98,38 +79,19 @@ class CopyWorker : public Napi::AsyncProgressWorker<double> {
       if (f) return f;
       if (options_.writeback)
         sync_file_range(out_, outOff_ + start, length, SYNC_FILE_RANGE_WRITE);  // start it; errors show at fsync
-      done.fetch_add(length, std::memory_order_relaxed);
       return {};
     };
-    auto tick = [&] {
-      double d = static_cast<double>(done.load(std::memory_order_relaxed));
-      progress.Send(&d, 1);
-    };
-    failure_ = runChunks(inOff_, length_, options_.chunkBytes, options_.threads, cancel_, work, tick);
+    failure_ = runReporting(progress, inOff_, options_.chunkBytes, options_.threads, work);
     method_ = fallback ? "pread/pwrite" : "copy_file_range";
   }
 
-  void OnProgress(const double* data, size_t count) override {
-    if (onProgress_.IsEmpty() || count == 0) return;
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    onProgress_.Call({Napi::Number::New(env, data[count - 1]), Napi::Number::New(env, static_cast<double>(length_))});
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (failure_) {
-      deferred_.Reject(toJsError(env, failure_, label_).Value());
-      return;
-    }
+  Napi::Value Result(Napi::Env env) override {
     Napi::Object result = Napi::Object::New(env);
-    result.Set("bytes", Napi::Number::New(env, static_cast<double>(length_)));
+    result.Set("bytes", Napi::Number::New(env, static_cast<double>(total_)));
     result.Set("method", Napi::String::New(env, method_));
     if (!notes_.empty()) result.Set("reason", Napi::String::New(env, notes_));
-    deferred_.Resolve(result);
+    return result;
   }
-
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
   void note(const std::string& why) { notes_ += (notes_.empty() ? "" : "; ") + why; }
@@ -138,9 +100,9 @@ class CopyWorker : public Napi::AsyncProgressWorker<double> {
   bool tryReflink(const struct stat& src) {
     if (!options_.reflink) return false;
     const int64_t block = std::max<int64_t>(src.st_blksize, 4096);
-    const bool toEnd = inOff_ + length_ == src.st_size;
-    if (inOff_ % block != 0 || outOff_ % block != 0 || (length_ % block != 0 && !toEnd)) return false;  // the usual case
-    file_clone_range range{in_, static_cast<uint64_t>(inOff_), static_cast<uint64_t>(length_),
+    const bool toEnd = inOff_ + total_ == src.st_size;
+    if (inOff_ % block != 0 || outOff_ % block != 0 || (total_ % block != 0 && !toEnd)) return false;  // the usual case
+    file_clone_range range{in_, static_cast<uint64_t>(inOff_), static_cast<uint64_t>(total_),
                            static_cast<uint64_t>(outOff_)};
     if (ioctl(out_, FICLONERANGE, &range) == 0) {
       method_ = "reflink";
@@ -192,18 +154,11 @@ class CopyWorker : public Napi::AsyncProgressWorker<double> {
     return {};
   }
 
-  Napi::Promise::Deferred deferred_;
   int in_;
   int64_t inOff_;
   int out_;
   int64_t outOff_;
-  int64_t length_;
   CopyOptions options_;
-  std::string label_;
-  int32_t* cancel_;
-  std::vector<Napi::Reference<Napi::Value>> keepAlive_;
-  Napi::FunctionReference onProgress_;
-  IoFailure failure_;
   std::string method_;
   std::string notes_;
 };

@@ -3,6 +3,7 @@
 // failure (errno + what was being done) kept for the JS side.
 #pragma once
 #include <napi.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -180,5 +181,81 @@ inline int64_t integerArg(const Napi::CallbackInfo& info, size_t i, const char* 
   }
   return static_cast<int64_t>(v);
 }
+
+// What both transfers share on the N-API side: the promise, progress (bytes done) to an optional JS callback every
+// ~50 ms, the first failure rejected as an Error naming the errno and `label`, the JS values kept alive throughout.
+class TransferWorker : public Napi::AsyncProgressWorker<double> {
+ public:
+  TransferWorker(Napi::Env env, int64_t total, std::string label, int32_t* cancel,
+                 std::vector<Napi::Reference<Napi::Value>> keepAlive, Napi::Function onProgress)
+      : Napi::AsyncProgressWorker<double>(env),
+        total_(total),
+        label_(std::move(label)),
+        cancel_(cancel),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        keepAlive_(std::move(keepAlive)) {
+    if (!onProgress.IsEmpty()) onProgress_ = Napi::Persistent(onProgress);
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  // What the promise resolves with (on the JS thread, after Execute succeeded).
+  virtual Napi::Value Result(Napi::Env env) = 0;
+
+  // Fails unless `fd` (when a regular file) holds [offset, offset + length): a file shorter than the range.
+  IoFailure checkHolds(int fd, int64_t offset, int64_t length, const char* op, struct stat& st) {
+    if (fstat(fd, &st) != 0) return failure(errno, "fstat", "");
+    if (S_ISREG(st.st_mode) && st.st_size < offset + length)
+      return failure(kShortFile, op,
+                     " (" + std::to_string(st.st_size) + " bytes; bytes " + std::to_string(offset) + " to " +
+                         std::to_string(offset + length) + " were asked for)");
+    return {};
+  }
+
+  // runChunks over [0, total_) with this worker's cancel flag, counting finished chunks into the progress reports.
+  IoFailure runReporting(const ExecutionProgress& progress, int64_t base, int64_t chunkBytes, int threads,
+                         const std::function<IoFailure(int64_t start, int64_t length, int worker)>& work) {
+    std::atomic<int64_t> done{0};
+    auto counted = [&](int64_t start, int64_t length, int worker) {
+      IoFailure f = work(start, length, worker);
+      if (!f) done.fetch_add(length, std::memory_order_relaxed);
+      return f;
+    };
+    auto tick = [&] {
+      double d = static_cast<double>(done.load(std::memory_order_relaxed));
+      progress.Send(&d, 1);
+    };
+    return runChunks(base, total_, chunkBytes, threads, cancel_, counted, tick);
+  }
+
+  void OnProgress(const double* data, size_t count) override {
+    if (onProgress_.IsEmpty() || count == 0) return;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    onProgress_.Call({Napi::Number::New(env, data[count - 1]), Napi::Number::New(env, static_cast<double>(total_))});
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failure_) {
+      deferred_.Reject(toJsError(env, failure_, label_).Value());
+      return;
+    }
+    deferred_.Resolve(Result(env));
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+  const int64_t total_;
+  const std::string label_;
+  int32_t* const cancel_;
+  IoFailure failure_;
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<Napi::Reference<Napi::Value>> keepAlive_;
+  Napi::FunctionReference onProgress_;
+};
 
 }  // namespace knn::io

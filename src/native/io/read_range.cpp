@@ -43,44 +43,27 @@ void preferHugePages(const Target& t) {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
-class ReadWorker : public Napi::AsyncProgressWorker<double> {
+class ReadWorker : public TransferWorker {
  public:
   ReadWorker(Napi::Env env, int fd, int64_t offset, std::vector<Target> targets, std::string label, int threads,
-             int64_t chunkBytes, bool hugePages, bool direct, int32_t* cancel, std::vector<Napi::Reference<Napi::Value>> keepAlive,
-             Napi::Function onProgress)
-      : Napi::AsyncProgressWorker<double>(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
+             int64_t chunkBytes, bool hugePages, bool direct, int32_t* cancel,
+             std::vector<Napi::Reference<Napi::Value>> keepAlive, Napi::Function onProgress)
+      : TransferWorker(env, sum(targets), std::move(label), cancel, std::move(keepAlive), onProgress),
         fd_(fd),
         offset_(offset),
         targets_(std::move(targets)),
-        label_(std::move(label)),
         threads_(threads),
         chunkBytes_(chunkBytes),
         hugePages_(hugePages),
-        direct_(direct),
-        cancel_(cancel),
-        keepAlive_(std::move(keepAlive)) {
+        direct_(direct) {
     starts_.push_back(0);
     for (const Target& t : targets_) starts_.push_back(starts_.back() + t.bytes);
-    total_ = starts_.back();
-    if (!onProgress.IsEmpty()) onProgress_ = Napi::Persistent(onProgress);
   }
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute(const ExecutionProgress& progress) override {
     struct stat st;
-    if (fstat(fd_, &st) != 0) {
-      failure_ = failure(errno, "fstat", "");
-      return;
-    }
-    if (S_ISREG(st.st_mode) && st.st_size < offset_ + total_) {
-      failure_ = failure(kShortFile, "pread",
-                         " (" + std::to_string(st.st_size) + " bytes; bytes " + std::to_string(offset_) + " to " +
-                             std::to_string(offset_ + total_) + " were asked for)");
-      return;
-    }
+    if ((failure_ = checkHolds(fd_, offset_, total_, "pread", st))) return;
     if (total_ > 0) posix_fadvise(fd_, offset_, total_, POSIX_FADV_SEQUENTIAL);
     if (hugePages_)
       for (const Target& t : targets_) preferHugePages(t);
@@ -91,7 +74,6 @@ class ReadWorker : public Napi::AsyncProgressWorker<double> {
     std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> bounce;
     for (int t = 0; directFd >= 0 && t < threads_; t++) bounce.emplace_back(nullptr, &std::free);
     const int64_t lookahead = chunkBytes_ * threads_;
-    std::atomic<int64_t> done{0};
     auto work = [&](int64_t start, int64_t length, int worker) -> IoFailure {
       IoFailure f;
       if (directFd >= 0) {
@@ -107,14 +89,9 @@ class ReadWorker : public Napi::AsyncProgressWorker<double> {
                         POSIX_FADV_WILLNEED);
         f = readRange(start, length);
       }
-      if (!f) done.fetch_add(length, std::memory_order_relaxed);
       return f;
     };
-    auto tick = [&] {
-      double d = static_cast<double>(done.load(std::memory_order_relaxed));
-      progress.Send(&d, 1);
-    };
-    failure_ = runChunks(offset_, total_, chunkBytes_, threads_, cancel_, work, tick);
+    failure_ = runReporting(progress, offset_, chunkBytes_, threads_, work);
     if (directFd >= 0) close(directFd);
   }
 
@@ -123,23 +100,7 @@ class ReadWorker : public Napi::AsyncProgressWorker<double> {
     return static_cast<size_t>((chunkBytes_ + 3 * kDirectAlign - 1) & ~(kDirectAlign - 1));
   }
 
-  void OnProgress(const double* data, size_t count) override {
-    if (onProgress_.IsEmpty() || count == 0) return;
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    onProgress_.Call({Napi::Number::New(env, data[count - 1]), Napi::Number::New(env, static_cast<double>(total_))});
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (failure_) {
-      deferred_.Reject(toJsError(env, failure_, label_).Value());
-      return;
-    }
-    deferred_.Resolve(Napi::Number::New(env, static_cast<double>(total_)));
-  }
-
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(total_)); }
 
  private:
   // Reads [start, start + length) of the range into the targets it spans.
@@ -194,21 +155,20 @@ class ReadWorker : public Napi::AsyncProgressWorker<double> {
     return {};
   }
 
-  Napi::Promise::Deferred deferred_;
+  static int64_t sum(const std::vector<Target>& targets) {
+    int64_t n = 0;
+    for (const Target& t : targets) n += t.bytes;
+    return n;
+  }
+
   int fd_;
   int64_t offset_;
   std::vector<Target> targets_;
   std::vector<int64_t> starts_;
-  int64_t total_ = 0;
-  std::string label_;
   int threads_;
   int64_t chunkBytes_;
   bool hugePages_;
   bool direct_;
-  int32_t* cancel_;
-  std::vector<Napi::Reference<Napi::Value>> keepAlive_;
-  Napi::FunctionReference onProgress_;
-  IoFailure failure_;
 };
 
 }  // namespace
