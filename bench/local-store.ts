@@ -1,7 +1,8 @@
 // The local store's reads, copies and writes against `dd`/`cp` of the same file, on the same machine, in one run
 // (ratios are what to read; absolute rates only from a quiet machine):
 //   read, page cache warm:  dd if=F of=/dev/null bs=16M                vs  LocalObjectStore.read (addon threads),
-//                           and the same without transparent huge pages on the fresh blob
+//                           and the same without transparent huge pages on the fresh blob, and the reader into
+//                           memory it filled before (dd reuses one buffer: no first-touch page faults)
 //   read, cold:             dd if=F iflag=direct bs=16M (the device)   vs  LocalObjectStore.read after the file's
 //                           pages were dropped (dd iflag=nocache count=0: no root needed), buffered and O_DIRECT
 //   copy + fsync:           dd if=F of=G bs=16M conv=fsync, cp F G + sync G   vs  LocalObjectStore.writeComposed
@@ -13,7 +14,7 @@
 //   npm run bench -- local-store [--mib 256] [--dir /tmp] [--runs 2] [--threads N]
 // On the GPU machine: scripts/gpu-check.sh local-io (3 GiB, the size of a 1M x 768 float .knnvec).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -84,6 +85,7 @@ type Key =
   | 'ddWarm'
   | 'storeWarm'
   | 'storeWarm4k'
+  | 'readerTouched'
   | 'storeDirect'
   | 'ddDirect'
   | 'ddCold'
@@ -95,6 +97,7 @@ const best: Record<Key | CopyKey, number> = {
   ddWarm: Infinity,
   storeWarm: Infinity,
   storeWarm4k: Infinity,
+  readerTouched: Infinity,
   storeDirect: Infinity,
   ddDirect: Infinity,
   ddCold: Infinity,
@@ -134,6 +137,17 @@ try {
     if (blob!.byteLength !== bytes) throw new Error(`read ${blob!.byteLength} bytes, expected ${bytes}`);
     blob = undefined;
     record('storeWarm4k', await seconds(() => smallPages.read(at('src.knnvec'))));
+    // The reader alone into memory it has filled before: what a read costs without first-touch page faults.
+    const reader = nativeFileReader(tuning);
+    if (reader) {
+      const touched = (await store.read(at('src.knnvec'))).chunks;
+      const fd = openSync(file('src.knnvec'), 'r');
+      try {
+        record('readerTouched', await seconds(() => reader(fd, 0, touched)));
+      } finally {
+        closeSync(fd);
+      }
+    }
     // Cold: the file's pages dropped before each reader.
     if (directWorks)
       record('ddDirect', await seconds(() => dd(`if=${file('src.knnvec')}`, 'of=/dev/null', 'iflag=direct')));
@@ -187,6 +201,13 @@ const rows: Row[] = [
     best.ddWarm,
     'read, 4 KiB pages (hugePages: false)',
     best.storeWarm4k,
+  ),
+  row(
+    'read, page cache warm',
+    'dd bs=16M',
+    best.ddWarm,
+    'reader into touched memory (no page faults)',
+    best.readerTouched,
   ),
   row(
     'read, cold',
