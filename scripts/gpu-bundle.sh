@@ -5,8 +5,8 @@
 #   build/gpu-bundle/  the GPU tests (test/gpu/run.ts), the service and its smoke test (src/main.ts, src/pipeline/
 #                      worker.ts, test/gpu/service-smoke.ts), the k-NN conformance suite (test/gpu/conformance.ts,
 #                      with k-NN's Faiss checkers in knn-faiss/) and the benchmarks (bench/gpu-build.ts,
-#                      bench/cpu.ts, bench/local-store.ts) bundled by esbuild, with bench/gpu/*.py and bench/cpu/*.py beside them; the
-#                      .node addon stays external (built there)
+#                      bench/cpu.ts, bench/local-store.ts) bundled by esbuild, with bench/gpu/*.py and
+#                      bench/cpu/*.py beside them; the .node addon stays external (built there)
 #   .whl/              the faiss-cpu 1.15.1 wheel (the same-run CPU baseline and the recall searches)
 # plus node_modules/node-addon-api and node_modules/node-api-headers (headers for the addon build).
 set -euo pipefail
