@@ -3,14 +3,22 @@
 // target boundaries, on short files, on the pread/pwrite fallback, and on cancel (which must leave no thread
 // writing). Small chunkBytes make a few hundred KiB cross many chunk boundaries.
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { loadAddon } from '../../src/builders/native.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
-import { nativeFileReader, nativeRangeCopier } from '../../src/storage/local-io.js';
+import { type FileReader, nativeFileReader, nativeRangeCopier } from '../../src/storage/local-io.js';
 import { resolveStorageSettings } from '../../src/storage/settings.js';
 import { tempDir } from '../helpers/faiss-files.js';
 import { failure, halfOfEachWord, halved, joined, pattern } from './fixtures.js';
@@ -294,6 +302,21 @@ describe('LocalObjectStore.read through the addon', () => {
       const half = await store.read(at('v.knnvec'), { transform: halfOfEachWord(), alignBytes: 6 });
       expect(joined(half.chunks).equals(halved(data))).toBe(true);
     }
+  });
+
+  it('fails with Corrupt, naming the object and not the server path, when the file shrinks while being read', async () => {
+    put('s.knnvec', randomBytes(1 << 20));
+    const shrinking: FileReader = (fd, offset, targets, options) => {
+      truncateSync(path.join(root, 'c', 's.knnvec'), 1000); // after the store's fstat, before the reads
+      return reader(fd, offset, targets, options);
+    };
+    const store = new LocalObjectStore(settings, undefined, shrinking);
+    const err = await failure(store.read(at('s.knnvec')));
+    expect(err.code).toBe('Corrupt');
+    expect(err.message).toMatch(
+      /^reading local:\/\/c\/s\.knnvec failed: the file is shorter than expected .*\(ESHRANK\)$/,
+    );
+    expect(err.message).not.toContain(root);
   });
 
   it('is cancelled (Aborted) by the signal, through the addon', async () => {
