@@ -14,7 +14,7 @@
 //   npm run bench -- local-store [--mib 256] [--dir /tmp] [--runs 2] [--threads N]
 // On the GPU machine: scripts/gpu-check.sh local-io (3 GiB, the size of a 1M x 768 float .knnvec).
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -229,12 +229,32 @@ const rows: Row[] = [
   row('copy + fsync', 'dd bs=16M conv=fsync', best.ddCopy, 'writeComposed, 1 thread', best.storeCopy1),
   row('write + fsync', 'dd bs=16M conv=fsync', best.ddWrite, 'LocalObjectStore.write', best.storeWrite),
 ];
+// What the rates depend on: the file system of --dir and the transparent huge page mode.
+const fsType = (() => {
+  try {
+    return execFileSync('stat', ['-f', '-c', '%T', args.dir]).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+})();
+const thp = (() => {
+  try {
+    return (
+      /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? 'unknown'
+    );
+  } catch {
+    return 'unknown';
+  }
+})();
 printTable(
-  `Local store vs dd/cp: ${mib} MiB file on ${args.dir} (${os.cpus().length} cores), best of ${runs}; copy path: ${copied}`,
+  `Local store vs dd/cp: ${mib} MiB file on ${args.dir} (${fsType}, THP ${thp}, ${os.cpus().length} cores), ` +
+    `best of ${runs}; copy path: ${copied}`,
   rows,
 );
 writeResults('local-store', {
   rows,
+  fsType,
+  transparentHugePages: thp,
   mib,
   dir: args.dir,
   runs,
