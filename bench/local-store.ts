@@ -2,7 +2,8 @@
 // (ratios are what to read; absolute rates only from a quiet machine):
 //   read, page cache warm:  dd if=F of=/dev/null bs=16M                vs  LocalObjectStore.read (addon threads),
 //                           and the same without transparent huge pages on the fresh blob, and the reader into
-//                           memory it filled before (dd reuses one buffer: no first-touch page faults)
+//                           memory it filled before (dd reuses one buffer: no first-touch page faults), and the
+//                           store's reads before the addon's (Node fs, 4 in flight)
 //   read, cold:             dd if=F iflag=direct bs=16M (the device)   vs  LocalObjectStore.read after the file's
 //                           pages were dropped (dd iflag=nocache count=0: no root needed), buffered and O_DIRECT
 //   copy + fsync:           dd if=F of=G bs=16M conv=fsync, cp F G + sync G   vs  LocalObjectStore.writeComposed
@@ -54,6 +55,7 @@ const smallPages = new LocalObjectStore(
   nativeFileReader({ ...tuning, hugePages: false }),
 );
 const direct = new LocalObjectStore(settings, undefined, nativeFileReader({ ...tuning, direct: true }));
+const nodeFs = new LocalObjectStore(settings, undefined, null); // the reads before the addon's
 if (!nativeFileReader()) console.log('note: the native addon is not built: reads and copies use Node fs');
 
 const seconds = async (fn: () => unknown) => {
@@ -86,6 +88,7 @@ type Key =
   | 'storeWarm'
   | 'storeWarm4k'
   | 'readerTouched'
+  | 'nodeWarm'
   | 'storeDirect'
   | 'ddDirect'
   | 'ddCold'
@@ -98,6 +101,7 @@ const best: Record<Key | CopyKey, number> = {
   storeWarm: Infinity,
   storeWarm4k: Infinity,
   readerTouched: Infinity,
+  nodeWarm: Infinity,
   storeDirect: Infinity,
   ddDirect: Infinity,
   ddCold: Infinity,
@@ -137,6 +141,7 @@ try {
     if (blob!.byteLength !== bytes) throw new Error(`read ${blob!.byteLength} bytes, expected ${bytes}`);
     blob = undefined;
     record('storeWarm4k', await seconds(() => smallPages.read(at('src.knnvec'))));
+    record('nodeWarm', await seconds(() => nodeFs.read(at('src.knnvec'))));
     // The reader alone into memory it has filled before: what a read costs without first-touch page faults.
     const reader = nativeFileReader(tuning);
     if (reader) {
@@ -208,6 +213,13 @@ const rows: Row[] = [
     best.ddWarm,
     'reader into touched memory (no page faults)',
     best.readerTouched,
+  ),
+  row(
+    'read, page cache warm',
+    'dd bs=16M',
+    best.ddWarm,
+    'Node fs reads, 4 in flight (before)',
+    best.nodeWarm,
   ),
   row(
     'read, cold',
