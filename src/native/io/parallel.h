@@ -230,22 +230,27 @@ class TransferWorker : public Napi::AsyncProgressWorker<double> {
   }
 
   void OnProgress(const double* data, size_t count) override {
-    if (onProgress_.IsEmpty() || count == 0) return;
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    onProgress_.Call({Napi::Number::New(env, data[count - 1]), Napi::Number::New(env, static_cast<double>(total_))});
+    if (count > 0) report(data[count - 1]);
   }
 
   void OnOK() override {
     Napi::Env env = Env();
     if (failure_) {
+      settled_ = true;
       deferred_.Reject(toJsError(env, failure_, label_).Value());
       return;
     }
+    // The last report is the total, before the promise resolves (the threads' last tick may still be queued: it
+    // is dropped, so reports never go backwards).
+    report(static_cast<double>(total_));
+    settled_ = true;
     deferred_.Resolve(Result(env));
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnError(const Napi::Error& e) override {
+    settled_ = true;
+    deferred_.Reject(e.Value());
+  }
 
   const int64_t total_;
   const std::string label_;
@@ -253,9 +258,23 @@ class TransferWorker : public Napi::AsyncProgressWorker<double> {
   IoFailure failure_;
 
  private:
+  void report(double done) {
+    if (onProgress_.IsEmpty() || settled_ || done < reported_) return;
+    reported_ = done;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    try {
+      onProgress_.Call({Napi::Number::New(env, done), Napi::Number::New(env, static_cast<double>(total_))});
+    } catch (const Napi::Error&) {
+      // A throwing progress callback is the caller's bug, not the transfer's: never an exception out of here.
+    }
+  }
+
   Napi::Promise::Deferred deferred_;
   std::vector<Napi::Reference<Napi::Value>> keepAlive_;
   Napi::FunctionReference onProgress_;
+  bool settled_ = false;
+  double reported_ = 0;
 };
 
 }  // namespace knn::io
