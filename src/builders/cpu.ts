@@ -20,6 +20,8 @@ export class BuildInputError extends Error {
 
 /** Faiss HNSW stores node ids as int32. */
 export const MAX_VECTORS = 2 ** 31 - 1;
+/** Most CPU threads a build may ask for (BUILD_THREADS, the CLI's --threads); 0 means every core. */
+export const MAX_THREADS = 4096;
 
 function check(ok: boolean, message: string): asserts ok {
   if (!ok) throw new BuildInputError(message);
@@ -51,7 +53,10 @@ export function checkBuildParams(p: BuildParams): void {
   check(isIntIn(p.efConstruction, 1), `ef_construction must be a positive integer, got ${p.efConstruction}`);
   check(isIntIn(p.efSearch, 1), `ef_search must be a positive integer, got ${p.efSearch}`);
   if (p.threads !== undefined)
-    check(isIntIn(p.threads, 0), `threads must be an integer >= 0, got ${p.threads}`);
+    check(
+      isIntIn(p.threads, 0, MAX_THREADS),
+      `threads must be an integer in [0, ${MAX_THREADS}], got ${p.threads}`,
+    );
 }
 
 export interface CpuBuilderOptions {
@@ -67,8 +72,8 @@ export class CpuBuilder implements GraphBuilder {
   constructor(private readonly defaults: CpuBuilderOptions = {}) {
     const { threads, seed } = defaults;
     check(
-      threads === undefined || isIntIn(threads, 0),
-      `CPU builder threads must be an integer >= 0, got ${threads}`,
+      threads === undefined || isIntIn(threads, 0, MAX_THREADS),
+      `CPU builder threads must be an integer in [0, ${MAX_THREADS}], got ${threads}`,
     );
     check(
       seed === undefined || isIntIn(seed, 0),
