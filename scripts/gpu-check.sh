@@ -10,6 +10,9 @@
 #        half_float, byte, binary, then 5M x 768 float (no GPU cap: it needs about 16.9 GiB); per-phase times, bytes sent and copied
 #   ptx: the addon built PTX-only for compute_75 (KNN_CUDA_ARCHS=75-virtual, JIT-compiled at load), its self-test
 #        and a 1M x 768 float build through the service with it
+#   host-memory (not in the default list): one job per process through the pipeline with the GPU builder (float,
+#     half_float, byte, binary; HOST_MEMORY_ARGS "count dimension", default "1000000 768"): peak RSS against the
+#     admission estimate (estimateHostBytes), FAIL when a peak is over it
 #   cpu-bench (not in the default list): the CPU builder vs faiss-cpu 1.15 on this host's cores (bench/cpu.ts),
 #     CPU_BENCH_ARGS default "--sets 128x1m --threads all"; needs the build step's addon
 # Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --plan 128:flat,hier;768:flat,hier,exact
@@ -105,6 +108,11 @@ for s in $steps; do
       KNN_NATIVE_ADDON="$PWD/build/native-ptx/knn_native.node" run_step ptx-e2e e2e_bench e2e-gpu-ptx \
         --sizes 1000000 --types float
       ;;
+    host-memory)
+      # shellcheck disable=SC2086
+      run_step host-memory node build/gpu-bundle/host-memory/host-memory.mjs \
+        build/gpu-bundle/host-memory/peak-rss-job.mjs ${HOST_MEMORY_ARGS:-1000000 768}
+      ;;
     cpu-bench)
       run_step pydeps python_deps || continue
       # shellcheck disable=SC2086
@@ -126,4 +134,5 @@ grep -h -E "^(CUDA context|.*exact k-NN stage)" "$OUT/bench.log" 2>/dev/null
 grep -h "^PTX-only" "$OUT/ptx-build.log" 2>/dev/null
 for f in e2e-1m e2e-5m ptx-e2e; do sed -n "/^End to end/,/^results:/p" "$OUT/$f.log" 2>/dev/null | grep -v "^results:"; done
 sed -n "/^CPU build: ours vs faiss/,/^results:/p" "$OUT/cpu-bench.log" 2>/dev/null | grep -v "^results:"
+sed -n "/^=== host memory/,/^host memory:/p" "$OUT/host-memory.log" 2>/dev/null
 printf '%s\n' "${summary[@]}"

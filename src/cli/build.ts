@@ -127,6 +127,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     gpuMemoryLimitBytes: Infinity,
     cpuMemoryLimitBytes: Infinity,
     gpuOptions: {},
+    buildThreads: threads,
   })(spec);
   process.stderr.write(`builder: ${builder} (${reason})\n`);
   const builders: Record<BuilderKind, GraphBuilder> = {
