@@ -45,6 +45,21 @@ export function checkVectors(v: VectorSet): void {
   if (problem) throw new BuildInputError(problem);
 }
 
+/** What every builder checks before a build: the vectors' shape, the HNSW parameters, the space for the data. */
+export function checkBuildInput(vectors: VectorSet, params: BuildParams): void {
+  checkVectors(vectors);
+  checkBuildParams(params);
+  checkSpaceFitsData(vectors.dataType, params.spaceType);
+}
+
+/** A builder's seed option: absent or a non-negative integer. */
+export function checkSeed(builder: string, seed: number | undefined): void {
+  check(
+    seed === undefined || isIntIn(seed, 0),
+    `${builder} builder seed must be a non-negative integer, got ${seed}`,
+  );
+}
+
 /** Checks the HNSW parameters shared by every builder. */
 export function checkBuildParams(p: BuildParams): void {
   // The m the builders take is decided in hnsw-params.ts (a request's m is clamped to it when its spec is made).
@@ -75,10 +90,7 @@ export class CpuBuilder implements GraphBuilder {
       threads === undefined || isIntIn(threads, 0, MAX_THREADS),
       `CPU builder threads must be an integer in [0, ${MAX_THREADS}], got ${threads}`,
     );
-    check(
-      seed === undefined || isIntIn(seed, 0),
-      `CPU builder seed must be a non-negative integer, got ${seed}`,
-    );
+    checkSeed('CPU', seed);
   }
 
   async build(
@@ -87,9 +99,7 @@ export class CpuBuilder implements GraphBuilder {
     onProgress?: BuildProgress,
     signal?: AbortSignal,
   ): Promise<BuiltGraph> {
-    checkVectors(vectors);
-    checkBuildParams(params);
-    checkSpaceFitsData(vectors.dataType, params.spaceType);
+    checkBuildInput(vectors, params);
     const built = await nativeBuild(
       'cpu',
       nativeOptionsFor(vectors, params, this.threads(params), this.defaults.seed),

@@ -1,7 +1,7 @@
 // The GPU graph builder: CAGRA-style construction in our own CUDA (src/native/gpu, see its README). This layer
 // owns validation and defaults (the sharp pattern); the addon gets one complete options object, runs the build
 // off the JS thread and hands back the graph in Faiss's HNSW layout.
-import { BuildInputError, checkBuildParams, checkSpaceFitsData, checkVectors } from './cpu.js';
+import { BuildInputError, checkBuildInput, checkSeed } from './cpu.js';
 import { withEntryNode } from './entry-node.js';
 import { nativeBuild, nativeOptionsFor, type NativeBuildOptions } from './native.js';
 import type {
@@ -103,11 +103,7 @@ export class GpuBuilder implements GraphBuilder {
   readonly kind = 'gpu' as const;
 
   constructor(private readonly defaults: GpuBuilderOptions = {}) {
-    const { seed } = defaults;
-    check(
-      seed === undefined || (Number.isInteger(seed) && seed >= 0),
-      `GPU builder seed must be a non-negative integer, got ${seed}`,
-    );
+    checkSeed('GPU', defaults.seed);
   }
 
   async build(
@@ -116,9 +112,7 @@ export class GpuBuilder implements GraphBuilder {
     onProgress?: BuildProgress,
     signal?: AbortSignal,
   ): Promise<BuiltGraph> {
-    checkVectors(vectors);
-    checkBuildParams(params);
-    checkSpaceFitsData(vectors.dataType, params.spaceType);
+    checkBuildInput(vectors, params);
     check(vectors.count >= 2, `the GPU builder needs at least 2 vectors, got ${vectors.count}`);
     const gpu = resolveGpuOptions(params.m, params.gpu, this.defaults);
     checkGpuOptions(gpu);
