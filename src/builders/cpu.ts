@@ -6,8 +6,8 @@ import os from 'node:os';
 import { type DataType, type SpaceType, type VectorSet, vectorSetProblem } from '../vectors/types.js';
 import { withEntryNode } from './entry-node.js';
 import { HNSW_CLAMP } from './hnsw-params.js';
-import { nativeBuild, nativeOptionsFor } from './native.js';
-import type { BuildParams, BuildProgress, BuiltGraph, GraphBuilder } from './types.js';
+import { type NativeBuildOptions, nativeBuild, nativeOptionsFor } from './native.js';
+import type { BuilderKind, BuildParams, BuildProgress, BuiltGraph, GraphBuilder } from './types.js';
 
 /** A build request the builders cannot run as given; `message` says which value and why. */
 export class BuildInputError extends Error {
@@ -46,7 +46,7 @@ export function checkVectors(v: VectorSet): void {
 }
 
 /** What every builder checks before a build: the vectors' shape, the HNSW parameters, the space for the data. */
-export function checkBuildInput(vectors: VectorSet, params: BuildParams): void {
+function checkBuildInput(vectors: VectorSet, params: BuildParams): void {
   checkVectors(vectors);
   checkBuildParams(params);
   checkSpaceFitsData(vectors.dataType, params.spaceType);
@@ -81,17 +81,15 @@ export interface CpuBuilderOptions {
   readonly seed?: number;
 }
 
-export class CpuBuilder implements GraphBuilder {
-  readonly kind = 'cpu' as const;
+/**
+ * A builder in the native addon: the shared input checks, then the build off the JS thread with the options the
+ * builder makes (after its own checks), and base-level-only graphs get an entry node.
+ */
+export abstract class NativeGraphBuilder implements GraphBuilder {
+  abstract readonly kind: BuilderKind;
 
-  constructor(private readonly defaults: CpuBuilderOptions = {}) {
-    const { threads, seed } = defaults;
-    check(
-      threads === undefined || isIntIn(threads, 0, MAX_THREADS),
-      `CPU builder threads must be an integer in [0, ${MAX_THREADS}], got ${threads}`,
-    );
-    checkSeed('CPU', seed);
-  }
+  /** The addon's options for this build; throws BuildInputError for what only this builder refuses. */
+  protected abstract nativeOptions(vectors: VectorSet, params: BuildParams): NativeBuildOptions;
 
   async build(
     vectors: VectorSet,
@@ -100,13 +98,26 @@ export class CpuBuilder implements GraphBuilder {
     signal?: AbortSignal,
   ): Promise<BuiltGraph> {
     checkBuildInput(vectors, params);
-    const built = await nativeBuild(
-      'cpu',
-      nativeOptionsFor(vectors, params, this.threads(params), this.defaults.seed),
-      onProgress,
-      signal,
-    );
+    const built = await nativeBuild(this.kind, this.nativeOptions(vectors, params), onProgress, signal);
     return { ...built, graph: withEntryNode(built.graph, vectors) };
+  }
+}
+
+export class CpuBuilder extends NativeGraphBuilder {
+  readonly kind = 'cpu' as const;
+
+  constructor(private readonly defaults: CpuBuilderOptions = {}) {
+    super();
+    const { threads, seed } = defaults;
+    check(
+      threads === undefined || isIntIn(threads, 0, MAX_THREADS),
+      `CPU builder threads must be an integer in [0, ${MAX_THREADS}], got ${threads}`,
+    );
+    checkSeed('CPU', seed);
+  }
+
+  protected nativeOptions(vectors: VectorSet, params: BuildParams): NativeBuildOptions {
+    return nativeOptionsFor(vectors, params, this.threads(params), this.defaults.seed);
   }
 
   private threads(params: BuildParams): number {
