@@ -32,7 +32,7 @@ npx esbuild bench/e2e.ts src/pipeline/worker.ts --bundle "${min[@]}" --platform=
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > build/gpu-bundle/bench/package.json
 # The host memory check (a job per process, its peak RSS against the admission estimate), for `host-memory`.
-npx esbuild test/gpu/host-memory.ts test/fixtures/peak-rss-job.ts --bundle --platform=node --format=esm \
+npx esbuild test/gpu/host-memory.ts test/fixtures/peak-rss-job.ts --bundle "${min[@]}" --platform=node --format=esm \
   --target=node24 --outdir=build/gpu-bundle/host-memory --entry-names='[name]' --out-extension:.js=.mjs \
   --log-level=warning --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 cp bench/gpu/*.py build/gpu-bundle/bench/gpu/
