@@ -131,6 +131,12 @@ const SOURCE_PANELS = {
   title: null,
   header: { labelOrient: 'top', labelAnchor: 'start', labelAngle: 0, labelFontWeight: 'bold' },
 };
+/** Stacked bars per job (`x` quantities, coloured by `color`), for the per-source panels. */
+const stackedPerJob = (x: string, color: Record<string, unknown>) => ({
+  y: { field: 'job', type: 'nominal', title: null },
+  x: { field: x, type: 'quantitative', stack: 'zero', title: x },
+  color,
+});
 /** One bar per builder, a panel per data set. */
 const byBuilder = (x: Record<string, unknown>) => ({
   y: { field: 'builder', type: 'nominal', title: null },
@@ -168,9 +174,7 @@ if (phases.length > 0) {
     'Whole jobs through the service: seconds per phase',
     phases,
     {
-      y: { field: 'job', type: 'nominal', title: null },
-      x: { field: 'seconds', type: 'quantitative', stack: 'zero', title: 'seconds' },
-      color: { field: 'phase', type: 'nominal', sort: ['download', 'build', 'upload'] },
+      ...stackedPerJob('seconds', { field: 'phase', type: 'nominal', sort: ['download', 'build', 'upload'] }),
       order: { field: 'phase', sort: 'ascending' },
     },
     true,
@@ -181,11 +185,7 @@ if (bytes.length > 0) {
     'bytes.svg',
     'The index: bytes the job sent vs bytes the store copied from the .knnvec',
     bytes,
-    {
-      y: { field: 'job', type: 'nominal', title: null },
-      x: { field: 'MiB', type: 'quantitative', stack: 'zero', title: 'MiB' },
-      color: { field: 'kind', type: 'nominal', title: null },
-    },
+    stackedPerJob('MiB', { field: 'kind', type: 'nominal', title: null }),
     true,
   );
 }
