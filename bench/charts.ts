@@ -107,92 +107,87 @@ async function svg(spec: TopLevelSpec): Promise<string> {
 const charts: { file: string; title: string; spec: TopLevelSpec }[] = [];
 const width = 520;
 
+/** A chart of horizontal bars; with `bySource`, one panel per results file, each with its own jobs. */
+function barChart(
+  file: string,
+  title: string,
+  values: object[],
+  encoding: Record<string, unknown>,
+  bySource = false,
+): void {
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    width,
+    mark: 'bar',
+    encoding: bySource ? { ...encoding, row: SOURCE_PANELS } : encoding,
+    ...(bySource ? { resolve: { scale: { y: 'independent' } } } : {}),
+  };
+  charts.push({ file, title, spec: spec as TopLevelSpec });
+}
+const SOURCE_PANELS = {
+  field: 'source',
+  type: 'nominal',
+  title: null,
+  header: { labelOrient: 'top', labelAnchor: 'start', labelAngle: 0, labelFontWeight: 'bold' },
+};
+/** Stacked bars per job (`x` quantities, coloured by `color`), for the per-source panels. */
+const stackedPerJob = (x: string, color: Record<string, unknown>) => ({
+  y: { field: 'job', type: 'nominal', title: null },
+  x: { field: x, type: 'quantitative', stack: 'zero', title: x },
+  color,
+});
+/** One bar per builder, a panel per data set. */
+const byBuilder = (x: Record<string, unknown>) => ({
+  y: { field: 'builder', type: 'nominal', title: null },
+  x,
+  color: { field: 'builder', type: 'nominal', legend: null },
+  row: { field: 'data', type: 'nominal', title: null },
+});
+
 if (existsSync(args.gpu)) {
   const rows = buildRows(args.gpu);
-  charts.push({
-    file: 'build-time.svg',
-    title: 'Build time, 1M vectors: GPU vs CPU Faiss (H200 host, 16 cores)',
-    spec: {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      data: { values: rows },
-      width,
-      mark: 'bar',
-      encoding: {
-        y: { field: 'builder', type: 'nominal', title: null },
-        x: { field: 'seconds', type: 'quantitative', scale: { type: 'log' }, title: 'build seconds (log)' },
-        color: { field: 'builder', type: 'nominal', legend: null },
-        row: { field: 'data', type: 'nominal', title: null },
-      },
-    },
-  });
-  charts.push({
-    file: 'recall.svg',
-    title: 'Recall@10 at ef_search 100 (Faiss 1.15 reading our files)',
-    spec: {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      data: { values: rows.filter((r) => r.recall !== null) },
-      width,
-      mark: 'bar',
-      encoding: {
-        y: { field: 'builder', type: 'nominal', title: null },
-        x: { field: 'recall', type: 'quantitative', scale: { domain: [0.9, 1] }, title: 'recall@10' },
-        color: { field: 'builder', type: 'nominal', legend: null },
-        row: { field: 'data', type: 'nominal', title: null },
-      },
-    },
-  });
+  barChart(
+    'build-time.svg',
+    'Build time, 1M vectors: GPU vs CPU Faiss (H200 host, 16 cores)',
+    rows,
+    byBuilder({
+      field: 'seconds',
+      type: 'quantitative',
+      scale: { type: 'log' },
+      title: 'build seconds (log)',
+    }),
+  );
+  barChart(
+    'recall.svg',
+    'Recall@10 at ef_search 100 (Faiss 1.15 reading our files)',
+    rows.filter((r) => r.recall !== null),
+    byBuilder({ field: 'recall', type: 'quantitative', scale: { domain: [0.9, 1] }, title: 'recall@10' }),
+  );
 }
 
 const files = e2eFiles();
 const { phases, bytes } = jobRows(files);
 if (phases.length > 0) {
-  charts.push({
-    file: 'phases.svg',
-    title: 'Whole jobs through the service: seconds per phase',
-    spec: {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      data: { values: phases },
-      width,
-      mark: 'bar',
-      encoding: {
-        y: { field: 'job', type: 'nominal', title: null },
-        x: { field: 'seconds', type: 'quantitative', stack: 'zero', title: 'seconds' },
-        color: { field: 'phase', type: 'nominal', sort: ['download', 'build', 'upload'] },
-        order: { field: 'phase', sort: 'ascending' },
-        row: {
-          field: 'source',
-          type: 'nominal',
-          title: null,
-          header: { labelOrient: 'top', labelAnchor: 'start', labelAngle: 0, labelFontWeight: 'bold' },
-        },
-      },
-      resolve: { scale: { y: 'independent' } },
+  barChart(
+    'phases.svg',
+    'Whole jobs through the service: seconds per phase',
+    phases,
+    {
+      ...stackedPerJob('seconds', { field: 'phase', type: 'nominal', sort: ['download', 'build', 'upload'] }),
+      order: { field: 'phase', sort: 'ascending' },
     },
-  });
+    true,
+  );
 }
 if (bytes.length > 0) {
-  charts.push({
-    file: 'bytes.svg',
-    title: 'The index: bytes the job sent vs bytes the store copied from the .knnvec',
-    spec: {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      data: { values: bytes },
-      width,
-      mark: 'bar',
-      encoding: {
-        y: { field: 'job', type: 'nominal', title: null },
-        x: { field: 'MiB', type: 'quantitative', stack: 'zero', title: 'MiB' },
-        color: { field: 'kind', type: 'nominal', title: null },
-        row: {
-          field: 'source',
-          type: 'nominal',
-          title: null,
-          header: { labelOrient: 'top', labelAnchor: 'start', labelAngle: 0, labelFontWeight: 'bold' },
-        },
-      },
-      resolve: { scale: { y: 'independent' } },
-    },
-  });
+  barChart(
+    'bytes.svg',
+    'The index: bytes the job sent vs bytes the store copied from the .knnvec',
+    bytes,
+    stackedPerJob('MiB', { field: 'kind', type: 'nominal', title: null }),
+    true,
+  );
 }
 
 mkdirSync(args.out, { recursive: true });

@@ -20,7 +20,6 @@ import {
   DeleteBucketCommand,
   DeleteObjectCommand,
   PutObjectCommand,
-  S3Client,
 } from '@aws-sdk/client-s3';
 import { parseArgs } from 'node:util';
 
@@ -30,7 +29,12 @@ import type { WorkerConfig } from '../src/pipeline/messages.js';
 import { workerConfigFrom } from '../src/pipeline/worker-config.js';
 import { startService } from '../src/run.js';
 import { KnnClient } from '../test/helpers/knn-client.js';
-import { runningS3TestServer, startS3TestServer, stopS3TestServer } from '../test/helpers/s3-server.js';
+import {
+  runningS3TestServer,
+  s3ClientFor,
+  startS3TestServer,
+  stopS3TestServer,
+} from '../test/helpers/s3-server.js';
 import { clusteredBinary, clusteredFloat, toBits, toInt8 } from '../test/helpers/synthetic.js';
 import type { DataType } from '../src/vectors/types.js';
 import { type Row, printTable, writeResults } from './report.js';
@@ -54,16 +58,7 @@ const useS3 = args.store === 's3';
 
 const running = useS3 ? runningS3TestServer() : undefined;
 const server = useS3 ? (running ?? (await startS3TestServer())) : undefined;
-const s3 = server
-  ? new S3Client({
-      endpoint: server.endpoint,
-      region: server.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    })
-  : undefined;
+const s3 = server ? s3ClientFor(server) : undefined;
 const bucket = `bench-e2e-${randomBytes(4).toString('hex')}`;
 const localRoot = useS3
   ? undefined

@@ -18,13 +18,17 @@ import {
   DeleteObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
 } from '@aws-sdk/client-s3';
 
 import { KnnClient } from '../test/helpers/knn-client.js';
 import { RedisTestServer, redisUnavailable } from '../test/helpers/redis-server.js';
 import { type Replica, replicaEnv, startReplicas } from '../test/helpers/replicas.js';
-import { runningS3TestServer, startS3TestServer, stopS3TestServer } from '../test/helpers/s3-server.js';
+import {
+  runningS3TestServer,
+  s3ClientFor,
+  startS3TestServer,
+  stopS3TestServer,
+} from '../test/helpers/s3-server.js';
 import { clusteredFloat } from '../test/helpers/synthetic.js';
 import { type Row, printTable, writeResults } from './report.js';
 
@@ -49,14 +53,7 @@ if (missing) throw new Error(missing);
 
 const running = runningS3TestServer();
 const server = running ?? (await startS3TestServer());
-const s3 = new S3Client({
-  endpoint: server.endpoint,
-  region: server.region,
-  forcePathStyle: true,
-  credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  requestChecksumCalculation: 'WHEN_REQUIRED',
-  responseChecksumValidation: 'WHEN_REQUIRED',
-});
+const s3 = s3ClientFor(server);
 const bucket = `bench-scale-${randomBytes(4).toString('hex')}`;
 await s3.send(new CreateBucketCommand({ Bucket: bucket }));
 const redis = await RedisTestServer.start();

@@ -14,14 +14,13 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
-  S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import type { CompletedPart } from '@aws-sdk/client-s3';
+import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { createObjectStore, resolveStorageSettings } from '../src/storage/index.js';
 import type { StorageSettings } from '../src/storage/index.js';
 import { halfFloatTransform } from '../src/vectors/fp16.js';
-import { startS3TestServer, stopS3TestServer } from '../test/helpers/s3-server.js';
+import { s3ClientFor, startS3TestServer, stopS3TestServer } from '../test/helpers/s3-server.js';
 import type { S3TestServer } from '../test/helpers/s3-server.js';
 import { printTable, writeResults } from './report.js';
 import type { Row } from './report.js';
@@ -145,14 +144,7 @@ async function main(): Promise<void> {
       }
     : await startS3TestServer();
   const credentials = { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey };
-  const client = new S3Client({
-    endpoint: server.endpoint,
-    region: server.region,
-    forcePathStyle: true,
-    credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const client = s3ClientFor(server);
   const storeSettings = {
     kind: 's3' as const,
     endpoint: server.endpoint,

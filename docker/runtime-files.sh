@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run inside the build image by Dockerfile.api: lays out under $1 (default /out) exactly what the service needs at
 # run time, and writes $1/runtime-packages.txt, the distribution packages that own the shared libraries the
-# native addon and node load (libopenblas, libgomp, libgfortran, cuBLAS, ...), for the runtime image to install.
+# native addon and node load (libgomp, libstdc++, cuBLAS, ...), for the runtime image to install.
 #   runtime-files.sh [OUT]                 from /app (the build image's layout)
 #   runtime-files.sh --packages FILE...    only print the packages for these binaries (scripts/container-gpu-check.sh)
 set -eu

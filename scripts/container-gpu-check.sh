@@ -7,7 +7,7 @@
 #   3. each addon loads, has the GPU builder and sees the GPU;
 #   4. the runtime packages Dockerfile.api would install for it (docker/runtime-files.sh --packages).
 # Prints a table at the end. Needs, carried from a development machine (scripts/container-gpu-check.sh --prepare
-# makes them): .gpu-pack (node, Faiss), node_modules/node-addon-api, node_modules/node-api-headers and
+# makes them): .gpu-pack (node), node_modules/node-addon-api, node_modules/node-api-headers and
 # .tmp/gpu-container-check (CMake 4.4.3 from its Python wheel, Debian 12's CMake 3.25 with its libraries).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1

@@ -5,7 +5,8 @@
 #      the project's Node 24, the CPU builder); images stay cached in podman's store between runs;
 #   3. starts the S3 test server on loopback (or uses the one named by S3_TEST_DIR / S3_TEST_ENDPOINT);
 #   4. runs the image with host networking on a free loopback port, configured for that S3 server, locked down as
-#      deploy/kubernetes runs it (read-only root file system, /tmp writable, no capabilities);
+#      deploy/kubernetes runs it (read-only root file system, /tmp writable, no capabilities); checks its
+#      HEALTHCHECK, tini as PID 1 and that the service does not run as root;
 #   5. runs test/container/ and test/integration/knn-faithful.test.ts against it (KNN_SERVICE_URL);
 #   6. stops it with SIGTERM (it must drain and exit 0) and removes it, also when anything fails.
 # Prints a timing table at the end. Arguments are passed to vitest instead of the default test files.
@@ -99,7 +100,11 @@ until node -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process
   sleep 0.2
 done
 podman healthcheck run "$container" 2>>"$work/podman.err" || die "the image's HEALTHCHECK fails"
-log "service up at $url (container ${container:0:12}, $IMAGE); health check: healthy"
+uid=$(podman exec "$container" id -u 2>>"$work/podman.err") || die "podman exec id -u failed"
+[ "$uid" != 0 ] || die "the service runs as root in the image (Dockerfile.api USER)"
+# tini as PID 1 (Dockerfile.api ENTRYPOINT): it reaps orphaned build workers and signals node alone.
+[ "$(podman exec "$container" cat /proc/1/comm 2>>"$work/podman.err")" = tini ] || die "PID 1 in the image is not tini"
+log "service up at $url (container ${container:0:12}, $IMAGE, uid $uid); health check: healthy"
 phase "container start"
 
 # --- 5. tests against it

@@ -4,9 +4,10 @@
 #   .gpu-pack/         the project's Node 24 (scripts/gpu-pack.sh)
 #   build/gpu-bundle/  the GPU tests (test/gpu/run.ts), the service and its smoke test (src/main.ts, src/pipeline/
 #                      worker.ts, test/gpu/service-smoke.ts), the k-NN conformance suite (test/gpu/conformance.ts,
-#                      with k-NN's Faiss checkers in knn-faiss/) and the benchmarks (bench/gpu-build.ts,
-#                      bench/cpu.ts, bench/local-store.ts) bundled by esbuild, with bench/gpu/*.py and
-#                      bench/cpu/*.py beside them; the .node addon stays external (built there)
+#                      with k-NN's Faiss checkers in knn-faiss/), the benchmarks (bench/gpu-build.ts,
+#                      bench/cpu.ts, bench/local-store.ts) and the host memory check (test/gpu/host-memory.ts)
+#                      bundled by esbuild, with bench/gpu/*.py and bench/cpu/*.py beside them; the .node addon stays
+#                      external (built there)
 #   .whl/              the faiss-cpu 1.15.1 wheel (the same-run CPU baseline and the recall searches)
 # plus node_modules/node-addon-api and node_modules/node-api-headers (headers for the addon build).
 set -euo pipefail
@@ -32,6 +33,10 @@ npx esbuild bench/e2e.ts src/pipeline/worker.ts --bundle "${min[@]}" --platform=
   --outdir=build/gpu-bundle/bench --entry-names='[name]' --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > build/gpu-bundle/bench/package.json
+# The host memory check (a job per process, its peak RSS against the admission estimate), for `host-memory`.
+npx esbuild test/gpu/host-memory.ts test/fixtures/peak-rss-job.ts --bundle "${min[@]}" --platform=node --format=esm \
+  --target=node24 --outdir=build/gpu-bundle/host-memory --entry-names='[name]' --out-extension:.js=.mjs \
+  --log-level=warning --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 cp bench/gpu/*.py build/gpu-bundle/bench/gpu/
 # k-NN's Faiss checkers, xz-compressed (6.6 MB -> 1.3 MB each: the tree that travels is limited); gpu-check.sh unpacks.
 mkdir -p build/gpu-bundle/knn-faiss

@@ -12,6 +12,9 @@
 #        and a 1M x 768 float build through the service with it
 #   local-io (not in the default list): the local store's reads, copies and writes vs dd/cp of the same 3 GiB file
 #     (bench/local-store.ts; LOCAL_IO_ARGS default "--mib 3072 --runs 2 --dir /tmp"); needs the build step's addon
+#   host-memory (not in the default list): one job per process through the pipeline with the GPU builder (float,
+#     half_float, byte, binary; HOST_MEMORY_ARGS "count dimension", default "1000000 768"): peak RSS against the
+#     admission estimate (estimateHostBytes), FAIL when a peak is over it
 #   cpu-bench (not in the default list): the CPU builder vs faiss-cpu 1.15 on this host's cores (bench/cpu.ts),
 #     CPU_BENCH_ARGS default "--sets 128x1m --threads all"; needs the build step's addon
 # Environment: BENCH_ARGS (passed to bench/gpu-build.ts, default "--n 1000000 --plan 128:flat,hier;768:flat,hier,exact
@@ -112,6 +115,11 @@ for s in $steps; do
       run_step local-io node build/gpu-bundle/bench/local-store.mjs ${LOCAL_IO_ARGS:---mib 3072 --runs 2 --dir /tmp}
       cp build/gpu-bundle/bench/results/local-store.json "$OUT/" 2>/dev/null
       ;;
+    host-memory)
+      # shellcheck disable=SC2086
+      run_step host-memory node build/gpu-bundle/host-memory/host-memory.mjs \
+        build/gpu-bundle/host-memory/peak-rss-job.mjs ${HOST_MEMORY_ARGS:-1000000 768}
+      ;;
     cpu-bench)
       run_step pydeps python_deps || continue
       # shellcheck disable=SC2086
@@ -134,4 +142,5 @@ grep -h "^PTX-only" "$OUT/ptx-build.log" 2>/dev/null
 for f in e2e-1m e2e-5m ptx-e2e; do sed -n "/^End to end/,/^results:/p" "$OUT/$f.log" 2>/dev/null | grep -v "^results:"; done
 sed -n "/^Local store vs dd/,/^results:/p" "$OUT/local-io.log" 2>/dev/null | grep -v "^results:"
 sed -n "/^CPU build: ours vs faiss/,/^results:/p" "$OUT/cpu-bench.log" 2>/dev/null | grep -v "^results:"
+sed -n "/^=== host memory/,/^host memory:/p" "$OUT/host-memory.log" 2>/dev/null
 printf '%s\n' "${summary[@]}"

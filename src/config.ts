@@ -2,6 +2,7 @@
 // An invalid setting stops start-up with a message naming it (ConfigError lists them all).
 import os from 'node:os';
 
+import { MAX_THREADS } from './builders/cpu.js';
 import { KNN_ALGORITHMS, MAX_GRAPH_DEGREE, MAX_INTERMEDIATE_DEGREE } from './builders/gpu.js';
 import { FORMAT_POLICY_NAMES, type FormatPolicyName } from './faiss-format/policy.js';
 import { STORAGE_BOUNDS, type StorageSettings, resolveStorageSettings } from './storage/settings.js';
@@ -125,7 +126,7 @@ export function loadSettings(env: Env = process.env): Settings {
     shutdownStatusLingerSeconds: r.integer('SHUTDOWN_STATUS_LINGER_SECONDS', 15, 0, 3600),
     bodyLimitBytes: r.integer('BODY_LIMIT_BYTES', 64 * 1024, 1024, 16 * 2 ** 20),
     builder: r.oneOf('BUILDER', 'auto', BUILDER_CHOICES, (v) => v.toLowerCase()),
-    buildThreads: r.integer('BUILD_THREADS', 0, 0, 4096),
+    buildThreads: r.integer('BUILD_THREADS', 0, 0, MAX_THREADS),
     objectStore: store.kind,
     objectStoreReason: store.reason,
     s3: { endpoint, region },
@@ -211,7 +212,13 @@ function storageFromEnv(r: Reader, problems: string[], kind: ObjectStoreKind, lo
 /** The object store's settings from S3_* variables (names in src/storage/README.md), checked by the store. */
 function storageSettings(r: Reader, problems: string[], base: Partial<StorageSettings>): StorageSettings {
   const MIB = 2 ** 20;
-  const partMb = r.integer('S3_PART_SIZE_MB', 0, 0, 5 * 1024);
+  // One size for both parts, so its bounds are theirs in MiB (an upload part is raised to S3's 5 MiB minimum).
+  const partMb = r.integer(
+    'S3_PART_SIZE_MB',
+    0,
+    Math.ceil(STORAGE_BOUNDS.readPartBytes[0] / MIB),
+    Math.floor(Math.min(STORAGE_BOUNDS.readPartBytes[1], STORAGE_BOUNDS.writePartBytes[1]) / MIB),
+  );
   const pathStyle = r.string('S3_FORCE_PATH_STYLE', '');
   if (pathStyle && !['true', 'false'].includes(pathStyle)) {
     problems.push(`S3_FORCE_PATH_STYLE must be true or false, got "${pathStyle}"`);

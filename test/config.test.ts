@@ -98,6 +98,17 @@ describe('settings', () => {
     expect(s3.join('\n')).toMatch(/S3_MAX_ATTEMPTS/);
     expect(s3.join('\n')).not.toMatch(/readConcurrency|writeConcurrency|maxAttempts/);
     expect(loadSettings({ S3_CONCURRENCY: '256' }).storage.readConcurrency).toBe(256);
+    // S3_PART_SIZE_MB sets both part sizes: its bounds are theirs (STORAGE_BOUNDS), reported like the others.
+    expect(problems({ S3_PART_SIZE_MB: '6000', BUILD_THREADS: '5000' })).toEqual([
+      expect.stringMatching(/^S3_PART_SIZE_MB must be an integer from 1 to 5120, got "6000"/),
+      expect.stringMatching(/^BUILD_THREADS must be an integer from 0 to 4096/),
+    ]);
+    expect(problems({ S3_PART_SIZE_MB: '0' })).toEqual([expect.stringMatching(/^S3_PART_SIZE_MB .* from 1/)]);
+    expect(loadSettings({ S3_PART_SIZE_MB: '2' }).storage).toMatchObject({
+      readPartBytes: 2 * 2 ** 20,
+      writePartBytes: 5 * 2 ** 20, // S3's smallest upload part
+    });
+    expect(loadSettings({ S3_PART_SIZE_MB: '5120' }).storage.writePartBytes).toBe(5 * 2 ** 30);
   });
 
   it('picks S3 when any sign of S3 configuration exists, and OBJECT_STORE wins', () => {

@@ -6,8 +6,8 @@ import os from 'node:os';
 import { type DataType, type SpaceType, type VectorSet, vectorSetProblem } from '../vectors/types.js';
 import { withEntryNode } from './entry-node.js';
 import { HNSW_CLAMP } from './hnsw-params.js';
-import { nativeBuild, nativeOptionsFor } from './native.js';
-import type { BuildParams, BuildProgress, BuiltGraph, GraphBuilder } from './types.js';
+import { type NativeBuildOptions, nativeBuild, nativeOptionsFor } from './native.js';
+import type { BuilderKind, BuildParams, BuildProgress, BuiltGraph, GraphBuilder } from './types.js';
 
 /** A build request the builders cannot run as given; `message` says which value and why. */
 export class BuildInputError extends Error {
@@ -20,6 +20,8 @@ export class BuildInputError extends Error {
 
 /** Faiss HNSW stores node ids as int32. */
 export const MAX_VECTORS = 2 ** 31 - 1;
+/** Most CPU threads a build may ask for (BUILD_THREADS, the CLI's --threads); 0 means every core. */
+export const MAX_THREADS = 4096;
 
 function check(ok: boolean, message: string): asserts ok {
   if (!ok) throw new BuildInputError(message);
@@ -43,6 +45,21 @@ export function checkVectors(v: VectorSet): void {
   if (problem) throw new BuildInputError(problem);
 }
 
+/** What every builder checks before a build: the vectors' shape, the HNSW parameters, the space for the data. */
+function checkBuildInput(vectors: VectorSet, params: BuildParams): void {
+  checkVectors(vectors);
+  checkBuildParams(params);
+  checkSpaceFitsData(vectors.dataType, params.spaceType);
+}
+
+/** A builder's seed option: absent or a non-negative integer. */
+export function checkSeed(builder: string, seed: number | undefined): void {
+  check(
+    seed === undefined || isIntIn(seed, 0),
+    `${builder} builder seed must be a non-negative integer, got ${seed}`,
+  );
+}
+
 /** Checks the HNSW parameters shared by every builder. */
 export function checkBuildParams(p: BuildParams): void {
   // The m the builders take is decided in hnsw-params.ts (a request's m is clamped to it when its spec is made).
@@ -51,7 +68,10 @@ export function checkBuildParams(p: BuildParams): void {
   check(isIntIn(p.efConstruction, 1), `ef_construction must be a positive integer, got ${p.efConstruction}`);
   check(isIntIn(p.efSearch, 1), `ef_search must be a positive integer, got ${p.efSearch}`);
   if (p.threads !== undefined)
-    check(isIntIn(p.threads, 0), `threads must be an integer >= 0, got ${p.threads}`);
+    check(
+      isIntIn(p.threads, 0, MAX_THREADS),
+      `threads must be an integer in [0, ${MAX_THREADS}], got ${p.threads}`,
+    );
 }
 
 export interface CpuBuilderOptions {
@@ -61,20 +81,15 @@ export interface CpuBuilderOptions {
   readonly seed?: number;
 }
 
-export class CpuBuilder implements GraphBuilder {
-  readonly kind = 'cpu' as const;
+/**
+ * A builder in the native addon: the shared input checks, then the build off the JS thread with the options the
+ * builder makes (after its own checks), and base-level-only graphs get an entry node.
+ */
+export abstract class NativeGraphBuilder implements GraphBuilder {
+  abstract readonly kind: BuilderKind;
 
-  constructor(private readonly defaults: CpuBuilderOptions = {}) {
-    const { threads, seed } = defaults;
-    check(
-      threads === undefined || isIntIn(threads, 0),
-      `CPU builder threads must be an integer >= 0, got ${threads}`,
-    );
-    check(
-      seed === undefined || isIntIn(seed, 0),
-      `CPU builder seed must be a non-negative integer, got ${seed}`,
-    );
-  }
+  /** The addon's options for this build; throws BuildInputError for what only this builder refuses. */
+  protected abstract nativeOptions(vectors: VectorSet, params: BuildParams): NativeBuildOptions;
 
   async build(
     vectors: VectorSet,
@@ -82,16 +97,27 @@ export class CpuBuilder implements GraphBuilder {
     onProgress?: BuildProgress,
     signal?: AbortSignal,
   ): Promise<BuiltGraph> {
-    checkVectors(vectors);
-    checkBuildParams(params);
-    checkSpaceFitsData(vectors.dataType, params.spaceType);
-    const built = await nativeBuild(
-      'cpu',
-      nativeOptionsFor(vectors, params, this.threads(params), this.defaults.seed),
-      onProgress,
-      signal,
-    );
+    checkBuildInput(vectors, params);
+    const built = await nativeBuild(this.kind, this.nativeOptions(vectors, params), onProgress, signal);
     return { ...built, graph: withEntryNode(built.graph, vectors) };
+  }
+}
+
+export class CpuBuilder extends NativeGraphBuilder {
+  readonly kind = 'cpu' as const;
+
+  constructor(private readonly defaults: CpuBuilderOptions = {}) {
+    super();
+    const { threads, seed } = defaults;
+    check(
+      threads === undefined || isIntIn(threads, 0, MAX_THREADS),
+      `CPU builder threads must be an integer in [0, ${MAX_THREADS}], got ${threads}`,
+    );
+    checkSeed('CPU', seed);
+  }
+
+  protected nativeOptions(vectors: VectorSet, params: BuildParams): NativeBuildOptions {
+    return nativeOptionsFor(vectors, params, this.threads(params), this.defaults.seed);
   }
 
   private threads(params: BuildParams): number {

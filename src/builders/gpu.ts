@@ -1,17 +1,9 @@
 // The GPU graph builder: CAGRA-style construction in our own CUDA (src/native/gpu, see its README). This layer
 // owns validation and defaults (the sharp pattern); the addon gets one complete options object, runs the build
 // off the JS thread and hands back the graph in Faiss's HNSW layout.
-import { BuildInputError, checkBuildParams, checkSpaceFitsData, checkVectors } from './cpu.js';
-import { withEntryNode } from './entry-node.js';
-import { nativeBuild, nativeOptionsFor, type NativeBuildOptions } from './native.js';
-import type {
-  BuildParams,
-  BuildProgress,
-  BuiltGraph,
-  GpuBuildOptions,
-  GpuTuning,
-  GraphBuilder,
-} from './types.js';
+import { BuildInputError, NativeGraphBuilder, checkSeed } from './cpu.js';
+import { nativeOptionsFor, type NativeBuildOptions } from './native.js';
+import type { BuildParams, GpuBuildOptions, GpuTuning } from './types.js';
 import type { VectorSet } from '../vectors/types.js';
 
 /** Largest graph degree and intermediate degree the kernels take (warp lists of at most 256 candidates). */
@@ -99,38 +91,18 @@ export interface GpuBuilderOptions extends GpuBuildOptions {
   readonly seed?: number;
 }
 
-export class GpuBuilder implements GraphBuilder {
+export class GpuBuilder extends NativeGraphBuilder {
   readonly kind = 'gpu' as const;
 
   constructor(private readonly defaults: GpuBuilderOptions = {}) {
-    const { seed } = defaults;
-    check(
-      seed === undefined || (Number.isInteger(seed) && seed >= 0),
-      `GPU builder seed must be a non-negative integer, got ${seed}`,
-    );
+    super();
+    checkSeed('GPU', defaults.seed);
   }
 
-  async build(
-    vectors: VectorSet,
-    params: BuildParams,
-    onProgress?: BuildProgress,
-    signal?: AbortSignal,
-  ): Promise<BuiltGraph> {
-    checkVectors(vectors);
-    checkBuildParams(params);
-    checkSpaceFitsData(vectors.dataType, params.spaceType);
+  protected nativeOptions(vectors: VectorSet, params: BuildParams): NativeBuildOptions {
     check(vectors.count >= 2, `the GPU builder needs at least 2 vectors, got ${vectors.count}`);
     const gpu = resolveGpuOptions(params.m, params.gpu, this.defaults);
     checkGpuOptions(gpu);
-    const built = await nativeBuild('gpu', this.nativeOptions(vectors, params, gpu), onProgress, signal);
-    return { ...built, graph: withEntryNode(built.graph, vectors) };
-  }
-
-  private nativeOptions(
-    vectors: VectorSet,
-    params: BuildParams,
-    gpu: ResolvedGpuOptions,
-  ): NativeBuildOptions {
     const threads = params.threads || this.defaults.threads || 0;
     return { ...nativeOptionsFor(vectors, params, threads, this.defaults.seed), gpu };
   }

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 
 import { LIMITS } from '../api/schemas.js';
 import type { BuildSpec } from '../build-spec.js';
-import { CpuBuilder } from '../builders/cpu.js';
+import { CpuBuilder, MAX_THREADS } from '../builders/cpu.js';
 import { GpuBuilder } from '../builders/gpu.js';
 import { clampHnswParameters } from '../builders/hnsw-params.js';
 import { BUILDER_CHOICES, loadStorageSettings } from '../config.js';
@@ -118,7 +118,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     }).params,
     skipStoredVectors: values['skip-stored-vectors'],
   };
-  const threads = int('--threads', values.threads, 0, 4096);
+  const threads = int('--threads', values.threads, 0, MAX_THREADS);
   const setting = oneOf('--builder', values.builder, BUILDER_CHOICES);
   // The service's planner (one place chooses the builder); no memory limits: this machine runs this build alone.
   const { builder, reason } = createPlanner({
@@ -127,6 +127,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     gpuMemoryLimitBytes: Infinity,
     cpuMemoryLimitBytes: Infinity,
     gpuOptions: {},
+    buildThreads: threads,
   })(spec);
   process.stderr.write(`builder: ${builder} (${reason})\n`);
   const builders: Record<BuilderKind, GraphBuilder> = {

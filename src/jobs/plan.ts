@@ -1,6 +1,8 @@
 // Admission planning: which builder a job will use (the only place that chooses, for the service and the CLI) and
 // how much host and GPU memory it will need.
 // Estimates are deliberately a little high: a job admitted here must never be killed for memory later.
+import os from 'node:os';
+
 import type { BuildSpec } from '../build-spec.js';
 import type { BuilderChoice, Settings } from '../config.js';
 import { JobRefusedError } from './errors.js';
@@ -9,6 +11,7 @@ import { estimateGpuBytes, gpuProblem as gpuBuildProblem } from '../builders/cho
 import type { GpuInfo } from '../builders/native.js';
 import { resolveGpuOptions } from '../builders/gpu.js';
 import type { GpuBuildOptions } from '../builders/types.js';
+import { writeBufferBytes } from '../storage/settings.js';
 import { bytesPerVector } from '../vectors/types.js';
 
 export interface PlannerOptions {
@@ -19,38 +22,78 @@ export interface PlannerOptions {
   cpuMemoryLimitBytes: number;
   /** The GPU builder settings (degrees, k-NN algorithm); absent fields take the builder's defaults. */
   gpuOptions: GpuBuildOptions;
+  /** CPU builder threads (0 or absent: every core): each costs a byte per vector. */
+  buildThreads?: number;
+  /** Host bytes the object store holds per upload (writeBufferBytes). */
+  transferBytes?: number;
 }
 
 const MIB = 2 ** 20;
-/** The worker process itself, its download buffers and the writer's pieces. */
-const WORKER_OVERHEAD_BYTES = 256 * MIB;
 /** Node 20 typed arrays hold at most 2^32 elements: the graph's neighbour array must fit in one. */
 const MAX_GRAPH_SLOTS = 2 ** 32 - 1;
 
+// Host memory of one job, from what the pipeline and the builders allocate (src/native/README.md, "Memory"; the
+// GPU builder's layOut); test/pipeline/host-memory.test.ts measures real jobs' peak RSS against this estimate.
+/** The job's worker process before its job: Node, our code and the addon (measured 90-110 MiB). */
+export const WORKER_PROCESS_BYTES = 128 * MIB;
+/**
+ * Buffers that live until V8 collects them: the writer's computed pieces (int8 codes, offsets, int64 ids) and the
+ * downloads' socket chunks. V8 collects once they pass its external-memory limit, so they stay bounded whatever the
+ * job's size (measured: at most 82 MiB while writing a 1.6M x 128 int8 index of 421 MiB).
+ */
+export const UNCOLLECTED_BYTES = 128 * MIB;
+/**
+ * The GPU builder's host side besides the graph: two 64 MiB pinned upload buffers, the CUDA runtime and cuBLAS
+ * (`scripts/gpu-check.sh host-memory` measures it on the GPU machine).
+ */
+const GPU_RUNTIME_BYTES = 512 * MIB;
+
 /** Neighbour slots per node in the written graph (Faiss: 2*M on level 0, M per upper level, ~1/(M-1) extra). */
 function graphSlotsPerNode(M: number): number {
-  return 2 * M + M / Math.max(1, M - 1);
+  return 2 * M + upperSlotsPerNode(M);
 }
 
-/** Visited tables: the CPU builder keeps one byte per vector per thread; this bounds the threads it counts. */
-const CPU_VISITED_THREADS = 64;
+/** Upper-level slots per node: M on each level above 0, a node reaching level l with probability M^-l. */
+function upperSlotsPerNode(M: number): number {
+  return M / Math.max(1, M - 1);
+}
+
+export interface HostEstimateOptions {
+  /** The GPU graph's degree (0 or absent: the GPU builder's default for m). */
+  gpuGraphDegree?: number;
+  /** CPU builder threads, each with a visited table of one byte per vector (0 or absent: every core). */
+  threads?: number;
+  /** Bytes the object store holds per upload (S3's part buffers; src/storage/settings.ts writeBufferBytes). */
+  transferBytes?: number;
+}
 
 /**
- * Host bytes a build needs at its peak: the vectors (as stored), the ids, the graph handed to the writer, and,
- * for the CPU builder (which reads the vectors in place), its working memory: the upper levels kept apart while
- * building, insertion order and per-node offsets, and a visited table per thread (src/native/README.md).
+ * Host bytes a job needs at its peak: the vectors (as stored in memory) and ids, then the builder's peak:
+ * - CPU (reads the vectors in place): the graph in its final array, the upper levels kept apart while building,
+ *   levels, per-node upper offsets, insertion order, one pointer per vector (vectors in several chunks) and a
+ *   visited table per thread (src/native/cpu/hnsw_builder.cpp Layout, vector_table.h);
+ * - GPU: when laying out the file's graph, the downloaded base graph (degree slots per node) next to the file's
+ *   graph, its levels and int64 offsets, and the level draw (src/native/gpu/builder.cpp layOut);
+ * plus the worker process, what waits for V8's collector, the store's upload buffers and (GPU) the CUDA runtime.
+ * The writer streams the file in pieces and copies nothing the size of the vectors.
  */
-export function estimateHostBytes(s: BuildSpec, builder: 'cpu' | 'gpu', gpuGraphDegree = 0): number {
+export function estimateHostBytes(s: BuildSpec, builder: 'cpu' | 'gpu', o: HostEstimateOptions = {}): number {
   const n = s.docCount;
   const m = s.m;
-  const vectors = n * bytesPerVector(s.dataType, s.dimension);
-  const ids = 4 * n;
-  // Level 0 holds 2*M slots: M = m on the CPU, half the GPU graph's degree on the GPU.
-  const fileM = builder === 'gpu' ? gpuFileM(m, gpuGraphDegree) : m;
-  const graph = n * 4 * graphSlotsPerNode(fileM) + 12 * n; // neighbours + levels + offsets
-  const cpuWork =
-    builder === 'cpu' ? n * (4 * (graphSlotsPerNode(fileM) - 2 * fileM) + 8 + CPU_VISITED_THREADS) : 0;
-  return Math.ceil(vectors + ids + graph + cpuWork + WORKER_OVERHEAD_BYTES);
+  const data = n * (bytesPerVector(s.dataType, s.dimension) + 4); // vectors + int32 ids
+  const fixed = WORKER_PROCESS_BYTES + UNCOLLECTED_BYTES + (o.transferBytes ?? 0);
+  if (builder === 'cpu') {
+    const threads = o.threads || os.availableParallelism();
+    // graph + upper levels apart + levels (4) + upper offsets (8) + order (4) + vector pointers (8) + visited
+    const perVector = 4 * graphSlotsPerNode(m) + 4 * upperSlotsPerNode(m) + 24 + threads;
+    return Math.ceil(data + n * perVector + fixed);
+  }
+  const degree = gpuDegree(m, o.gpuGraphDegree ?? 0);
+  const fileM = Math.ceil(degree / 2); // level 0 holds 2*M slots
+  // file graph + base graph + levels (4) + offsets (8) + level draw (1) + upper levels and their ids
+  const perVector =
+    4 * graphSlotsPerNode(fileM) + 4 * degree + 13 + 4 * upperSlotsPerNode(fileM) * (1 + 1 / fileM);
+  return Math.ceil(data + n * perVector + fixed + GPU_RUNTIME_BYTES);
 }
 
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
@@ -74,8 +117,9 @@ export function createPlanner(o: PlannerOptions) {
       ...(graphDegree ? { graphDegree } : {}),
       ...(o.gpuOptions.knnAlgorithm ? { knnAlgorithm: o.gpuOptions.knnAlgorithm } : {}),
     };
-    const cpuHost = estimateHostBytes(s, 'cpu');
-    const gpuHost = estimateHostBytes(s, 'gpu', graphDegree);
+    const hostOptions = { threads: o.buildThreads ?? 0, transferBytes: o.transferBytes ?? 0 };
+    const cpuHost = estimateHostBytes(s, 'cpu', hostOptions);
+    const gpuHost = estimateHostBytes(s, 'gpu', { ...hostOptions, gpuGraphDegree: graphDegree });
     const gpuBytes = estimateGpuBytes(s.docCount, s.dimension, s.dataType, gpuParams);
     const gpuProblem =
       tooManySlots(gpuFileM(m, graphDegree)) ??
@@ -112,9 +156,14 @@ export function createPlanner(o: PlannerOptions) {
   };
 }
 
+/** The GPU graph's degree for m and the configured degree (0: the builder's default). */
+function gpuDegree(m: number, graphDegree: number): number {
+  return resolveGpuOptions(m, { graphDegree }).graphDegree;
+}
+
 /** The Faiss M of a GPU graph: half its degree (level 0 holds 2*M slots). */
 function gpuFileM(m: number, graphDegree: number): number {
-  return Math.ceil(resolveGpuOptions(m, { graphDegree }).graphDegree / 2);
+  return Math.ceil(gpuDegree(m, graphDegree) / 2);
 }
 
 /** The planner the service uses, from its settings and what the GPU probe found. */
@@ -125,5 +174,7 @@ export function plannerFor(settings: Settings, gpu: GpuInfo) {
     gpuMemoryLimitBytes: settings.gpuMemoryLimitBytes,
     cpuMemoryLimitBytes: settings.cpuMemoryLimitBytes,
     gpuOptions: settings.gpu,
+    buildThreads: settings.buildThreads,
+    transferBytes: writeBufferBytes(settings.storage),
   });
 }

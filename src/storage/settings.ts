@@ -120,6 +120,11 @@ function checkEndpoint(endpoint: string): void {
   }
 }
 
+/** Host memory one write holds: S3's pooled part buffers ((writeConcurrency + 1) x writePartBytes); none locally. */
+export function writeBufferBytes(settings: StorageSettings): number {
+  return settings.kind === 's3' ? (settings.writeConcurrency + 1) * settings.writePartBytes : 0;
+}
+
 /** The checksum mode 'auto' stands for with these settings. */
 export function effectiveChecksums(settings: StorageSettings): 'crc32' | 'md5' {
   if (settings.checksums !== 'auto') return settings.checksums;

@@ -196,7 +196,7 @@ describe('CpuBuilder', () => {
       ['m below 2', vectors, { m: 1 }, /m must be an integer in \[2, 256\], got 1/],
       ['fractional ef_construction', vectors, { efConstruction: 1.5 }, /ef_construction must be a positive/],
       ['ef_search 0', vectors, { efSearch: 0 }, /ef_search must be a positive integer, got 0/],
-      ['negative threads', vectors, { threads: -1 }, /threads must be an integer >= 0/],
+      ['negative threads', vectors, { threads: -1 }, /threads must be an integer in \[0, 4096\]/],
       ['hamming on floats', vectors, { spaceType: 'hamming' }, /hamming needs binary vectors/],
       ['l2 on binary', binaryCase(64).vectors, {}, /binary vectors need space_type hamming/],
       ['wrong array type', { ...vectors, dataType: 'byte' }, {}, /byte vectors come as Int8Array; chunk 0/],
@@ -217,7 +217,7 @@ describe('CpuBuilder', () => {
     });
 
     it('invalid builder defaults', () => {
-      expect(() => new CpuBuilder({ threads: 1.5 })).toThrow(/threads must be an integer >= 0/);
+      expect(() => new CpuBuilder({ threads: 1.5 })).toThrow(/threads must be an integer in \[0, 4096\]/);
     });
   });
 });

@@ -10,7 +10,7 @@ import { chooseFormat, formatPolicy } from '../../src/faiss-format/policy.js';
 import { readFaissIndexFile } from '../../src/faiss-format/reader.js';
 import type { DataType, SpaceType } from '../../src/vectors/types.js';
 import { CHECKER_RELEASES, runChecker } from '../helpers/knn-checker.js';
-import { KnnClient } from '../helpers/knn-client.js';
+import { KnnClient, hnswIndexParameters, knnBuildBody } from '../helpers/knn-client.js';
 import {
   type VectorTable,
   clusteredBinary,
@@ -172,23 +172,19 @@ export async function checkCombo(
   writeFileSync(path.join(folder, `${stem}.knndid`), new Uint8Array(set.ids.buffer));
   // An endpoint with a trailing slash, as a cluster may have it: k-NN then calls //_build and //_status/{id}.
   const client = new KnnClient({ endpoint: `${url}/` });
-  const id = await client.build({
-    repository_type: 's3',
-    container_name: 'bucket',
-    vector_path: `${stem}.knnvec`,
-    doc_id_path: `${stem}.knndid`,
-    tenant_id: 'conformance',
-    dimension: c.dimension,
-    doc_count: c.count,
-    data_type: c.dataType,
-    engine: 'faiss',
-    index_parameters: {
-      space_type: c.space,
-      algorithm: 'hnsw',
-      algorithm_parameters: { ef_construction: 100, ef_search: 100, m: 16 },
-    },
-    ...(skip ? { skip_stored_vectors: true } : {}),
-  });
+  const id = await client.build(
+    knnBuildBody({
+      container_name: 'bucket',
+      vector_path: `${stem}.knnvec`,
+      doc_id_path: `${stem}.knndid`,
+      tenant_id: 'conformance',
+      dimension: c.dimension,
+      doc_count: c.count,
+      data_type: c.dataType,
+      index_parameters: hnswIndexParameters(c.space),
+      skip_stored_vectors: skip,
+    }),
+  );
   const status = await client.poll(id, { intervalMs: 20, timeoutMs: 280_000 });
   assert.equal(status.task_status, 'COMPLETED_INDEX_BUILD', `${name}: ${status.error_message}`);
   const file = path.join(folder, status.file_name!);

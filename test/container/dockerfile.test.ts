@@ -1,6 +1,11 @@
-// Static checks of the images' Dockerfiles (no podman needed): the runtime image's setting defaults stay equal to
-// the service's own (src/config.ts), apart from the two the container changes on purpose, and the runtime
-// contract (non-root, port, health check, entry point) stays in place.
+// What the container test (scripts/container-test.sh, in CI) cannot prove about the Dockerfiles; the rest it proves
+// by building the image and running it: the service starts from the image's ENTRYPOINT (tini as PID 1) and CMD,
+// answers, passes the image's HEALTHCHECK, runs as an unprivileged user and drains to exit 0 on SIGTERM. Left here:
+// * the image's setting defaults equal the service's own (src/config.ts), apart from the two it changes on purpose:
+//   the container test sets the variables it needs, so a drifted default would run unnoticed;
+// * EXPOSE agrees with PORT: the container test uses host networking, where EXPOSE plays no part;
+// * the production build arguments (the CUDA images, the GPU builder): CI builds from a local Debian base with the
+//   CPU builder, so those defaults are never built there.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -55,20 +60,12 @@ describe('Dockerfile.api', () => {
     expect(comparable(inImage)).toEqual(comparable(loadSettings({})));
   });
 
-  it('runs node dist/src/main.js under tini as an unprivileged user, port 1025, health from /_heart_beat', () => {
-    const all = instructions(api);
-    const finalStage = all.slice(all.findLastIndex((i) => /^FROM\s/i.test(i)));
-    expect(finalStage).toContain('CMD ["node", "dist/src/main.js"]');
-    expect(finalStage).toContain('ENTRYPOINT ["/usr/bin/tini", "--"]');
-    expect(finalStage).toContain('EXPOSE 1025');
-    const user = finalStage.filter((i) => i.startsWith('USER ')).pop();
-    expect(user).toBeDefined();
-    expect(user).not.toMatch(/\broot\b|\s0$/);
-    expect(finalStage.find((i) => i.startsWith('HEALTHCHECK '))).toMatch(/\/_heart_beat/);
+  it('exposes the port the service listens on by default', () => {
+    expect(instructions(api)).toContain(`EXPOSE ${env.PORT}`);
   });
 });
 
-describe('Dockerfile.base', () => {
+describe('production build arguments (CI builds neither)', () => {
   it('defaults to the CUDA development image on Ubuntu 24.04 and builds the addon with KNN_GPU', () => {
     expect(base).toMatch(/^ARG BASE_IMAGE=nvidia\/cuda:13\.[\d.]+-devel-ubuntu24\.04$/m);
     expect(base).toMatch(/--CDKNN_GPU="\$\{KNN_GPU\}"/);

@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { KnnClient } from '../helpers/knn-client.js';
+import { KnnClient, hnswIndexParameters, knnBuildBody } from '../helpers/knn-client.js';
 import { runPythonJson } from '../helpers/python.js';
 import { clusteredBinary, clusteredFloat, normalizeRows, toInt8 } from '../helpers/synthetic.js';
 
@@ -78,19 +78,18 @@ try {
     writeFileSync(path.join(root, 'bucket', `${name}.knnvec`), knnvec(c));
     writeFileSync(path.join(root, 'bucket', `${name}.knndid`), new Uint8Array(ids.buffer));
     const t0 = performance.now();
-    const id = await client.build({
-      container_name: 'bucket',
-      vector_path: `${name}.knnvec`,
-      doc_id_path: `${name}.knndid`,
-      tenant_id: 'gpu-smoke',
-      dimension: c.dimension,
-      doc_count: c.count,
-      data_type: c.dataType,
-      index_parameters: {
-        space_type: c.space,
-        algorithm_parameters: { m: 16, ef_construction: 100, ef_search: 100 },
-      },
-    });
+    const id = await client.build(
+      knnBuildBody({
+        container_name: 'bucket',
+        vector_path: `${name}.knnvec`,
+        doc_id_path: `${name}.knndid`,
+        tenant_id: 'gpu-smoke',
+        dimension: c.dimension,
+        doc_count: c.count,
+        data_type: c.dataType,
+        index_parameters: hnswIndexParameters(c.space),
+      }),
+    );
     jobs.push({ c, name, id, t0 });
   }
   for (const { c, name, id, t0 } of jobs) {

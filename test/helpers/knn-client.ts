@@ -149,12 +149,17 @@ export function knnBuildBody(overrides: Record<string, unknown> = {}): Record<st
     doc_count: 1000,
     data_type: 'float',
     engine: 'faiss',
-    index_parameters: {
-      space_type: 'l2',
-      algorithm: 'hnsw',
-      algorithm_parameters: { ef_construction: 100, ef_search: 100, m: 16 },
-    },
+    index_parameters: hnswIndexParameters('l2'),
     skip_stored_vectors: false,
     ...overrides,
+  };
+}
+
+/** k-NN's index_parameters for a Faiss HNSW field with the default ef_construction, ef_search and m. */
+export function hnswIndexParameters(spaceType: string): Record<string, unknown> {
+  return {
+    space_type: spaceType,
+    algorithm: 'hnsw',
+    algorithm_parameters: { ef_construction: 100, ef_search: 100, m: 16 },
   };
 }

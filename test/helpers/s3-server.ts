@@ -4,6 +4,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { S3Client } from '@aws-sdk/client-s3';
+
 export const S3_SERVER_SCRIPT = path.resolve(import.meta.dirname, '../../scripts/s3-test-server.sh');
 
 export interface S3TestServer {
@@ -99,4 +101,16 @@ export function runningS3TestServer(env: NodeJS.ProcessEnv = process.env): S3Tes
     return { ...server, dir: null }; // not ours to stop
   }
   return undefined;
+}
+
+/** A plain SDK client for a test server (path-style, no flexible checksums: RGW 16 lacks them). */
+export function s3ClientFor(server: S3TestServer, endpoint = server.endpoint): S3Client {
+  return new S3Client({
+    endpoint,
+    region: server.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
 }

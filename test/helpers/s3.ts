@@ -1,5 +1,6 @@
 // Helpers for tests that use the S3 test server: a plain SDK client for it, buckets, objects, and store settings.
 import { randomBytes } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
 import {
   AbortMultipartUploadCommand,
   CreateBucketCommand,
@@ -9,11 +10,10 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
 } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import type { StorageSettings } from '../../src/storage/settings.js';
-import type { S3TestServer } from './s3-server.js';
+import { type S3TestServer, s3ClientFor } from './s3-server.js';
 
 /** Why S3 tests are skipped (S3_TEST_SERVER=none), else undefined: use with describe.skipIf / it.skipIf. */
 export function s3Unavailable(): string | undefined {
@@ -34,14 +34,7 @@ export function s3TestServer(): S3TestServer {
 
 /** A plain SDK client for the test server (path-style, no flexible checksums: RGW 16 lacks them). */
 export function testS3Client(server: S3TestServer = s3TestServer(), endpoint = server.endpoint): S3Client {
-  return new S3Client({
-    endpoint,
-    region: server.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  return s3ClientFor(server, endpoint);
 }
 
 /** Store settings for the test server (or a proxy in front of it at `endpoint`). */

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { JobRefusedError } from '../../src/jobs/errors.js';
-import { type PlannerOptions, createPlanner } from '../../src/jobs/plan.js';
+import { type PlannerOptions, createPlanner, estimateHostBytes } from '../../src/jobs/plan.js';
 import { H100, NO_DEVICE, NOT_COMPILED } from '../helpers/gpu-info.js';
 import { jobSpecFor } from '../helpers/job-spec.js';
 
@@ -51,5 +51,35 @@ describe('createPlanner: builder choice', () => {
   it('refuses a build neither builder can ever take, naming both reasons', () => {
     const p = planner({ gpu: NO_DEVICE, cpuMemoryLimitBytes: GIB });
     expect(() => p(MILLION_768)).toThrow(/GPU builder: .*CPU builder: needs .* over CPU_MEMORY_LIMIT/);
+  });
+});
+
+describe('estimateHostBytes (real peaks: test/pipeline/host-memory.test.ts)', () => {
+  const MIB = 2 ** 20;
+  const perVector = (builder: 'cpu' | 'gpu', o = {}) =>
+    (estimateHostBytes(MILLION_768, builder, o) -
+      estimateHostBytes({ ...MILLION_768, docCount: 0 }, builder, o)) /
+    1e6;
+
+  it('CPU: vectors in place, the graph, its working memory and a visited byte per vector per thread', () => {
+    // 3072 vector + 4 id + 4 x 33.07 graph + 4 x 1.07 upper apart + 24 + threads (m 16)
+    expect(perVector('cpu', { threads: 1 })).toBeCloseTo(3072 + 4 + 132.27 + 4.27 + 24 + 1, 1);
+    expect(perVector('cpu', { threads: 65 }) - perVector('cpu', { threads: 1 })).toBeCloseTo(64, 5);
+  });
+
+  it('GPU: the base graph downloaded next to the file graph, and the CUDA runtime in the fixed part', () => {
+    // degree 32 (2m): file graph 4 x 33.07, base graph 4 x 32, levels, offsets, level draw
+    expect(perVector('gpu')).toBeGreaterThan(3072 + 4 + 132 + 128 + 13);
+    expect(perVector('gpu', { gpuGraphDegree: 64 }) - perVector('gpu')).toBeGreaterThan(250); // both graphs: 2 x 4 x 32
+    const fixed = (builder: 'cpu' | 'gpu') => estimateHostBytes({ ...MILLION_768, docCount: 0 }, builder);
+    expect(fixed('gpu') - fixed('cpu')).toBe(512 * MIB);
+  });
+
+  it("counts the store's upload buffers (S3 part buffers), through the planner too", () => {
+    const s3 = { transferBytes: 5 * 16 * MIB };
+    expect(estimateHostBytes(MILLION_768, 'cpu', s3) - estimateHostBytes(MILLION_768, 'cpu')).toBe(80 * MIB);
+    const host = (o: Partial<PlannerOptions>) => planner({ builder: 'cpu', ...o })(MILLION_768).hostBytes;
+    expect(host(s3) - host({})).toBe(80 * MIB);
+    expect(host({ buildThreads: 3 }) - host({ buildThreads: 1 })).toBe(2e6);
   });
 });
