@@ -72,11 +72,16 @@ export interface ProcessBuild extends BuildFn {
   pids(): number[];
 }
 
-/** The worker entry: worker.ts under tsx (dev, tests), worker.js when compiled. --expose-gc: see Worker.ready. */
+/**
+ * The worker entry: worker.ts under tsx (dev, tests); worker.js when compiled (dist/src/pipeline/), or beside an
+ * esbuild bundle of the service (scripts/gpu-bundle.sh puts both entries in one folder).
+ */
 function workerEntry(): { file: string; execArgv: string[] } {
   const ts = fileURLToPath(new URL('../pipeline/worker.ts', import.meta.url));
   if (import.meta.url.endsWith('.ts') && existsSync(ts)) return { file: ts, execArgv: tsxExecArgv() };
-  return { file: fileURLToPath(new URL('../pipeline/worker.js', import.meta.url)), execArgv: [] };
+  const compiled = fileURLToPath(new URL('../pipeline/worker.js', import.meta.url));
+  const bundled = fileURLToPath(new URL('./worker.js', import.meta.url));
+  return { file: existsSync(compiled) ? compiled : bundled, execArgv: [] };
 }
 
 export function createProcessBuild(o: ProcessBuildOptions): ProcessBuild {
