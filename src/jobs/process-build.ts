@@ -262,7 +262,7 @@ class WorkerPool {
       worker.child.kill('SIGKILL');
     }, this.settleMs);
     stuck.unref();
-    worker.child.once('close', () => clearTimeout(stuck));
+    void worker.gone.then(() => clearTimeout(stuck));
   }
 
   /**

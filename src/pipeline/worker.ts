@@ -135,6 +135,8 @@ process.on('message', (m: ToWorker) => {
 // e.g. a keep-alive socket). During a job the service went away: nobody is left to report to. Abort (uploads
 // and temp files are cleaned up), then end the process even if a native build is still running (process.exit
 // would wait for the libuv pool).
+// Retired before it had started (the channel closed before the listener below existed): nothing to wait for.
+if (!process.connected) process.exit(0);
 process.on('disconnect', () => {
   if (!current || current.reported) {
     // Time for the job's clean-up (closing the store) to finish; unref'd, so it never delays a natural exit.

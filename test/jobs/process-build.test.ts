@@ -192,12 +192,14 @@ describe('warm worker pool', () => {
 
 describe('one process per job (WARM_WORKERS=false)', () => {
   it('starts no worker before a job and gives every job a fresh process that exits after it', async () => {
-    const build = testPool();
+    const build = testPool({}, { settleMs: 500 });
     expect(build.pids()).toEqual([]);
     const a = await pidOf(build(job('ok')));
     const b = await pidOf(build(job('ok')));
     expect(b).not.toBe(a);
     expect(await allGone([a, b], 5000)).toBeGreaterThanOrEqual(0);
+    await new Promise((r) => setTimeout(r, 700)); // past the settle time: a worker that exited is not "killed"
+    expect(lines.join('\n')).not.toContain('did not exit when retired');
   });
 
   it('kills a worker that has not exited some time after its job settled', async () => {
