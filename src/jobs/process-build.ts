@@ -305,7 +305,7 @@ class WorkerPool {
         this.retire(worker, 'more idle workers than MAX_WORKERS');
       else {
         worker.state = 'idle';
-        this.o.log?.debug({ worker: worker.pid, jobs: worker.jobs, rssMiB: mib }, 'build worker ready');
+        this.o.log?.info({ worker: worker.pid, jobs: worker.jobs, rssMiB: mib }, 'build worker ready');
         this.replaceDelayMs = REPLACE_DELAY_MS; // a job ran through: replacements are not crash-looping
         return this.offer(worker);
       }
