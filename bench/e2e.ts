@@ -4,7 +4,11 @@
 //
 //   npm run bench -- e2e [--sizes 100000,1000000] [--dimension 128] [--builder auto|cpu|gpu]
 //                        [--types float,half_float,byte,binary] [--store s3|local] [--copy on|off|both]
-//                        [--name e2e]
+//                        [--name e2e] [--repeat 1]
+//
+// --repeat N runs every build N times in a row (column `run`): with warm workers (WARM_WORKERS, the default) runs
+// 2.. find a worker whose GPU is set up already; WARM_WORKERS=false in the environment gives each job a fresh
+// process (the cold cost every time). scripts/gpu-check.sh warm compares the two.
 //
 // With --store s3 it starts its own S3 test server unless S3_TEST_DIR / S3_TEST_ENDPOINT names a running one
 // (scripts/s3-test-server.sh). Vectors: clustered up to 200k; larger sets repeat 200k clustered vectors with
@@ -23,10 +27,10 @@ import {
 } from '@aws-sdk/client-s3';
 import { parseArgs } from 'node:util';
 
-import { createProcessBuild } from '../src/pipeline/process-build.js';
+import { usableGpuCount } from '../src/builders/choose.js';
+import { createProcessBuild } from '../src/jobs/process-build.js';
+import { processBuildOptionsFrom } from '../src/jobs/worker-config.js';
 import type { JobResult } from '../src/pipeline/run-job.js';
-import type { WorkerConfig } from '../src/pipeline/messages.js';
-import { workerConfigFrom } from '../src/pipeline/worker-config.js';
 import { startService } from '../src/run.js';
 import { KnnClient } from '../test/helpers/knn-client.js';
 import {
@@ -48,12 +52,14 @@ const { values: args } = parseArgs({
     store: { type: 'string', default: 's3' },
     copy: { type: 'string', default: 'on' },
     name: { type: 'string', default: 'e2e' },
+    repeat: { type: 'string', default: '1' },
   },
 });
 const sizes = args.sizes.split(',').map(Number);
 const d = Number(args.dimension);
 const types = args.types.split(',') as DataType[];
 const copyModes = args.copy === 'both' ? [true, false] : [args.copy !== 'off'];
+const repeat = Math.max(1, Number(args.repeat));
 const useS3 = args.store === 's3';
 
 const running = useS3 ? runningS3TestServer() : undefined;
@@ -124,8 +130,9 @@ function* knnvec(type: DataType, n: number, dimension: number): Generator<Uint8A
 }
 
 const results = new Map<string, JobResult>();
-// The workers' settings; each run below sets copyStoredVectors on it.
-let config: WorkerConfig | undefined;
+// The workers' settings (each run below sets copyStoredVectors on them), and whether they are warm.
+let workers: ReturnType<typeof processBuildOptionsFrom> | undefined;
+let warm = true;
 const service = await startService({
   env: {
     BUILDER: args.builder,
@@ -135,11 +142,13 @@ const service = await startService({
     CPU_MEMORY_LIMIT: String(Math.floor((os.totalmem() / 2 ** 30) * 0.8)),
     // A GPU memory cap from the environment (scripts/gpu-check.sh sets 16 GiB for the e2e step).
     ...(process.env.GPU_MEMORY_LIMIT ? { GPU_MEMORY_LIMIT: process.env.GPU_MEMORY_LIMIT } : {}),
+    ...(process.env.WARM_WORKERS ? { WARM_WORKERS: process.env.WARM_WORKERS } : {}),
   },
   logDestination: new Writable({ write: (_c, _e, cb) => cb() }),
-  buildFactory: (settings) => {
-    config = workerConfigFrom(settings);
-    config.storage = server
+  buildFactory: (settings, _log, gpu) => {
+    workers = processBuildOptionsFrom(settings, usableGpuCount(gpu));
+    warm = settings.workers.warm;
+    workers.config.storage = server
       ? {
           kind: 's3',
           endpoint: server.endpoint,
@@ -148,7 +157,7 @@ const service = await startService({
           checksums: 'md5',
         }
       : { kind: 'local', localRoot: localRoot! };
-    return createProcessBuild({ config });
+    return createProcessBuild(workers);
   },
 });
 // Each job's measurements, as the metrics get them.
@@ -168,14 +177,16 @@ try {
       await put(`${base}.knnvec`, vectors);
       await put(`${base}.knndid`, new Uint8Array(ids.buffer));
       keys.push(`${base}.faiss`);
-      for (const copy of copyModes) {
-        config!.copyStoredVectors = copy;
+      for (const [copy, run] of copyModes.flatMap((c) =>
+        Array.from({ length: repeat }, (_, i) => [c, i + 1] as const),
+      )) {
+        workers!.config.copyStoredVectors = copy;
         const t0 = performance.now();
         const id = await client.build({
           container_name: bucket,
           vector_path: `${base}.knnvec`,
           doc_id_path: `${base}.knndid`,
-          tenant_id: `bench-${copy ? 'copy' : 'stream'}`,
+          tenant_id: `bench-${copy ? 'copy' : 'stream'}-${run}`,
           dimension: d,
           doc_count: n,
           data_type: type,
@@ -191,6 +202,7 @@ try {
         const r = results.get(id)!;
         const indexBytes = r.bytesUploaded + r.bytesCopied;
         rows.push({
+          ...(repeat > 1 ? { run, warm_workers: warm } : {}),
           type,
           vectors: n,
           dimension: d,

@@ -23,12 +23,12 @@ npx esbuild test/gpu/run.ts test/gpu/service-smoke.ts test/gpu/conformance.ts be
   bench/local-store.ts \
   --bundle "${min[@]}" --platform=node --format=esm --target=node24 --outbase=. --outdir=build/gpu-bundle --out-extension:.js=.mjs \
   --log-level=warning
-# The service itself (main + the job worker, side by side as process-build.ts expects), for the `service` step.
+# The service itself (main + the job worker, side by side as src/jobs/process-build.ts expects), for the `service` step.
 npx esbuild src/main.ts src/pipeline/worker.ts --bundle "${min[@]}" --platform=node --format=esm --target=node24 \
   --outdir=build/gpu-bundle/service --entry-names='[name]' --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > build/gpu-bundle/service/package.json
-# The end-to-end benchmark with the job worker beside it (process-build.ts forks ./worker.js next to the bundle).
+# The end-to-end benchmark with the job worker beside it (src/jobs/process-build.ts forks ./worker.js next to the bundle).
 npx esbuild bench/e2e.ts src/pipeline/worker.ts --bundle "${min[@]}" --platform=node --format=esm --target=node24 \
   --outdir=build/gpu-bundle/bench --entry-names='[name]' --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"

@@ -2,12 +2,15 @@
 # The one script for the GPU machine: builds the addon with CUDA (sm_90), runs the kernel self-test, the GPU tests
 # and the benchmark, and prints a short table at the end; logs go to $OUT (or .tmp/gpu-check).
 #   scripts/gpu-check.sh [STEP ...]   steps: build selftest tests service conformance bench (default: all six),
-#                                     e2e, ptx
+#                                     e2e, warm, ptx
 #   service: the real service (BUILDER=gpu, local store) driven by the k-NN client; files checked by Faiss 1.15
 #   conformance: test/conformance with BUILDER=gpu: every data type x space x skip x policy, each file loaded and
 #                searched by k-NN's own Faiss checkers (3.1/3.5/3.8); results JSON in $OUT
 #   e2e: bench/e2e.ts through the service (BUILDER=gpu, local store, GPU_MEMORY_LIMIT=16): 1M x 768 float,
 #        half_float, byte, binary, then 5M x 768 float (no GPU cap: it needs about 16.9 GiB); per-phase times, bytes sent and copied
+#   warm: cold vs warm build workers: bench/e2e.ts (BUILDER=gpu, local store) runs the same 200k x 768 float build
+#         3 times with WARM_WORKERS=false (a fresh process per job: each sets up CUDA and cuBLAS) and 3 times with
+#         warm workers (GPU set up once per worker at service start); build seconds and POST -> COMPLETED per job
 #   ptx: the addon built PTX-only for compute_75 (KNN_CUDA_ARCHS=75-virtual, JIT-compiled at load), its self-test
 #        and a 1M x 768 float build through the service with it
 #   local-io (not in the default list): the local store's reads, copies and writes vs dd/cp of the same 3 GiB file
@@ -104,6 +107,10 @@ for s in $steps; do
       # refused (BUILDER=gpu) or planned for the CPU (auto), so the timing run has no cap.
       E2E_GPU_MEMORY_LIMIT='' run_step e2e-5m e2e_bench e2e-gpu-5m --sizes 5000000 --types float
       ;;
+    warm)
+      WARM_WORKERS=false run_step warm-cold e2e_bench e2e-gpu-cold --sizes 200000 --types float --repeat 3
+      WARM_WORKERS=true run_step warm-warm e2e_bench e2e-gpu-warm --sizes 200000 --types float --repeat 3
+      ;;
     ptx)
       run_step ptx-build ptx_build || continue
       run_step ptx-selftest build/native-ptx/gpu_selftest
@@ -139,7 +146,7 @@ grep -h -E "^(=== k-NN conformance|FAIL|conformance:)" "$OUT/conformance.log" 2>
 sed -n "/^GPU build (m 16/,/^results:/p" "$OUT/bench.log" 2>/dev/null | grep -v "^results:"
 grep -h -E "^(CUDA context|.*exact k-NN stage)" "$OUT/bench.log" 2>/dev/null
 grep -h "^PTX-only" "$OUT/ptx-build.log" 2>/dev/null
-for f in e2e-1m e2e-5m ptx-e2e; do sed -n "/^End to end/,/^results:/p" "$OUT/$f.log" 2>/dev/null | grep -v "^results:"; done
+for f in e2e-1m e2e-5m ptx-e2e warm-cold warm-warm; do sed -n "/^End to end/,/^results:/p" "$OUT/$f.log" 2>/dev/null | grep -v "^results:"; done
 sed -n "/^Local store vs dd/,/^results:/p" "$OUT/local-io.log" 2>/dev/null | grep -v "^results:"
 sed -n "/^CPU build: ours vs faiss/,/^results:/p" "$OUT/cpu-bench.log" 2>/dev/null | grep -v "^results:"
 sed -n "/^=== host memory/,/^host memory:/p" "$OUT/host-memory.log" 2>/dev/null

@@ -39,6 +39,15 @@ export interface Settings {
   logLevel: LogLevel;
   /** Jobs running at once (downloading, building or uploading). */
   maxWorkers: number;
+  /** The build worker processes (README.md, "Build workers"). */
+  workers: {
+    /** Keep MAX_WORKERS long-lived workers (GPU warmed once per worker); false: a fresh process per job. */
+    warm: boolean;
+    /** A warm worker is replaced after this many jobs. */
+    maxJobs: number;
+    /** A warm worker whose resident memory after a job (after a GC) is above this is replaced, in bytes. */
+    maxIdleRssBytes: number;
+  };
   requestStoreMaxSize: number;
   /** Seconds a finished job stays answerable, counted from when it finished. */
   requestStoreTtlSeconds: number;
@@ -115,6 +124,13 @@ export function loadSettings(env: Env = process.env): Settings {
     port: r.integer('PORT', 1025, 0, 65535),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS, (v) => v.toLowerCase()),
     maxWorkers: r.integer('MAX_WORKERS', 2, 1, 256),
+    workers: {
+      warm: r.oneOf('WARM_WORKERS', 'true', ['true', 'false'] as const, (v) => v.toLowerCase()) === 'true',
+      maxJobs: r.integer('WORKER_MAX_JOBS', 100, 1, 1_000_000),
+      // Above a warm GPU worker's baseline (Node, CUDA context, cuBLAS, 128 MiB pinned staging: well under 1 GiB),
+      // far below what a build holds; memory the admission budget (CPU_MEMORY_LIMIT) does not count.
+      maxIdleRssBytes: Math.floor(r.number('WORKER_MAX_IDLE_RSS', 2, 0.125, 1e6) * GIB),
+    },
     requestStoreMaxSize: r.integer('REQUEST_STORE_MAX_SIZE', 10_000, 1, 10_000_000),
     requestStoreTtlSeconds: r.integer('REQUEST_STORE_TTL_SECONDS', 1800, 1, 30 * 24 * 3600),
     gpuMemoryLimitBytes: Math.floor(r.number('GPU_MEMORY_LIMIT', 24, 0.001, 1e6) * GIB),

@@ -1,9 +1,13 @@
 // The service's entry point: `node dist/src/main.js` (npm start) or `tsx src/main.ts` (npm run dev). The only place
 // that decides the process's exit code (run.ts says which).
-import { createProcessBuild } from './pipeline/process-build.js';
-import { workerConfigFrom } from './pipeline/worker-config.js';
+import { usableGpuCount } from './builders/choose.js';
+import { createProcessBuild } from './jobs/process-build.js';
+import { processBuildOptionsFrom } from './jobs/worker-config.js';
 import { serve } from './run.js';
 
 process.exit(
-  await serve({ buildFactory: (settings) => createProcessBuild({ config: workerConfigFrom(settings) }) }),
+  await serve({
+    buildFactory: (settings, log, gpu) =>
+      createProcessBuild({ ...processBuildOptionsFrom(settings, usableGpuCount(gpu)), log }),
+  }),
 );

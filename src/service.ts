@@ -119,6 +119,7 @@ export async function createService(o: ServiceOptions): Promise<Service> {
       clearInterval(purge);
       o.log.info({ graceSeconds: graceMs / 1000, unfinished: store.unfinished().length }, 'shutting down');
       await backend.shutdown(graceMs);
+      await o.build.close?.(); // every job has settled: the build workers end now
       // k-NN's next poll must find someone answering: this process with the memory backend; with Redis, the final
       // states are in Redis and every other replica answers them (polls do not pass through this store).
       if (!redis) await lingerForPolls(store, lingerMs, o.now ?? Date.now, o.log);

@@ -74,6 +74,21 @@ describe('settings', () => {
     }
   });
 
+  it('build workers: warm by default (100 jobs, 2 GiB idle RSS); one process per job with WARM_WORKERS=false; bounds', () => {
+    expect(loadSettings({}).workers).toEqual({ warm: true, maxJobs: 100, maxIdleRssBytes: 2 * 2 ** 30 });
+    expect(
+      loadSettings({ WARM_WORKERS: 'FALSE', WORKER_MAX_JOBS: '5', WORKER_MAX_IDLE_RSS: '0.5' }).workers,
+    ).toEqual({ warm: false, maxJobs: 5, maxIdleRssBytes: 2 ** 29 });
+    const bad = { WARM_WORKERS: 'sometimes', WORKER_MAX_JOBS: '0', WORKER_MAX_IDLE_RSS: '0.01' };
+    expect(() => loadSettings(bad)).toThrow(ConfigError);
+    try {
+      loadSettings(bad);
+    } catch (e) {
+      expect((e as ConfigError).problems).toHaveLength(3);
+      for (const name of Object.keys(bad)) expect((e as Error).message).toContain(name);
+    }
+  });
+
   it('checks GPU degrees and S3 transfer settings against the limits of the code that uses them, reporting all', () => {
     const problems = (env: Record<string, string>) => {
       try {

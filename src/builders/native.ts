@@ -75,6 +75,8 @@ interface NativeAddon {
     onProgress?: (fraction: number, stage: string) => void,
   ): Promise<NativeGraph>;
   gpuInfo(device?: number): GpuInfo;
+  /** Creates the device's CUDA context, cuBLAS handle and pinned staging buffers for this process; seconds taken. */
+  gpuWarmUp(device: number): Promise<number>;
   /** Ends this process graceMs after `parentPid` stops being its parent (false: it already has). */
   exitWithParent(parentPid: number, graceMs: number): boolean;
   withGpu: boolean;
@@ -189,6 +191,16 @@ export function gpuInfo(device = 0): GpuInfo {
   } catch (e) {
     return noGpu((e as Error).message);
   }
+}
+
+/**
+ * Makes GPU `device` ready for builds in this process (src/native/gpu/warm.h): the CUDA context, a stream with
+ * its cuBLAS handle and the upload's pinned staging buffers are created now and reused by every later build on
+ * it. Resolves with the seconds it took; rejects with an Error naming the problem (no GPU builder compiled in, no
+ * such device, a device that fails).
+ */
+export function gpuWarmUp(device: number): Promise<number> {
+  return loadAddon().gpuWarmUp(device);
 }
 
 /**

@@ -41,7 +41,10 @@ export interface SchedulerEvents {
   finished: [job: Job, outcome?: BuildOutcome];
 }
 
-export type BuildFn = (ctx: BuildContext) => Promise<BuildOutcome>;
+export type BuildFn = ((ctx: BuildContext) => Promise<BuildOutcome>) & {
+  /** Ends what the build function keeps between jobs (the worker pool); the service calls it after its drain. */
+  close?: () => Promise<void>;
+};
 /** Decides builder and memory needs; throws JobRefusedError('TOO_LARGE') for a job that can never fit. */
 export type PlanFn = (spec: BuildSpec) => JobPlan;
 

@@ -267,6 +267,41 @@ Napi::Value GpuInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// gpuWarmUp(device) -> Promise<seconds>: creates the device's CUDA context, cuBLAS handle and pinned staging
+// buffers for this process (off the JS thread; they are kept for every later build on the device). Rejects
+// with an Error naming the problem when the device cannot be used.
+class WarmUpWorker : public Napi::AsyncWorker {
+ public:
+  WarmUpWorker(Napi::Env env, int device)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), device_(device) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      seconds_ = knn::gpuWarmUp(device_);
+    } catch (const std::exception& e) {
+      SetError("GPU " + std::to_string(device_) + " warm-up failed: " + e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), seconds_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int device_;
+  double seconds_ = 0;
+};
+
+Napi::Value GpuWarmUp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "gpuWarmUp(device)");
+  auto* worker = new WarmUpWorker(env, info[0].As<Napi::Number>().Int32Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 // exitWithParent(parentPid, graceMs): a build worker must not outlive the service that started it. A detached
 // thread checks the parent every 100 ms; once it is gone (the worker was re-parented), it gives the JS side
 // graceMs to abort uploads and remove temp files, then ends the process with _exit. A thread of its own, so it
@@ -295,6 +330,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("exitWithParent", Napi::Function::New(env, ExitWithParent));
   exports.Set("build", Napi::Function::New(env, Build));
   exports.Set("gpuInfo", Napi::Function::New(env, GpuInfo));
+  exports.Set("gpuWarmUp", Napi::Function::New(env, GpuWarmUp));
   exports.Set("withGpu", Napi::Boolean::New(env, KNN_WITH_GPU != 0));
   return exports;
 }

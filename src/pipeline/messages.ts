@@ -1,4 +1,6 @@
-// The messages between the service (parent) and a job's worker process (child), over Node's IPC channel.
+// The messages between the service (parent, src/jobs/process-build.ts) and a build worker process (child,
+// worker.ts), over Node's IPC channel. A worker runs one job at a time: 'start' ... 'done' | 'failed', then
+// 'ready' once it has cleaned up; the service ends a worker by closing the channel.
 import type { JobSpec } from '../build-spec.js';
 import type { BuilderKind, GpuBuildOptions } from '../builders/types.js';
 import type { LogLevel } from '../config.js';
@@ -21,6 +23,8 @@ export interface WorkerConfig {
 }
 
 export type ToWorker =
+  /** Make these GPUs ready for builds now (CUDA context, cuBLAS handle, pinned buffers): warm workers only. */
+  | { type: 'warm-up'; gpus: number[] }
   | { type: 'start'; jobId: string; request: JobSpec; builder: BuilderKind; config: WorkerConfig }
   | { type: 'gpu'; device: number }
   | { type: 'cancel'; reason: string };
@@ -30,4 +34,8 @@ export type FromWorker =
   | { type: 'acquire-gpu' }
   | { type: 'release-gpu' }
   | { type: 'done'; result: JobResult }
-  | { type: 'failed'; message: string };
+  | { type: 'failed'; message: string }
+  /** After 'done' or 'failed': cleaned up (gc), ready for the next job; its resident memory now. */
+  | { type: 'ready'; rssBytes: number }
+  /** The outcome of one GPU of 'warm-up': seconds it took, or why it failed. */
+  | { type: 'gpu-warm-up'; device: number; seconds?: number; error?: string };

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { usableGpuCount } from '../../src/builders/choose.js';
 import { centralNode } from '../../src/builders/entry-node.js';
 import { GpuBuilder } from '../../src/builders/gpu.js';
-import { gpuInfo } from '../../src/builders/native.js';
+import { gpuInfo, gpuWarmUp } from '../../src/builders/native.js';
 import type { BuildParams, BuiltGraph, GpuBuildOptions } from '../../src/builders/types.js';
 import type { HnswGraph } from '../../src/faiss-format/hnsw-graph.js';
 import type { DataType, SpaceType, VectorSet } from '../../src/vectors/types.js';
@@ -301,6 +301,20 @@ export const gpuCases: GpuCase[] = [
       );
       assert.equal(seen.at(-1)![0], 1);
       assert.deepEqual(a.graph.neighbors, b.graph.neighbors);
+    },
+  },
+  {
+    name: 'warm-up: a device is set up once per process, builds share it (two at once too), a missing device fails clearly',
+    run: async () => {
+      await gpuWarmUp(0);
+      const again = await gpuWarmUp(0);
+      assert.ok(again < 0.1, `a second warm-up of device 0 took ${again} s: the first one was not kept`);
+      const d = data('float', 'l2', 4000, 0, 16);
+      const p = params('l2', false, { knnAlgorithm: 'exact' });
+      // One build takes the warm stream, cuBLAS handle and staging buffers; the other, finding them in use, its own.
+      const [a, b] = await Promise.all([builder.build(d.vectors, p), builder.build(d.vectors, p)]);
+      assert.deepEqual(a.graph.neighbors, b.graph.neighbors);
+      await assert.rejects(gpuWarmUp(1024), /GPU 1024 warm-up failed: .*does not exist/);
     },
   },
   {

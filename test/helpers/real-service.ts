@@ -1,9 +1,7 @@
-// The real service (real pipeline in worker processes) on loopback, started as the service process starts it
-// (startService) but without process signals, for integration tests. KNN_SERVICE_URL points tests at an external
-// one instead.
 import type { Settings } from '../../src/config.js';
-import { createProcessBuild } from '../../src/pipeline/process-build.js';
-import { workerConfigFrom } from '../../src/pipeline/worker-config.js';
+import { usableGpuCount } from '../../src/builders/choose.js';
+import { createProcessBuild } from '../../src/jobs/process-build.js';
+import { processBuildOptionsFrom } from '../../src/jobs/worker-config.js';
 import { startService } from '../../src/run.js';
 import type { Service } from '../../src/service.js';
 import type { StorageSettings } from '../../src/storage/settings.js';
@@ -30,10 +28,10 @@ export async function startRealService(
   const service = await startService({
     env: { LOG_LEVEL: 'info', BUILDER: builder, BUILD_THREADS: '2', HOST: '127.0.0.1', PORT: '0', ...env },
     logDestination: logLines(logs),
-    buildFactory: (settings) => {
-      const config = workerConfigFrom(settings);
-      config.storage = { ...config.storage, ...storage };
-      return createProcessBuild({ config });
+    buildFactory: (settings, log, gpu) => {
+      const workers = processBuildOptionsFrom(settings, usableGpuCount(gpu));
+      workers.config.storage = { ...workers.config.storage, ...storage };
+      return createProcessBuild({ ...workers, log });
     },
   });
   return {

@@ -18,7 +18,7 @@ import { KnnClient, hnswIndexParameters, knnBuildBody } from '../helpers/knn-cli
 import { FAISS_115_PYTHON, faissPythonAvailable, runPythonJson } from '../helpers/python.js';
 import { type RealService, startRealService } from '../helpers/real-service.js';
 import { RedisTestServer, redisUnavailable } from '../helpers/redis-server.js';
-import { type Replica, replicaEnv, startReplicas, workerOf } from '../helpers/replicas.js';
+import { type LogRecord, type Replica, replicaEnv, startReplicas, workerOf } from '../helpers/replicas.js';
 import {
   createTestBucket,
   deleteTestBucket,
@@ -327,6 +327,15 @@ describe.each(TOPOLOGIES)(
       return { info: info.result!, recall: recall.result!, file: file! };
     }
 
+    /** How often the service (any replica) logged warm build worker `pid` ready for another job. */
+    function readyLines(pid: number): number {
+      const records =
+        replicas.length > 0
+          ? replicas.flatMap((r) => r.records())
+          : svc!.logs.map((l) => JSON.parse(l) as LogRecord);
+      return records.filter((r) => r.msg === 'build worker ready' && r.worker === pid).length;
+    }
+
     /** The build worker of a job, on whichever replica runs it. */
     async function workerPid(jobId: string): Promise<number> {
       return replicas.length > 0 ? (await workerOf(replicas, jobId)).pid : workerPidOf(svc!, jobId);
@@ -454,13 +463,15 @@ describe.each(TOPOLOGIES)(
           const { folder, body } = await uploadSegment(big, knnvecFor(big, 10), docIdsFor(big.count));
           const id = await client.build(body);
           const pid = await workerPid(id);
+          const readyBefore = readyLines(pid);
           expect((await fetch(`${url}/_jobs/${id}`, { method: 'DELETE' })).status).toBe(200);
           expect(await client.status(id)).toEqual({
             task_status: 'FAILED_INDEX_BUILD',
             file_name: null,
             error_message: 'cancelled',
           });
-          await waitFor(() => !processAlive(pid), 10_000);
+          // The worker stopped the job: it is gone, or (a warm worker) ready for the next job.
+          await waitFor(() => !processAlive(pid) || readyLines(pid) > readyBefore, 10_000);
           const keys = await listObjectKeys(s3, bucket);
           expect(keys.filter((k) => k.startsWith(folder) && k.endsWith('.faiss'))).toEqual([]);
           expect(await listMultipartUploads(s3, bucket)).toEqual([]);

@@ -2,7 +2,7 @@
 // become rejected promises with a reason, never a crash; builds are reproducible and independent of each other.
 import { describe, expect, it } from 'vitest';
 
-import { loadAddon, nativeBuild, type NativeBuildOptions } from '../../src/builders/native.js';
+import { gpuWarmUp, loadAddon, nativeBuild, type NativeBuildOptions } from '../../src/builders/native.js';
 import { assertValidGraph } from '../helpers/graph-check.js';
 import { clusteredFloat } from '../helpers/synthetic.js';
 
@@ -89,5 +89,16 @@ describe('native build (cpu)', () => {
 
   it('says whether the GPU builder was compiled in', () => {
     expect(typeof loadAddon().withGpu).toBe('boolean');
+  });
+
+  // Without the GPU builder (this machine, CI) the export exists and fails clearly; on the GPU machine
+  // scripts/gpu-check.sh warms device 0 through it, and an absent device must fail the same clear way.
+  it('exports gpuWarmUp, which rejects with a message for a device it cannot use', async () => {
+    const device = loadAddon().withGpu ? 1024 : 0;
+    await expect(gpuWarmUp(device)).rejects.toThrow(
+      loadAddon().withGpu
+        ? /GPU 1024 warm-up failed: .*does not exist/
+        : /GPU 0 warm-up failed: .*without CUDA/,
+    );
   });
 });

@@ -1,6 +1,7 @@
 // A job's worker process on its own (forked as the service forks it), against S3 through the fault proxy: when one
 // of its downloads fails, the other is aborted at once and the worker reports the failure and exits cleanly
-// (no progress message after the IPC channel closed, which crashed it with ERR_IPC_CHANNEL_CLOSED).
+// (no progress message after the IPC channel closed, which crashed it with ERR_IPC_CHANNEL_CLOSED), then says
+// it is ready for the next job and exits when the service closes the channel.
 import { fork } from 'node:child_process';
 import path from 'node:path';
 
@@ -41,7 +42,10 @@ function runWorker(start: Extract<ToWorker, { type: 'start' }>): Promise<WorkerR
     const messages: FromWorker[] = [];
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('message', (m: FromWorker) => messages.push(m));
+    child.on('message', (m: FromWorker) => {
+      messages.push(m);
+      if (m.type === 'ready') child.disconnect(); // as the service retires a worker: it must exit cleanly
+    });
     child.on('error', reject);
     child.on('exit', (code, signal) => resolve({ messages, code, signal, stderr, ms: Date.now() - began }));
     child.send(start);
@@ -98,7 +102,8 @@ describe.skipIf(skipped !== undefined)(
       };
       const run = await runWorker({ type: 'start', jobId: 'j', request, builder: 'cpu', config });
 
-      expect(run.messages.at(-1)).toMatchObject({
+      expect(run.messages.at(-1)).toMatchObject({ type: 'ready', rssBytes: expect.any(Number) });
+      expect(run.messages.at(-2)).toMatchObject({
         type: 'failed',
         message: expect.stringMatching(/access denied \(HTTP 403\)/),
       });

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -24,6 +25,7 @@
 #include "blas.h"
 #include "internal.h"
 #include "knn/build.h"
+#include "warm.h"
 
 namespace knn {
 
@@ -34,7 +36,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kLadderPerLevel = 8;
 constexpr int kMaxLadderLevels = 8;
-constexpr std::size_t kStageBytes = std::size_t(64) << 20;      // one upload piece
 constexpr std::size_t kReserveBytes = std::size_t(512) << 20;  // cuBLAS/CUB workspaces, context growth
 
 int paddedDim(const BuildOptions& o) { return (o.dimension + 7) / 8 * 8; }
@@ -154,7 +155,17 @@ class Uploader {
     const std::size_t pieceBytes = pieceVecs * vecBytes;
     const std::size_t totalBytes = static_cast<std::size_t>(o_.count) * vecBytes;
     const std::size_t stage = std::min(pieceBytes, totalBytes);
-    PinnedBuffer<unsigned char> pinned[2] = {PinnedBuffer<unsigned char>(stage), PinnedBuffer<unsigned char>(stage)};
+    // The warm staging buffers (warm.h) when the context has them, else buffers of this build's own.
+    unsigned char* pinned[2] = {nullptr, nullptr};
+    std::unique_ptr<PinnedBuffer<unsigned char>> own[2];
+    for (int i = 0; i < 2; ++i) {
+      if (ctx_.pinned && ctx_.pinned[i].size() >= stage) {
+        pinned[i] = ctx_.pinned[i].get();
+      } else {
+        own[i] = std::make_unique<PinnedBuffer<unsigned char>>(stage);
+        pinned[i] = own[i]->get();
+      }
+    }
     DeviceBuffer<unsigned char> raw[2] = {DeviceBuffer<unsigned char>(ctx_.mem, stage, "upload staging"),
                                           DeviceBuffer<unsigned char>(ctx_.mem, stage, "upload staging")};
     DeviceBuffer<unsigned> maxAbs(ctx_.mem, 1, "max |x|");
@@ -169,8 +180,8 @@ class Uploader {
         const std::size_t bytes = static_cast<std::size_t>(cnt) * vecBytes;
         const int slot = piece & 1;
         if (piece >= 2) KNN_CUDA(cudaEventSynchronize(done[slot].get()));
-        parallelCopy(pinned[slot].get(), src + static_cast<std::size_t>(v) * vecBytes, bytes);
-        KNN_CUDA(cudaMemcpyAsync(raw[slot].get(), pinned[slot].get(), bytes, cudaMemcpyHostToDevice, ctx_.stream));
+        parallelCopy(pinned[slot], src + static_cast<std::size_t>(v) * vecBytes, bytes);
+        KNN_CUDA(cudaMemcpyAsync(raw[slot].get(), pinned[slot], bytes, cudaMemcpyHostToDevice, ctx_.stream));
         convertRows(raw[slot].get(), o_.dataType, cnt, o_.dimension, dim_, scale, out + row * dim_, maxAbs.get(),
                     ctx_.stream);
         KNN_CUDA(cudaEventRecord(done[slot].get(), ctx_.stream));
@@ -610,12 +621,13 @@ GraphResult buildGpu(const BuildOptions& o, const ProgressFn& progress) {
   };
   const Plan plan = planBuild(o);
   selectDevice(o.gpu.device);
+  // The process's warm stream, cuBLAS handle and staging buffers for this device (created here if gpuWarmUp did
+  // not run); declared before the buffers so that it outlives them.
+  WarmLease warm(o.gpu.device);
   DeviceMemory mem(deviceBudget(o, plan));
-  Stream stream;
-  Blas blas(stream.get());
-  Context ctx{mem, stream.get(), blas, o.gpu.tuning.verbose};
+  Context ctx{mem, warm.stream(), warm.blas(), o.gpu.tuning.verbose, warm.pinned()};
   GraphResult result;
-  Stopwatch sw(result, stream.get());
+  Stopwatch sw(result, warm.stream());
 
   report(0.0, "upload");
   DeviceRows rows = uploadStage(ctx, o, plan);
@@ -655,7 +667,7 @@ GraphResult buildGpu(const BuildOptions& o, const ProgressFn& progress) {
   }
 
   report(0.9, "download");
-  const std::vector<int32_t> base = download(graph.get(), static_cast<std::size_t>(plan.n) * plan.degree, stream.get());
+  const std::vector<int32_t> base = download(graph.get(), static_cast<std::size_t>(plan.n) * plan.degree, warm.stream());
   graph.reset();
   rows = DeviceRows();
   layOut(plan, o.hierarchical, base, upper, result);

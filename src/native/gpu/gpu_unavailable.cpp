@@ -17,4 +17,8 @@ GraphResult buildGpu(const BuildOptions&, const ProgressFn&) {
       "toolkit and cuBLAS, or set BUILDER=cpu");
 }
 
+double gpuWarmUp(int) {
+  throw std::runtime_error("GPU builder unavailable: the native addon was built without CUDA");
+}
+
 }  // namespace knn

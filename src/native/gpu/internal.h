@@ -47,6 +47,8 @@ struct Context {
   cudaStream_t stream;
   Blas& blas;
   bool verbose = false;  // sub-stage timings to stderr (SubTimer)
+  // Two reusable page-locked upload staging buffers (warm.h), or null: the upload allocates its own.
+  PinnedBuffer<unsigned char>* pinned = nullptr;
 };
 
 // Device rows: `rows` vectors of `dim` (padded) fp16 values; norms = squared norms (L2 only, else null).

@@ -107,5 +107,9 @@ struct GpuInfo {
 
 GpuInfo gpuInfo(int device);
 GraphResult buildGpu(const BuildOptions& options, const ProgressFn& progress);
+// Makes `device` ready for builds in this process once (gpu/warm.h): its CUDA context, a stream with its cuBLAS
+// handle and the upload's pinned staging buffers, kept for later builds. Returns the seconds it took (small when
+// already warm); throws std::runtime_error naming the problem when the device cannot be used.
+double gpuWarmUp(int device);
 
 }  // namespace knn
