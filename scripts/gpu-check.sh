@@ -43,6 +43,7 @@ run_step() {  # name, command...: runs with a log, records status and time
 build() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   nvcc --version | tail -1
+  df -h /tmp "$PWD" | sed 's/^/disk: /'
   echo "node $(node --version) (.gpu-pack, made by scripts/gpu-pack.sh)"
   cmake -S src/native -B build/native -G Ninja -DKNN_GPU=ON -DKNN_GPU_TESTS=ON \
     -DKNN_CUDA_ARCHS="${KNN_CUDA_ARCHS:-90}" -DCMAKE_JS_INC="$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" &&
@@ -118,6 +119,7 @@ for s in $steps; do
         --sizes 1000000 --types float
       ;;
     local-io)
+      df -h /tmp | sed 's/^/disk: /'
       # shellcheck disable=SC2086
       run_step local-io node build/gpu-bundle/bench/local-store.mjs ${LOCAL_IO_ARGS:---mib 3072 --runs 2 --dir /tmp}
       cp build/gpu-bundle/bench/results/local-store.json "$OUT/" 2>/dev/null

@@ -2,7 +2,7 @@
 // admission estimate (src/jobs/plan.ts estimateHostBytes). Used by test/pipeline/host-memory.test.ts and, on
 // the GPU machine, test/gpu/host-memory.ts.
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -43,7 +43,13 @@ export function writeJobFiles(root: string, shape: JobShape): JobSpec {
   } else {
     for (let i = 0; i < wire.length; i++) wire[i] = next() & 0xff;
   }
-  writeFileSync(path.join(root, container, 'v.knnvec'), wire);
+  // In pieces: one write takes at most 2 GiB, and a 1M x 768 float file is 3 GB.
+  const fd = openSync(path.join(root, container, 'v.knnvec'), 'w');
+  try {
+    for (let at = 0; at < wire.length; at += 2 ** 30) writeSync(fd, wire.subarray(at, at + 2 ** 30));
+  } finally {
+    closeSync(fd);
+  }
   writeFileSync(
     path.join(root, container, 'v.knndid'),
     new Int32Array(count).map((_, i) => i),
