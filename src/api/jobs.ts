@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 import type { JobBackend } from '../jobs/backend.js';
-import type { JobView } from '../jobs/job.js';
+import type { JobTiming, JobView } from '../jobs/job.js';
 import { NotFoundError } from './errors.js';
 import { ErrorResponse, JobSummary, JobsResponse, StatusParams } from './schemas.js';
 
@@ -70,6 +70,7 @@ export function jobSummary(v: JobView): JobSummary {
     bytes_copied: v.bytesCopied,
     upload_path: v.uploadPath?.path ?? null,
     upload_path_reason: v.uploadPath?.reason ?? null,
+    timing: timingSummary(v.timing),
     file_name: v.fileName,
     error_message: v.errorMessage,
     created_at: new Date(v.createdAt).toISOString(),
@@ -78,5 +79,19 @@ export function jobSummary(v: JobView): JobSummary {
     estimated_host_bytes: v.estimatedHostBytes,
     estimated_gpu_bytes: v.estimatedGpuBytes,
     ...(v.replica === undefined ? {} : { replica: v.replica }),
+  };
+}
+
+/** JobTiming as /_jobs shows it. */
+function timingSummary(t: JobTiming | null): JobSummary['timing'] {
+  if (!t) return null;
+  return {
+    download_seconds: t.download,
+    build_seconds: t.build,
+    upload_seconds: t.upload,
+    wall_seconds: t.wall,
+    copy_seconds: t.copy,
+    copy_during_build_seconds: t.copyDuringBuild,
+    overlap_reason: t.overlapReason ?? null,
   };
 }

@@ -150,6 +150,32 @@ export const JobSummary = Type.Object({
   upload_path_reason: Type.Union([Type.String(), Type.Null()], {
     description: "Why the upload path was 'stream'.",
   }),
+  timing: Type.Union(
+    [
+      Type.Object({
+        download_seconds: Type.Number(),
+        build_seconds: Type.Number(),
+        upload_seconds: Type.Number(),
+        wall_seconds: Type.Number({
+          description: 'From the start of the download to the index in the store.',
+        }),
+        copy_seconds: Type.Number({
+          description: 'Seconds of the store-side copy of the stored vectors started before the build.',
+        }),
+        copy_during_build_seconds: Type.Number({
+          description: 'Of copy_seconds, those while the graph built.',
+        }),
+        overlap_reason: Type.Union([Type.String(), Type.Null()], {
+          description: 'Why the copy did not run during the build (null when it did).',
+        }),
+      }),
+      Type.Null(),
+    ],
+    {
+      description:
+        "A finished job's phase times and how the vectors' copy overlapped the build; null before.",
+    },
+  ),
   file_name: Type.Union([Type.String(), Type.Null()]),
   error_message: Type.Union([Type.String(), Type.Null()]),
   created_at: Type.String({ format: 'date-time' }),

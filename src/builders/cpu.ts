@@ -3,10 +3,11 @@
 // back the graph.
 import os from 'node:os';
 
+import type { HnswLayout } from '../faiss-format/hnsw-graph.js';
 import { type DataType, type SpaceType, type VectorSet, vectorSetProblem } from '../vectors/types.js';
 import { withEntryNode } from './entry-node.js';
 import { HNSW_CLAMP } from './hnsw-params.js';
-import { type NativeBuildOptions, nativeBuild, nativeOptionsFor } from './native.js';
+import { type NativeBuildOptions, nativeBuild, nativeOptionsFor, nativePlannedLayout } from './native.js';
 import type { BuilderKind, BuildParams, BuildProgress, BuiltGraph, GraphBuilder } from './types.js';
 
 /** A build request the builders cannot run as given; `message` says which value and why. */
@@ -100,6 +101,11 @@ export abstract class NativeGraphBuilder implements GraphBuilder {
     checkBuildInput(vectors, params);
     const built = await nativeBuild(this.kind, this.nativeOptions(vectors, params), onProgress, signal);
     return { ...built, graph: withEntryNode(built.graph, vectors) };
+  }
+
+  /** The shape build() will give the graph, without building (both builders draw every level up front). */
+  plannedLayout(vectors: VectorSet, params: BuildParams): HnswLayout {
+    return nativePlannedLayout(this.kind, this.nativeOptions(vectors, params));
   }
 }
 

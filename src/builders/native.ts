@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
-import type { HnswGraph } from '../faiss-format/hnsw-graph.js';
+import type { HnswGraph, HnswLayout } from '../faiss-format/hnsw-graph.js';
 import type { DataType, SpaceType, VectorArray, VectorSet } from '../vectors/types.js';
 import type { BuilderKind, BuildParams, BuiltGraph, GpuTuning } from './types.js';
 
@@ -77,6 +77,11 @@ interface NativeAddon {
   gpuInfo(device?: number): GpuInfo;
   /** Creates the device's CUDA context, cuBLAS handle and pinned staging buffers for this process; seconds taken. */
   gpuWarmUp(device: number): Promise<number>;
+  /** The shape build() returns for the same options, without building (host code, no GPU needed). */
+  plannedLayout(
+    builder: BuilderKind,
+    options: NativeBuildOptions,
+  ): Pick<NativeGraph, 'M' | 'levels' | 'assignProbas' | 'cumNeighborPerLevel'>;
   /** Ends this process graceMs after `parentPid` stops being its parent (false: it already has). */
   exitWithParent(parentPid: number, graceMs: number): boolean;
   withGpu: boolean;
@@ -173,15 +178,29 @@ export async function nativeBuild(
     signal?.removeEventListener('abort', onAbort);
   }
   const graph: HnswGraph = {
-    M: g.M,
+    ...toLayout(g),
     neighbors: g.neighbors,
     entryPoint: g.entryPoint,
     maxLevel: g.maxLevel,
+  };
+  return { graph, stageSeconds: g.stageSeconds, peakDeviceBytes: g.peakDeviceBytes };
+}
+
+/**
+ * The graph's shape (M, levels, level tables) that nativeBuild() with the same options returns, computed without
+ * building: both builders draw every node's level up front from (count, m, seed) (src/native/layout/levels.h).
+ */
+export function nativePlannedLayout(builder: BuilderKind, options: NativeBuildOptions): HnswLayout {
+  return toLayout(loadAddon().plannedLayout(builder, options));
+}
+
+function toLayout(g: Pick<NativeGraph, 'M' | 'levels' | 'assignProbas' | 'cumNeighborPerLevel'>): HnswLayout {
+  return {
+    M: g.M,
     ...(g.levels.length > 0 ? { levels: g.levels } : {}),
     ...(g.assignProbas.length > 0 ? { assignProbas: g.assignProbas } : {}),
     ...(g.cumNeighborPerLevel.length > 0 ? { cumNeighborPerLevel: g.cumNeighborPerLevel } : {}),
   };
-  return { graph, stageSeconds: g.stageSeconds, peakDeviceBytes: g.peakDeviceBytes };
 }
 
 /** What the addon knows about GPU `device`; never throws (a missing addon reads as no GPU). */

@@ -1,4 +1,4 @@
-import type { HnswGraph } from '../faiss-format/hnsw-graph.js';
+import type { HnswGraph, HnswLayout } from '../faiss-format/hnsw-graph.js';
 import type { SpaceType, VectorSet } from '../vectors/types.js';
 
 export type BuilderKind = 'cpu' | 'gpu';
@@ -66,4 +66,10 @@ export interface GraphBuilder {
     onProgress?: BuildProgress,
     signal?: AbortSignal,
   ): Promise<BuiltGraph>;
+  /**
+   * The shape (M, levels, level tables) build() will give the graph for these inputs, known before building, so
+   * the index file's size up to its stored vectors is too (the job copies the vectors while the graph builds).
+   * Absent where a builder cannot tell in advance.
+   */
+  plannedLayout?(vectors: VectorSet, params: BuildParams): HnswLayout;
 }

@@ -18,3 +18,9 @@ export interface HnswGraph {
   /** [0, 2M, 3M, ...]; absent: Faiss's default for M and the number of levels. */
   readonly cumNeighborPerLevel?: Int32Array;
 }
+
+/**
+ * An HnswGraph's shape without its links: what decides the size of every graph section of the file. Builders
+ * that draw levels up front give it before building (GraphBuilder.plannedLayout).
+ */
+export type HnswLayout = Pick<HnswGraph, 'M' | 'levels' | 'assignProbas' | 'cumNeighborPerLevel'>;

@@ -6,7 +6,7 @@ import type { SpaceType } from '../vectors/types.js';
 import { FaissFormatError } from './errors.js';
 import type { FaissFormat } from './formats.js';
 import { checkFormat, isCagraIndex } from './formats.js';
-import type { HnswGraph } from './hnsw-graph.js';
+import type { HnswGraph, HnswLayout } from './hnsw-graph.js';
 import { defaultAssignProbas, defaultCumNeighborPerLevel } from './hnsw-defaults.js';
 
 /** Faiss 1.14+ rejects headers with d outside [0, 2^20]. */
@@ -97,6 +97,17 @@ function checkIds(ids: Int32Array): void {
 
 /** Fills in Faiss's defaults and checks the level tables, levels and neighbor count. */
 export function resolveGraph(graph: HnswGraph, count: number): ResolvedGraph {
+  const resolved = resolveLayout(graph, count);
+  if (graph.neighbors.length !== resolved.slots) {
+    throw bad(
+      `neighbors holds ${graph.neighbors.length} slots but the levels need ${resolved.slots} (sum of cum_nneighbor_per_level[levels[i]])`,
+    );
+  }
+  return resolved;
+}
+
+/** resolveGraph for a graph's shape alone (no links yet): its tables, levels and slot count. */
+export function resolveLayout(graph: HnswLayout, count: number): ResolvedGraph {
   if (!Number.isInteger(graph.M) || graph.M < 2) throw bad(`HNSW M must be an integer >= 2, got ${graph.M}`);
   const cum = graph.cumNeighborPerLevel ?? defaultCumNeighborPerLevel(graph.M);
   const assignProbas = graph.assignProbas ?? defaultAssignProbas(graph.M);
@@ -118,11 +129,6 @@ export function resolveGraph(graph: HnswGraph, count: number): ResolvedGraph {
       if (level !== 1) baseLevelOnly = false;
       slots += cum[level]!;
     }
-  }
-  if (graph.neighbors.length !== slots) {
-    throw bad(
-      `neighbors holds ${graph.neighbors.length} slots but the levels need ${slots} (sum of cum_nneighbor_per_level[levels[i]])`,
-    );
   }
   return { count, assignProbas, cum, levels, slots, baseLevelOnly };
 }

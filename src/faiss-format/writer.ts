@@ -21,7 +21,13 @@ import {
   storageFourcc,
 } from './formats.js';
 import type { FaissIndexInput, ResolvedGraph } from './validate.js';
-import { DEFAULT_BASE_LEVEL_SEARCH_ENTRYPOINTS, resolveGraph, validateFaissIndexInput } from './validate.js';
+import {
+  DEFAULT_BASE_LEVEL_SEARCH_ENTRYPOINTS,
+  resolveGraph,
+  resolveLayout,
+  validateFaissIndexInput,
+} from './validate.js';
+import type { HnswLayout } from './hnsw-graph.js';
 
 export type { FaissIndexInput } from './validate.js';
 
@@ -112,6 +118,39 @@ export function splitAroundStoredVectors(
       for (const section of tail) yield* emit(section, pieceBytes);
     })(),
     afterBytes: sum(tail),
+  };
+}
+
+/** Where the stored vectors sit in the file: bytes before them, theirs, bytes after. */
+export interface StoredVectorsPlacement {
+  readonly beforeBytes: number;
+  readonly vectorBytes: number;
+  readonly afterBytes: number;
+}
+
+/**
+ * splitAroundStoredVectors's sizes for a graph of this shape, known before the graph exists (its links change
+ * no size): so a store can copy the vectors to their final offset while the graph builds. Undefined for converted
+ * or absent storages. Checks the shape, not the links (the split, once the graph exists, checks everything).
+ */
+export function storedVectorsPlacement(
+  input: Omit<FaissIndexInput, 'graph'>,
+  layout: HnswLayout,
+): StoredVectorsPlacement | undefined {
+  // Sizes only: no section's bytes are produced, so the links and entry point need not exist yet.
+  const shaped: FaissIndexInput = {
+    ...input,
+    graph: { ...layout, neighbors: new Int32Array(0), entryPoint: -1, maxLevel: -1 },
+  };
+  const all = sections(shaped, resolveLayout(layout, input.vectors.count));
+  const at = all.findIndex((s) => s.rawPrefix !== undefined);
+  if (at < 0) return undefined;
+  const sum = (list: Section[]) => list.reduce((n, s) => n + s.bytes, 0);
+  const prefix = all[at]!.rawPrefix!.length;
+  return {
+    beforeBytes: sum(all.slice(0, at)) + prefix,
+    vectorBytes: all[at]!.bytes - prefix,
+    afterBytes: sum(all.slice(at + 1)),
   };
 }
 
@@ -342,7 +381,7 @@ function storageSection(input: FaissIndexInput, header: (w: FieldWriter) => Fiel
 }
 
 /** Whether the storage holds the vectors exactly as k-NN sent them (the `.knnvec` bytes). */
-function keepsInputBytes(storage: StorageKind, dataType: DataType): boolean {
+export function keepsInputBytes(storage: StorageKind, dataType: DataType): boolean {
   return (storage === 'flat' && dataType === 'float') || (storage === 'binary-flat' && dataType === 'binary');
 }
 

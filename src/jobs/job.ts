@@ -61,6 +61,8 @@ export interface JobView extends JobStatus {
   readonly bytesUploaded: number;
   readonly bytesCopied: number;
   readonly uploadPath: { readonly path: 'copy' | 'stream'; readonly reason?: string } | null;
+  /** Phase times and the early copy, once the job has uploaded its index. */
+  readonly timing: JobTiming | null;
   /** Epoch ms. */
   readonly createdAt: number;
   readonly startedAt: number | null;
@@ -79,6 +81,20 @@ export interface ProgressUpdate {
   bytesUploaded?: number;
   /** How the index reached the store (set when the upload ends). */
   upload?: { path: 'copy' | 'stream'; reason?: string; bytesCopied: number };
+  /** Set when the job has finished its upload. */
+  timing?: JobTiming;
+}
+
+/** A finished job's phase times, seconds; copy: the store-side copy started before the build (see run-job.ts). */
+export interface JobTiming {
+  download: number;
+  build: number;
+  upload: number;
+  wall: number;
+  copy: number;
+  copyDuringBuild: number;
+  /** Why the copy did not run during the build. */
+  overlapReason?: string;
 }
 
 export class Job {
@@ -90,6 +106,7 @@ export class Job {
   /** Bytes of the index the store copied from the vectors itself; 'copy' or 'stream', and why, once uploaded. */
   bytesCopied = 0;
   uploadPath: { path: 'copy' | 'stream'; reason?: string } | null = null;
+  timing: JobTiming | null = null;
   fileName: string | null = null;
   errorMessage: string | null = null;
   startedAt: number | null = null;
@@ -129,6 +146,7 @@ export class Job {
       bytesUploaded: this.bytesUploaded,
       bytesCopied: this.bytesCopied,
       uploadPath: this.uploadPath,
+      timing: this.timing,
       createdAt: this.createdAt,
       startedAt: this.startedAt,
       finishedAt: this.finishedAt,
@@ -147,6 +165,7 @@ export class Job {
     this.bytesUploaded = 0;
     this.bytesCopied = 0;
     this.uploadPath = null;
+    this.timing = null;
     this.fileName = null;
     this.errorMessage = null;
     this.startedAt = null;

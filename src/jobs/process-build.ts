@@ -378,6 +378,8 @@ class WorkerPool {
             ctx.log.info(
               {
                 seconds: m.result.seconds,
+                wallSeconds: m.result.wallSeconds,
+                overlap: m.result.overlap,
                 stages: m.result.buildStages,
                 format: m.result.format,
                 upload: m.result.uploadPath.path,

@@ -29,7 +29,7 @@ import {
   type JobBackend,
 } from './backend.js';
 import { JobRefusedError } from './errors.js';
-import { type Job, type JobPhase, type JobStatus, type JobView, jobIdFor } from './job.js';
+import { type Job, type JobPhase, type JobStatus, type JobView, jobIdFor, type JobTiming } from './job.js';
 import type { JobStore } from './job-store.js';
 import type { MemoryBudget } from './resources.js';
 import {
@@ -73,6 +73,7 @@ interface JobProgress {
   bytesUploaded: number;
   bytesCopied: number;
   uploadPath: { path: 'copy' | 'stream'; reason?: string } | null;
+  timing?: JobTiming | null;
   builder: BuilderKind;
   hostBytes: number;
   gpuBytes: number;
@@ -420,6 +421,7 @@ export class RedisBackend implements JobBackend {
       bytesUploaded: job.bytesUploaded,
       bytesCopied: job.bytesCopied,
       uploadPath: job.uploadPath,
+      timing: job.timing,
       builder: job.plan.builder,
       hostBytes: job.plan.hostBytes,
       gpuBytes: job.plan.builder === 'gpu' ? job.plan.gpuBytes : 0,
@@ -557,6 +559,7 @@ export class RedisBackend implements JobBackend {
       bytesUploaded: p?.bytesUploaded ?? 0,
       bytesCopied: p?.bytesCopied ?? 0,
       uploadPath: p?.uploadPath ?? null,
+      timing: p?.timing ?? null,
       createdAt: bull.timestamp,
       startedAt: p?.startedAt ?? bull.processedOn ?? null,
       finishedAt: bull.finishedOn ?? null,

@@ -224,6 +224,7 @@ export class JobScheduler extends EventEmitter<SchedulerEvents> {
     if (u.fraction !== undefined) job.progress = Math.min(1, Math.max(0, u.fraction));
     if (u.bytesDownloaded !== undefined) job.bytesDownloaded = u.bytesDownloaded;
     if (u.bytesUploaded !== undefined) job.bytesUploaded = u.bytesUploaded;
+    if (u.timing) job.timing = u.timing;
     if (u.upload) {
       job.bytesCopied = u.upload.bytesCopied;
       job.uploadPath = u.upload.reason

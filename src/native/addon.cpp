@@ -246,6 +246,27 @@ Napi::Value Build(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// plannedLayout(builder, options) -> { M, levels, assignProbas, cumNeighborPerLevel }: the shape build() would
+// return for the same options, without building (host code; the GPU one works without a GPU).
+Napi::Value PlannedLayout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsObject())
+    throw Napi::TypeError::New(env, "plannedLayout(builder, options)");
+  std::string builder = info[0].As<Napi::String>().Utf8Value();
+  if (builder != "cpu" && builder != "gpu") throw Napi::TypeError::New(env, "builder must be 'cpu' or 'gpu'");
+  std::vector<Napi::Reference<Napi::Value>> keepAlive;
+  const BuildOptions options = parseOptions(info[1].As<Napi::Object>(), keepAlive);
+  if (options.m < 2) throw Napi::RangeError::New(env, "options.m must be at least 2");
+  knn::GraphLayout layout = builder == "gpu" ? knn::plannedLayoutGpu(options) : knn::plannedLayoutCpu(options);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("M", layout.M);
+  out.Set("levels", toTypedArray<int32_t, Napi::Int32Array>(env, std::move(layout.levels)));
+  out.Set("assignProbas", toTypedArray<double, Napi::Float64Array>(env, std::move(layout.assignProbas)));
+  out.Set("cumNeighborPerLevel",
+          toTypedArray<int32_t, Napi::Int32Array>(env, std::move(layout.cumNeighborPerLevel)));
+  return out;
+}
+
 // gpuInfo(device?) -> { compiled, deviceCount, name, totalBytes, freeBytes, computeCapability, error }
 Napi::Value GpuInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -331,6 +352,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("build", Napi::Function::New(env, Build));
   exports.Set("gpuInfo", Napi::Function::New(env, GpuInfo));
   exports.Set("gpuWarmUp", Napi::Function::New(env, GpuWarmUp));
+  exports.Set("plannedLayout", Napi::Function::New(env, PlannedLayout));
   exports.Set("withGpu", Napi::Boolean::New(env, KNN_WITH_GPU != 0));
   return exports;
 }

@@ -12,11 +12,23 @@ import {
   type FaissIndexInput,
   faissIndexReadable,
   faissIndexSize,
+  keepsInputBytes,
+  type StoredVectorsPlacement,
   splitAroundStoredVectors,
+  storedVectorsPlacement,
   writeFaissIndex,
 } from '../faiss-format/writer.js';
 import type { ProgressUpdate } from '../jobs/job.js';
-import type { ComposedObject, HostBlob, ObjectInfo, ObjectLocation, ObjectStore } from '../storage/types.js';
+import type {
+  ComposeResult,
+  ComposedObject,
+  ComposedWrite,
+  CopyRange,
+  HostBlob,
+  ObjectInfo,
+  ObjectLocation,
+  ObjectStore,
+} from '../storage/types.js';
 import { knndidReadOptions, parseDocIdBlob } from '../vectors/knndid.js';
 import {
   type VectorBlobSpec,
@@ -68,8 +80,12 @@ export interface PipelineDeps {
 export interface JobResult {
   fileName: string;
   builder: BuilderKind;
-  /** Seconds spent in each phase. */
+  /** Seconds spent in each phase (the store-side copy of the vectors may run during build: see overlap). */
   seconds: Record<'download' | 'build' | 'upload', number>;
+  /** Seconds from the job's start to the index in the store. */
+  wallSeconds: number;
+  /** The store-side copy of the stored vectors and how much of it ran while the graph built. */
+  overlap: Overlap;
   /** The builder's own stages (e.g. knn, prune), seconds. */
   buildStages: Record<string, number>;
   bytesDownloaded: number;
@@ -83,6 +99,15 @@ export interface JobResult {
   format: string;
 }
 
+export interface Overlap {
+  /** Seconds the store-side copy of the stored vectors took (0 when nothing was copied early). */
+  copySeconds: number;
+  /** Of those, the seconds while the graph was still building. */
+  copyDuringBuildSeconds: number;
+  /** Why the copy did not start with the build, when it did not. */
+  reason?: string;
+}
+
 export interface UploadPath {
   path: 'copy' | 'stream';
   reason?: string;
@@ -94,9 +119,8 @@ export async function runJob(spec: BuildSpec, builder: BuilderKind, deps: Pipeli
   validateVectorSpec(blob);
 
   deps.report({ phase: 'downloading', fraction: 0 });
-  const { vectorInfo, vectorBlob, idBlob } = await download(spec, blob, deps);
+  const { vectorInfo, vectorBlob, ids, idBytes } = await download(spec, blob, deps);
   const vectors = parseVectorBlob(vectorBlob, blob);
-  const ids = parseDocIdBlob(idBlob, spec.docCount);
   clock.lap('download');
 
   deps.report({ phase: 'building', fraction: 0 });
@@ -104,28 +128,63 @@ export async function runJob(spec: BuildSpec, builder: BuilderKind, deps: Pipeli
     { dataType: spec.dataType, builder, skipStoredVectors: spec.skipStoredVectors },
     deps.formatPolicy,
   );
-  const built = await buildGraph(spec, builder, vectors, format.needsHierarchicalGraph, deps);
-  clock.lap('build');
-
-  deps.report({ phase: 'uploading', fraction: 0 });
-  const index: FaissIndexInput = {
+  const index: Omit<FaissIndexInput, 'graph'> = {
     format,
-    graph: built.graph,
     vectors,
     ids,
     spaceType: buildSpaceType(spec),
     efConstruction: spec.efConstruction,
     efSearch: spec.efSearch,
   };
-  const uploaded = await upload(index, deps.io.output, vectorInfo, vectorBlob, deps);
+  // The stored vectors start copying store-side now, while the graph builds (where the file layout is known).
+  const early = startEarlyCopy(
+    spec,
+    builder,
+    format.needsHierarchicalGraph,
+    index,
+    vectorInfo,
+    vectorBlob,
+    deps,
+  );
+  let built;
+  try {
+    built = await buildGraph(spec, builder, vectors, format.needsHierarchicalGraph, deps);
+  } catch (e) {
+    await early.write?.abort(e);
+    throw e;
+  }
+  clock.lap('build');
+
+  deps.report({ phase: 'uploading', fraction: 0 });
+  const uploaded = await upload(
+    { ...index, graph: built.graph },
+    deps.io.output,
+    vectorInfo,
+    vectorBlob,
+    deps,
+    early,
+  );
   clock.lap('upload');
+  const overlap = early.timing(clock.at('build'));
+  const phaseSeconds = clock.laps as JobResult['seconds'];
+  deps.report({
+    timing: {
+      ...phaseSeconds,
+      wall: clock.total(),
+      copy: overlap.copySeconds,
+      copyDuringBuild: overlap.copyDuringBuildSeconds,
+      ...(overlap.reason ? { overlapReason: overlap.reason } : {}),
+    },
+  });
 
   return {
     fileName: path.posix.basename(deps.io.output.at.key),
     builder,
-    seconds: clock.laps as JobResult['seconds'],
+    seconds: phaseSeconds,
+    wallSeconds: clock.total(),
+    overlap,
     buildStages: { ...built.stageSeconds },
-    bytesDownloaded: vectorInfo.size + idBlob.byteLength,
+    bytesDownloaded: vectorInfo.size + idBytes,
     bytesUploaded: uploaded.bytesSent,
     bytesCopied: uploaded.bytesCopied,
     uploadPath: uploaded.reason ? { path: uploaded.path, reason: uploaded.reason } : { path: uploaded.path },
@@ -178,22 +237,25 @@ async function download(spec: BuildSpec, blob: VectorBlobSpec, deps: PipelineDep
         onProgress: progress('vectors'),
       }),
     ),
+    // The ids are parsed as soon as they arrive, while the vectors are still downloading.
     task(
-      ids.store.read(ids.at, {
-        ...knndidReadOptions(spec.docCount),
-        signal,
-        onProgress: progress('ids'),
-      }),
+      ids.store
+        .read(ids.at, {
+          ...knndidReadOptions(spec.docCount),
+          signal,
+          onProgress: progress('ids'),
+        })
+        .then((read) => ({ ids: parseDocIdBlob(read, spec.docCount), bytes: read.byteLength })),
     ),
   ] as const;
-  let vectorInfo, vectorBlob, idBlob;
+  let vectorInfo, vectorBlob, idSet;
   try {
-    [vectorInfo, vectorBlob, idBlob] = await Promise.all(tasks);
+    [vectorInfo, vectorBlob, idSet] = await Promise.all(tasks);
   } catch (e) {
     await Promise.allSettled(tasks);
     throw e; // the first failure (the others were aborted because of it)
   }
-  return { vectorInfo, vectorBlob, idBlob };
+  return { vectorInfo, vectorBlob, ids: idSet.ids, idBytes: idSet.bytes };
 }
 
 async function buildGraph(
@@ -207,20 +269,118 @@ async function buildGraph(
   if (!builder) throw new Error(`the ${kind} builder is not available in this process`);
   const lease = kind === 'gpu' ? await deps.acquireGpu() : undefined;
   try {
-    const params: BuildParams = {
-      spaceType: buildSpaceType(spec),
-      m: spec.m,
-      efConstruction: spec.efConstruction,
-      efSearch: spec.efSearch,
-      hierarchical,
-      ...deps.buildDefaults,
-      ...(lease ? { gpu: { ...deps.buildDefaults.gpu, device: lease.device } } : {}),
-    };
+    const params = buildParams(spec, hierarchical, deps, lease?.device);
     deps.signal.throwIfAborted();
     return await builder.build(vectors, params, (fraction) => deps.report({ fraction }), deps.signal);
   } finally {
     lease?.release();
   }
+}
+
+function buildParams(
+  spec: BuildSpec,
+  hierarchical: boolean,
+  deps: PipelineDeps,
+  device?: number,
+): BuildParams {
+  return {
+    spaceType: buildSpaceType(spec),
+    m: spec.m,
+    efConstruction: spec.efConstruction,
+    efSearch: spec.efSearch,
+    hierarchical,
+    ...deps.buildDefaults,
+    ...(device !== undefined ? { gpu: { ...deps.buildDefaults.gpu, device } } : {}),
+  };
+}
+
+/** The store-side copy of the stored vectors, started before the build (or why not). */
+interface EarlyCopy {
+  readonly write?: ComposedWrite;
+  /** The sizes the write was started with: the built file must have exactly these. */
+  readonly placement?: StoredVectorsPlacement;
+  /** Why the copy did not start before the build, or was redone after it. */
+  reason?: string;
+  /** Whether the write's progress counts as the upload's (false while the graph builds). */
+  uploading: boolean;
+  timing(buildEnded: number): Overlap;
+}
+
+/**
+ * Starts copying the stored vectors to their place in the index while the graph builds. Needs the index's size
+ * up to the vectors before the graph exists: the builder's planned layout (both builders draw every node's level
+ * up front from count, M and seed); the upload checks the built graph against it.
+ */
+function startEarlyCopy(
+  spec: BuildSpec,
+  kind: BuilderKind,
+  hierarchical: boolean,
+  index: Omit<FaissIndexInput, 'graph'>,
+  like: ObjectInfo,
+  vectorBlob: HostBlob,
+  deps: PipelineDeps,
+): EarlyCopy {
+  const target = deps.io.output;
+  const notStarted = (reason: string): EarlyCopy => ({
+    reason,
+    uploading: false,
+    timing: () => ({ copySeconds: 0, copyDuringBuildSeconds: 0, reason }),
+  });
+  const refused = copyRefusal(target, vectorBlob, deps);
+  if (refused) return notStarted(refused);
+  if (!keepsInputBytes(index.format.storage, index.vectors.dataType)) {
+    return notStarted(`the ${index.format.storage} storage holds converted vectors`);
+  }
+  const builder = deps.builders[kind];
+  if (!builder?.plannedLayout || !target.store.startComposed) {
+    return notStarted(
+      `the ${kind} builder or the ${target.store.kind} store cannot start the copy before the build`,
+    );
+  }
+  let layout;
+  try {
+    layout = builder.plannedLayout(index.vectors, buildParams(spec, hierarchical, deps));
+  } catch (e) {
+    // Bad build options: the build itself says so, in its own words.
+    return notStarted(`the ${kind} builder could not plan the graph: ${(e as Error).message}`);
+  }
+  const placement = storedVectorsPlacement(index, layout);
+  if (!placement) return notStarted(`the ${index.format.storage} storage holds converted vectors`);
+  if (placement.vectorBytes !== vectorBlob.byteLength) {
+    return notStarted('the stored vectors are not the whole vectors object');
+  }
+  const total = placement.beforeBytes + placement.vectorBytes + placement.afterBytes;
+  const started = performance.now();
+  let ended: number | undefined;
+  const early: EarlyCopy = {
+    placement,
+    uploading: false,
+    write: target.store.startComposed(
+      target.at,
+      {
+        beforeBytes: placement.beforeBytes,
+        afterBytes: placement.afterBytes,
+        copy: storedVectorsRange(deps, vectorBlob),
+      },
+      {
+        signal: deps.signal,
+        encryptLike: like,
+        onProgress: (bytes) => {
+          if (early.uploading) deps.report({ bytesUploaded: bytes, fraction: bytes / total });
+        },
+      },
+    ),
+    timing(buildEnded) {
+      if (early.reason) return { copySeconds: 0, copyDuringBuildSeconds: 0, reason: early.reason };
+      const end = ended ?? performance.now();
+      return {
+        copySeconds: seconds(end - started),
+        copyDuringBuildSeconds: seconds(Math.max(0, Math.min(end, buildEnded) - started)),
+      };
+    },
+  };
+  void early.write!.copyEnded.then(() => (ended = performance.now()));
+  return early;
 }
 
 interface Uploaded {
@@ -236,20 +396,36 @@ async function upload(
   like: ObjectInfo,
   vectorBlob: HostBlob,
   deps: PipelineDeps,
+  early: EarlyCopy,
 ): Promise<Uploaded> {
+  const composed = ({ bytesSent, bytesCopied, path, reason }: ComposeResult): Uploaded => {
+    deps.report({ bytesUploaded: bytesSent, upload: { path, bytesCopied, ...(reason ? { reason } : {}) } });
+    return { bytesSent, bytesCopied, path, ...(reason ? { reason } : {}) };
+  };
+  if (early.write) {
+    let split;
+    try {
+      split = splitAroundStoredVectors(index); // validates the whole index first, as below
+    } catch (e) {
+      await early.write.abort(e);
+      throw e;
+    }
+    const planned = early.placement!;
+    if (split?.beforeBytes === planned.beforeBytes && split.afterBytes === planned.afterBytes) {
+      early.uploading = true;
+      return composed(await early.write.finish(split));
+    }
+    // A builder whose graph is not what it planned: the early copy sits at the wrong offset. Start over.
+    early.reason =
+      `the built graph's layout is not the planned one (${split?.beforeBytes ?? 'no'} bytes before the vectors, ` +
+      `planned ${planned.beforeBytes}): the vectors were copied again after the build`;
+    await early.write.abort(new Error(early.reason));
+  }
   const total = faissIndexSize(index);
   const onProgress = (bytes: number) => deps.report({ bytesUploaded: bytes, fraction: bytes / total });
   const options = { signal: deps.signal, encryptLike: like, onProgress };
   const copy = copyPlan(index, target, vectorBlob, deps);
-  if (copy.split) {
-    const { bytesSent, bytesCopied, path, reason } = await target.store.writeComposed!(
-      target.at,
-      copy.split,
-      options,
-    );
-    deps.report({ bytesUploaded: bytesSent, upload: { path, bytesCopied, ...(reason ? { reason } : {}) } });
-    return { bytesSent, bytesCopied, path, ...(reason ? { reason } : {}) };
-  }
+  if (copy.split) return composed(await target.store.writeComposed!(target.at, copy.split, options));
   const streamed = (bytes: number): Uploaded => {
     deps.report({ bytesUploaded: bytes, upload: { path: 'stream', reason: copy.reason!, bytesCopied: 0 } });
     return { bytesSent: bytes, bytesCopied: 0, path: 'stream', reason: copy.reason! };
@@ -279,14 +455,8 @@ function copyPlan(
   vectorBlob: HostBlob,
   deps: PipelineDeps,
 ): { split: ComposedObject; reason?: undefined } | { split?: undefined; reason: string } {
-  const source = deps.io.vectors;
-  if (deps.copyStoredVectors === false)
-    return { reason: 'copying is turned off (COPY_STORED_VECTORS=false)' };
-  if (deps.spoolDir) return { reason: 'the index is spooled to disk first (INDEX_SPOOL_DIR)' };
-  if (source.store !== target.store || !target.store.writeComposed) {
-    return { reason: 'the vectors are in another store than the index' };
-  }
-  if (vectorBlob.version === undefined) return { reason: 'the store gave no version for the vectors' };
+  const refused = copyRefusal(target, vectorBlob, deps);
+  if (refused) return { reason: refused };
   const split = splitAroundStoredVectors(index);
   if (!split) return { reason: `the ${index.format.storage} storage holds converted vectors` };
   if (split.vectorBytes !== vectorBlob.byteLength) {
@@ -298,24 +468,56 @@ function copyPlan(
       beforeBytes: split.beforeBytes,
       after: split.after,
       afterBytes: split.afterBytes,
-      copy: {
-        source: source.at,
-        sourceVersion: vectorBlob.version,
-        start: 0,
-        bytes: split.vectorBytes,
-        local: vectorBlob.chunks,
-      },
+      copy: storedVectorsRange(deps, vectorBlob),
     },
   };
 }
 
+/** Why the store cannot copy the vectors into the index whatever its format, or undefined. */
+function copyRefusal(target: Place, vectorBlob: HostBlob, deps: PipelineDeps): string | undefined {
+  if (deps.copyStoredVectors === false) return 'copying is turned off (COPY_STORED_VECTORS=false)';
+  if (deps.spoolDir) return 'the index is spooled to disk first (INDEX_SPOOL_DIR)';
+  if (deps.io.vectors.store !== target.store || !target.store.writeComposed) {
+    return 'the vectors are in another store than the index';
+  }
+  if (vectorBlob.version === undefined) return 'the store gave no version for the vectors';
+  return undefined;
+}
+
+/** The whole `.knnvec`, as read, as the range the index repeats. */
+function storedVectorsRange(deps: PipelineDeps, vectorBlob: HostBlob): CopyRange {
+  return {
+    source: deps.io.vectors.at,
+    sourceVersion: vectorBlob.version!,
+    start: 0,
+    bytes: vectorBlob.byteLength,
+    local: vectorBlob.chunks,
+  };
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms) / 1000;
+}
+
 class PhaseClock {
   readonly laps: Record<string, number> = {};
-  private last = performance.now();
+  private readonly started = performance.now();
+  private readonly ends: Record<string, number> = {};
+  private last = this.started;
 
   lap(name: string): void {
     const now = performance.now();
-    this.laps[name] = Math.round(now - this.last) / 1000;
+    this.laps[name] = seconds(now - this.last);
+    this.ends[name] = now;
     this.last = now;
+  }
+
+  /** When the phase `name` ended (performance.now()). */
+  at(name: string): number {
+    return this.ends[name]!;
+  }
+
+  total(): number {
+    return seconds(this.last - this.started);
   }
 }

@@ -22,9 +22,12 @@ import {
   nativeFileReader,
   nativeRangeCopier,
 } from './local-io.js';
+import { composeNow, composedWrite } from './composed-write.js';
 import type {
   ComposeResult,
   ComposedObject,
+  ComposedPlan,
+  ComposedWrite,
   HostBlob,
   ObjectInfo,
   ObjectLocation,
@@ -167,27 +170,36 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   /** The index with its vectors copied kernel-side from the `.knnvec` (copy_file_range), see local-compose.ts. */
-  async writeComposed(
+  writeComposed(
     location: ObjectLocation,
     object: ComposedObject,
     options: WriteOptions = {},
   ): Promise<ComposeResult> {
-    const from = this.resolve(object.copy.source);
-    // The source as read: links resolved inside its container, a regular file (as read() insists).
-    const source = await this.realFile(object.copy.source, from).catch(async (err: unknown) => {
-      throw await this.explain(err, 'copying from', object.copy.source, from);
+    return composeNow((plan) => this.startComposed(location, plan, options), object);
+  }
+
+  /** The vectors' copy starts now, into the temporary file at their final offset; finish() writes the rest. */
+  startComposed(location: ObjectLocation, plan: ComposedPlan, options: WriteOptions = {}): ComposedWrite {
+    return composedWrite(options, async (ends, runOptions, copied) => {
+      const from = this.resolve(plan.copy.source);
+      // The source as read: links resolved inside its container, a regular file (as read() insists).
+      const source = await this.realFile(plan.copy.source, from).catch(async (err: unknown) => {
+        throw await this.explain(err, 'copying from', plan.copy.source, from);
+      });
+      return this.writeVia(location, runOptions, (handle) =>
+        composeIntoFile(
+          handle,
+          source,
+          plan,
+          ends,
+          runOptions,
+          this.copier,
+          (err) => this.explain(err, 'copying from', plan.copy.source, from),
+          this.address(plan.copy.source),
+          copied,
+        ),
+      );
     });
-    return this.writeVia(location, options, (handle) =>
-      composeIntoFile(
-        handle,
-        source,
-        object,
-        options,
-        this.copier,
-        (err) => this.explain(err, 'copying from', object.copy.source, from),
-        this.address(object.copy.source),
-      ),
-    );
   }
 
   /** Runs `fill` on a fresh temporary file renamed into place when it succeeds; on failure nothing is left. */

@@ -20,12 +20,21 @@ import type { S3Access } from './s3.js';
 import {
   PartReader,
   inMultipartUpload,
+  raceFailure,
   checkWritten,
   uploadPart,
   uploadParts,
   uploadToS3,
 } from './s3-upload.js';
-import type { ComposeResult, ComposedObject, CopyRange, ObjectLocation, WriteOptions } from './types.js';
+import type {
+  ComposeResult,
+  ComposedEnds,
+  ComposedObject,
+  ComposedPlan,
+  CopyRange,
+  ObjectLocation,
+  WriteOptions,
+} from './types.js';
 
 /** S3's smallest part, except the last. */
 export const MIN_PART_BYTES = 5 * 2 ** 20;
@@ -41,23 +50,37 @@ interface CopyPart {
   readonly to: number;
 }
 
+/**
+ * The composed object as one multipart upload: the copied parts start at once (while the caller may still be
+ * making the bytes around them), the head and tail parts are uploaded once `ends` arrives. `copied` is called when
+ * the copied parts are done (or have failed).
+ */
 export async function composeInS3(
   s3: S3Access,
   location: ObjectLocation,
-  object: ComposedObject,
+  plan: ComposedPlan,
+  ends: Promise<ComposedEnds>,
   options: Options,
+  copied: () => void = () => undefined,
 ): Promise<ComposeResult> {
   const partBytes = s3.settings.writePartBytes;
-  const { copy } = object;
+  const { copy } = plan;
   // The head's last part must reach S3's minimum: pad it with the first bytes of the range.
-  const headRest = object.beforeBytes % partBytes;
+  const headRest = plan.beforeBytes % partBytes;
   const pad = Math.min(copy.bytes, headRest === 0 ? 0 : Math.max(0, MIN_PART_BYTES - headRest));
   const copyBytes = copy.bytes - pad;
   if (copyBytes < MIN_PART_BYTES) {
+    copied();
     const reason = `the vectors (${copy.bytes} bytes) leave ${copyBytes} to copy once the first part is filled, under S3's 5 MiB part minimum`;
-    return streamAll(s3, location, object, options, reason);
+    return streamAll(
+      s3,
+      location,
+      { ...plan, ...(await raceFailure(ends, options.signal)) },
+      options,
+      reason,
+    );
   }
-  const headParts = Math.ceil((object.beforeBytes + pad) / partBytes);
+  const headParts = Math.ceil((plan.beforeBytes + pad) / partBytes);
   const copyParts = planCopyParts(pad, copy.bytes, headParts + 1);
   const tailFirst = headParts + copyParts.length + 1;
   const progress = new Progress(options.onProgress);
@@ -95,8 +118,13 @@ export async function composeInS3(
     // Both branches settle before we go on, so nothing is still sending when the upload is aborted.
     const [endsResult, copiedResult] = await Promise.allSettled([
       (async () => {
-        const head = await streamed(chain(object.before, slices(copy.local, 0, pad)), 1, 0);
-        const tail = await streamed(object.after, tailFirst, 1);
+        const { before, after } = await raceFailure(ends, signal);
+        const head = await streamed(chain(before, slices(copy.local, 0, pad)), 1, 0);
+        const tail = await streamed(after, tailFirst, 1);
+        checkEnds(head.bytes - pad, tail.bytes, plan);
+        if (head.parts.length > headParts) {
+          throw new Error(`the head took ${head.parts.length} parts, planned ${headParts}`);
+        }
         return { head, tail };
       })().catch(fail),
       copyAll(
@@ -109,18 +137,20 @@ export async function composeInS3(
         progress,
         verifyMd5,
         (why) => (refused ??= why),
-      ).catch(fail),
+      )
+        .catch(fail)
+        .finally(copied),
     ]);
     if (firstError) throw firstError.error;
-    const ends = (endsResult as PromiseFulfilledResult<{ head: Sent; tail: Sent }>).value;
-    const copied = (copiedResult as PromiseFulfilledResult<CopiedPart[]>).value;
+    const sent = (endsResult as PromiseFulfilledResult<{ head: Sent; tail: Sent }>).value;
+    const copiedParts = (copiedResult as PromiseFulfilledResult<CopiedPart[]>).value;
     await checkSourceUnchanged(s3, copy, signal);
-    let crc = ends.head.crc;
-    for (const part of copied) crc = crc32Combine(crc, part.crc, part.bytes);
-    crc = crc32Combine(crc, ends.tail.crc, ends.tail.bytes);
-    const parts = [...ends.head.parts, ...copied.map((p) => p.completed), ...ends.tail.parts];
+    let crc = sent.head.crc;
+    for (const part of copiedParts) crc = crc32Combine(crc, part.crc, part.bytes);
+    crc = crc32Combine(crc, sent.tail.crc, sent.tail.bytes);
+    const parts = [...sent.head.parts, ...copiedParts.map((p) => p.completed), ...sent.tail.parts];
     parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
-    return { parts, bytes: ends.head.bytes + copy.bytes - pad + ends.tail.bytes, crc };
+    return { parts, bytes: sent.head.bytes + copy.bytes - pad + sent.tail.bytes, crc };
   });
   await checkWritten(s3, location, total, options.signal);
   const bytesCopied = refused ? 0 : copyBytes;
@@ -131,6 +161,15 @@ export async function composeInS3(
     path: refused ? 'stream' : 'copy',
     ...(refused ? { reason: refused } : {}),
   };
+}
+
+/** The bytes around the range must be as planned: the copied parts sit at offsets computed from them. */
+function checkEnds(beforeBytes: number, afterBytes: number, plan: ComposedPlan): void {
+  if (beforeBytes !== plan.beforeBytes || afterBytes !== plan.afterBytes) {
+    throw new Error(
+      `the bytes around the copied range are ${beforeBytes} + ${afterBytes}, planned ${plan.beforeBytes} + ${plan.afterBytes}`,
+    );
+  }
 }
 
 /** Everything sent, nothing copied: for ranges too small to copy. */

@@ -262,7 +262,7 @@ export async function uploadParts(
 }
 
 /** Resolves with `promise`, or rejects as soon as `signal` aborts (the promise is left to settle on its own). */
-function raceFailure<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+export function raceFailure<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     if (signal.aborted) onAbort();

@@ -18,9 +18,12 @@ import { composeInS3 } from './s3-compose.js';
 import { uploadToS3 } from './s3-upload.js';
 import { effectiveChecksums, redactUrl } from './settings.js';
 import type { StorageSettings } from './settings.js';
+import { composeNow, composedWrite } from './composed-write.js';
 import type {
   ComposeResult,
   ComposedObject,
+  ComposedPlan,
+  ComposedWrite,
   HostBlob,
   ObjectInfo,
   ObjectLocation,
@@ -97,13 +100,20 @@ export class S3ObjectStore implements ObjectStore, S3Access {
   }
 
   /** The index with its vectors copied server-side from the `.knnvec` (UploadPartCopy), see s3-compose.ts. */
-  async writeComposed(
+  writeComposed(
     location: ObjectLocation,
     object: ComposedObject,
     options: WriteOptions = {},
   ): Promise<ComposeResult> {
-    return this.guard('writing', location, options.signal, (signal) =>
-      composeInS3(this, location, object, { ...options, signal }),
+    return composeNow((plan) => this.startComposed(location, plan, options), object);
+  }
+
+  /** The multipart upload and its UploadPartCopy parts start now; finish() uploads the head and tail parts. */
+  startComposed(location: ObjectLocation, plan: ComposedPlan, options: WriteOptions = {}): ComposedWrite {
+    return composedWrite(options, (ends, runOptions, copied) =>
+      this.guard('writing', location, runOptions.signal, (signal) =>
+        composeInS3(this, location, plan, ends, { ...runOptions, signal }, copied),
+      ),
     );
   }
 

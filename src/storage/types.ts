@@ -78,6 +78,32 @@ export interface ComposedObject {
   readonly afterBytes: number;
 }
 
+/** A composed object's plan: the copied range now, only the sizes of the bytes around it (they come later). */
+export interface ComposedPlan {
+  readonly beforeBytes: number;
+  readonly copy: CopyRange;
+  readonly afterBytes: number;
+}
+
+/** The bytes around the copied range, exactly ComposedPlan.beforeBytes and afterBytes long. */
+export interface ComposedEnds {
+  readonly before: Iterable<Uint8Array>;
+  readonly after: Iterable<Uint8Array>;
+}
+
+/**
+ * A composed write under way (ObjectStore.startComposed): the store copies the range while the caller makes the
+ * bytes around it (e.g. while the graph builds). Exactly one of finish() or abort() must be called.
+ */
+export interface ComposedWrite {
+  /** Writes `before` and `after` and completes the object; rejects (leaving nothing) on any failure. */
+  finish(ends: ComposedEnds): Promise<ComposeResult>;
+  /** Gives the object up: resolves once everything has stopped and nothing is left behind. */
+  abort(reason?: unknown): Promise<void>;
+  /** Resolves when the range's copy has ended, however it ended (the outcome comes from finish()). */
+  readonly copyEnded: Promise<void>;
+}
+
 export interface ComposeResult {
   /** Bytes of the new object. */
   readonly bytes: number;
@@ -106,5 +132,11 @@ export interface ObjectStore {
     object: ComposedObject,
     options?: WriteOptions,
   ): Promise<ComposeResult>;
+  /**
+   * writeComposed() started before the bytes around the range exist: the range starts copying now, finish()
+   * supplies the rest. Same guarantees: on failure or abort nothing is left behind (no object, no multipart
+   * upload, no temporary file).
+   */
+  startComposed?(location: ObjectLocation, plan: ComposedPlan, options?: WriteOptions): ComposedWrite;
   close(): Promise<void>;
 }

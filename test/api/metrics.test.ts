@@ -31,6 +31,8 @@ describe('metrics', () => {
       bytesUploaded: 600,
       bytesCopied: 0,
       uploadPath: { path: 'stream' },
+      wallSeconds: 6,
+      overlap: { copySeconds: 0, copyDuringBuildSeconds: 0 },
       peakDeviceBytes: 4096,
       format: 'IHNc/flat',
     });

@@ -8,7 +8,7 @@ import { centralNode } from '../../src/builders/entry-node.js';
 import { GpuBuilder } from '../../src/builders/gpu.js';
 import { gpuInfo, gpuWarmUp } from '../../src/builders/native.js';
 import type { BuildParams, BuiltGraph, GpuBuildOptions } from '../../src/builders/types.js';
-import type { HnswGraph } from '../../src/faiss-format/hnsw-graph.js';
+import type { HnswGraph, HnswLayout } from '../../src/faiss-format/hnsw-graph.js';
 import type { DataType, SpaceType, VectorSet } from '../../src/vectors/types.js';
 import {
   graphLayout,
@@ -315,6 +315,22 @@ export const gpuCases: GpuCase[] = [
       const [a, b] = await Promise.all([builder.build(d.vectors, p), builder.build(d.vectors, p)]);
       assert.deepEqual(a.graph.neighbors, b.graph.neighbors);
       await assert.rejects(gpuWarmUp(1024), /GPU 1024 warm-up failed: .*does not exist/);
+    },
+  },
+  {
+    name: 'the planned layout (plannedLayout, host only) is the built one: base level, hierarchical, graph degree',
+    run: async () => {
+      const d = data('float', 'l2', 20_000, 0, 32);
+      const shape = (g: HnswLayout) => ({
+        M: g.M,
+        levels: g.levels && Array.from(g.levels),
+        assignProbas: g.assignProbas && Array.from(g.assignProbas),
+        cumNeighborPerLevel: g.cumNeighborPerLevel && Array.from(g.cumNeighborPerLevel),
+      });
+      for (const p of [params('l2', false), params('l2', true), params('l2', true, { graphDegree: 24 }, 8)]) {
+        const built = await builder.build(d.vectors, p);
+        assert.deepEqual(shape(built.graph), shape(builder.plannedLayout(d.vectors, p)), JSON.stringify(p));
+      }
     },
   },
   {

@@ -228,10 +228,19 @@ describe.each(TOPOLOGIES)(
       const index = await getObject(s3, bucket, `${folder}/${status.file_name}`);
       if (!EXTERNAL) {
         const jobs = (await (await fetch(`${url}/_jobs`)).json()) as {
-          jobs: { job_id: string; upload_path: string; bytes_uploaded: number; bytes_copied: number }[];
+          jobs: {
+            job_id: string;
+            upload_path: string;
+            bytes_uploaded: number;
+            bytes_copied: number;
+            timing: Record<string, number | string | null> | null;
+          }[];
         };
         const job = jobs.jobs.find((j) => j.job_id === jobId)!;
         expect(job.upload_path).toBe('copy');
+        // The vectors were copied while the graph built (the copy's seconds may round to 0 on a small set).
+        expect(job.timing).toMatchObject({ overlap_reason: null, wall_seconds: expect.any(Number) });
+        expect(job.timing!.copy_during_build_seconds).toBeLessThanOrEqual(job.timing!.copy_seconds as number);
         // All but the few MiB that pad the graph's last part to S3's 5 MiB minimum.
         expect(job.bytes_copied).toBeGreaterThan(vectors.length - 5 * 2 ** 20);
         expect(job.bytes_uploaded + job.bytes_copied).toBe(index.length);

@@ -11,6 +11,8 @@
 //     cancel takes effect within one insertion per thread (well under a millisecond) and ends in BuildCancelled.
 #include "hnsw_builder.h"
 
+#include "../layout/levels.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -70,22 +72,7 @@ class NodeLocks {
   std::unique_ptr<std::mutex[]> stripes_;
 };
 
-// splitmix64: a small, portable generator (the same levels on every platform and library version).
-class Random {
- public:
-  explicit Random(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  uint64_t below(uint64_t n) { return next() % n; }
-
- private:
-  uint64_t state_;
-};
+using levels::Random;
 
 // Levels and link slots. While building, level 0 is dense (node i's 2M slots at neighbors[i * 2M], no offset
 // lookup on the hot path: one cache miss less per visited node) and the upper levels live in `upper`. finish()
@@ -101,15 +88,9 @@ struct Layout {
   std::size_t slots0;
 
   Layout(int m, int64_t n, bool hierarchical, Random& random) : slots0(2 * static_cast<std::size_t>(m)) {
-    // Faiss's HNSW::set_default_probas(M, 1 / ln M) and random_level(), so levels follow Faiss's distribution.
-    const double levelMult = 1.0 / std::log(static_cast<double>(m));
-    cum.push_back(0);
-    for (int level = 0;; level++) {
-      const double proba = std::exp(-level / levelMult) * (1 - std::exp(-1 / levelMult));
-      if (proba < 1e-9) break;
-      assignProbas.push_back(proba);
-      cum.push_back(cum.back() + (level == 0 ? 2 * m : m));
-    }
+    // Faiss's HNSW::set_default_probas(M, 1 / ln M) and random_level(), so levels follow Faiss's distribution;
+    // the same functions as plannedLayoutCpu (layout/levels.h), so the planned file layout is the built one.
+    knn::levels::cpuLevelTables(m, assignProbas, cum);
     const auto count = static_cast<std::size_t>(n);
     levels.resize(count);
     upperStart.resize(count + 1, 0);
@@ -123,13 +104,7 @@ struct Layout {
     neighbors.assign(count * slots0 + (hierarchical ? upper.size() : 0), -1);
   }
 
-  int drawLevel(double f) const {
-    for (std::size_t level = 0; level < assignProbas.size(); level++) {
-      if (f < assignProbas[level]) return static_cast<int>(level);
-      f -= assignProbas[level];
-    }
-    return static_cast<int>(assignProbas.size()) - 1;
-  }
+  int drawLevel(double f) const { return knn::levels::cpuDrawLevel(assignProbas, f); }
 
   int top(int32_t i) const { return levels[static_cast<std::size_t>(i)] - 1; }
   int capacity(int level) const { return cum[level + 1] - cum[level]; }

@@ -26,6 +26,7 @@
 #include "internal.h"
 #include "knn/build.h"
 #include "warm.h"
+#include "../layout/levels.h"
 
 namespace knn {
 
@@ -48,38 +49,6 @@ std::size_t hostBytesPerVector(DataType t, int d) {
     case DataType::Binary: return static_cast<std::size_t>(d) / 8;
   }
   return 0;
-}
-
-// Faiss's HNSW defaults for M: level probabilities and cumulative neighbour counts [0, 2M, 3M, ...].
-void faissLevelTables(int M, std::vector<double>& probas, std::vector<int32_t>& cum) {
-  const double mult = 1.0 / std::log(static_cast<double>(M));
-  probas.clear();
-  cum.assign(1, 0);
-  int nn = 0;
-  for (int level = 0;; ++level) {
-    const double p = std::exp(-level / mult) * (1.0 - std::exp(-1.0 / mult));
-    if (p < 1e-9) break;
-    probas.push_back(p);
-    nn += level == 0 ? 2 * M : M;
-    cum.push_back(nn);
-  }
-}
-
-// Top level (0-based) of every node, drawn as Faiss's HNSW::random_level does (seeded).
-std::vector<int8_t> drawLevels(int64_t n, const std::vector<double>& probas, uint64_t seed) {
-  std::vector<int8_t> lv(n);
-  std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ull);
-  std::uniform_real_distribution<double> uni(0.0, 1.0);
-  for (int64_t i = 0; i < n; ++i) {
-    double f = uni(rng);
-    int level = 0;
-    for (; level < static_cast<int>(probas.size()) - 1; ++level) {
-      if (f < probas[level]) break;
-      f -= probas[level];
-    }
-    lv[i] = static_cast<int8_t>(level);
-  }
-  return lv;
 }
 
 // Everything decided before the device is touched (planBuild): sizes, degrees, the k-NN path, the HNSW level
@@ -301,8 +270,7 @@ Plan planBuild(const BuildOptions& o) {
   plan.k = o.gpu.intermediateDegree > 0 ? o.gpu.intermediateDegree : 4 * o.m;
   plan.k = static_cast<int>(std::min<int64_t>({std::max(plan.k, requestedDegree), 192, maxNeighbours}));
   plan.degree = std::min(requestedDegree, plan.k);
-  // The file's M follows the request, not n: tiny sets just leave slots empty.
-  plan.M = (requestedDegree + 1) / 2;
+  plan.M = levels::gpuFileM(o);  // shared with plannedLayoutGpu (layout/levels.h)
   plan.knnWidth = listWidthFor(plan.k);
   const std::string& algo = o.gpu.knnAlgorithm;
   if (algo != "auto" && algo != "exact" && algo != "approximate")
@@ -317,8 +285,9 @@ Plan planBuild(const BuildOptions& o) {
   plan.ivf.lists = tune.ivfLists;
   plan.ivf.seed = o.seed;
 
-  faissLevelTables(std::max(2, plan.M), plan.probas, plan.cum);
-  plan.levels = drawLevels(plan.n, plan.probas, o.seed);
+  // The level draw: the same functions as plannedLayoutGpu, so the planned file layout is the built one.
+  levels::gpuLevelTables(std::max(2, plan.M), plan.probas, plan.cum);
+  plan.levels = levels::gpuDrawLevels(plan.n, plan.probas, o.seed);
   for (int64_t i = 0; i < plan.n; ++i) plan.maxLevel = std::max<int>(plan.maxLevel, plan.levels[i]);
   for (int l = 1; l <= plan.maxLevel; ++l) {
     std::vector<int32_t> s;

@@ -93,6 +93,18 @@ using ProgressFn = std::function<void(double fraction, const std::string& stage)
 
 GraphResult buildCpu(const BuildOptions& options, const ProgressFn& progress);
 
+// The shape of the graph buildCpu / buildGpu will return for these options (GraphResult's M, levels and level
+// tables, no links), computed on the host without building: both draw every node's level up front from
+// (count, m, seed). layout/planned_layout.cpp; host code, compiled with or without CUDA.
+struct GraphLayout {
+  int M = 0;
+  std::vector<int32_t> levels;               // as GraphResult::levels
+  std::vector<double> assignProbas;          // as GraphResult::assignProbas
+  std::vector<int32_t> cumNeighborPerLevel;  // as GraphResult::cumNeighborPerLevel
+};
+GraphLayout plannedLayoutCpu(const BuildOptions& options);
+GraphLayout plannedLayoutGpu(const BuildOptions& options);
+
 // GPU side. Built from gpu/ when CUDA and cuBLAS are present, else from gpu/gpu_unavailable.cpp.
 struct GpuInfo {
   bool compiled = false;     // the addon was built with the GPU builder

@@ -1,0 +1,368 @@
+// Phase overlap (issue 12 item 2): the stored vectors are copied store-side into the index while the graph
+// builds. Real parts: runJob with the real CPU builder (one thread, fixed seed: the same graph every run), the local
+// store (copy_file_range) and the S3 test server (UploadPartCopy, through a fault proxy that sees and refuses
+// copies). The builder here is the CPU builder behind a gate that holds the build until the test has seen the copy
+// at work (or changed the source, or cancelled): so "the copy started before the build ended" is observed, not
+// inferred from timings. Every file written is compared byte for byte with the one the plain streaming upload
+// writes, and one is loaded and searched by Faiss 1.15 and k-NN's checker.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { JobSpec } from '../../src/build-spec.js';
+import { CpuBuilder } from '../../src/builders/cpu.js';
+import type { GraphBuilder } from '../../src/builders/types.js';
+import type { HnswLayout } from '../../src/faiss-format/hnsw-graph.js';
+import { formatPolicy } from '../../src/faiss-format/policy.js';
+import { type JobResult, type PipelineDeps, ioForRequest, runJob } from '../../src/pipeline/run-job.js';
+import { createObjectStore, resolveStorageSettings } from '../../src/storage/index.js';
+import { LocalObjectStore } from '../../src/storage/local.js';
+import { type RangeCopier, nativeRangeCopier } from '../../src/storage/local-compose.js';
+import type { ObjectStore } from '../../src/storage/types.js';
+import { tempDir } from '../helpers/faiss-files.js';
+import { FaultProxy } from '../helpers/fault-proxy.js';
+import type { RequestInfo } from '../helpers/fault-proxy.js';
+import { checkerPath, runChecker } from '../helpers/knn-checker.js';
+import { jobSpecFor } from '../helpers/job-spec.js';
+import { FAISS_115_PYTHON, REPO_ROOT, faissPythonAvailable, runPythonJson } from '../helpers/python.js';
+import {
+  createTestBucket,
+  deleteTestBucket,
+  getObject,
+  listMultipartUploads,
+  listObjectKeys,
+  putObject,
+  s3StoreSettings,
+  s3TestServer,
+  s3Unavailable,
+  testS3Client,
+} from '../helpers/s3.js';
+import { clusteredFloat } from '../helpers/synthetic.js';
+
+// 12 MiB of vectors: enough for S3 to copy parts (>= 5 MiB after the head's padding), quick to build.
+const COUNT = 3000;
+const DIMENSION = 1024;
+const VECTOR_KEY = 'seg/x.knnvec';
+const IDS_KEY = 'seg/x.knndid';
+const INDEX_KEY = 'seg/x.faiss';
+const vectors = clusteredFloat({ count: COUNT, dimension: DIMENSION, clusters: 30, seed: 5 });
+const vectorBytes = Buffer.from(vectors.buffer, vectors.byteOffset, vectors.byteLength);
+const idBytes = Buffer.from(Int32Array.from({ length: COUNT }, (_, i) => 3 * i + 1).buffer);
+const differentVectors = Buffer.from(vectorBytes);
+differentVectors[vectorBytes.length - 100] = differentVectors[vectorBytes.length - 100]! ^ 0xff;
+
+function request(container: string): JobSpec {
+  return jobSpecFor({
+    container_name: container,
+    vector_path: VECTOR_KEY,
+    doc_id_path: IDS_KEY,
+    dimension: DIMENSION,
+    doc_count: COUNT,
+    index_parameters: {
+      space_type: 'l2',
+      algorithm: 'hnsw',
+      algorithm_parameters: { ef_construction: 32, ef_search: 64, m: 8 },
+    },
+  });
+}
+
+interface Gate {
+  /** Runs before the real build starts (the copy has been started by then). */
+  beforeBuild?: () => Promise<void>;
+  /** Replaces the planned layout (a builder whose graph turns out other than planned). */
+  layout?: (planned: HnswLayout) => HnswLayout;
+}
+
+/** The real CPU builder, its build held until `gate.beforeBuild` resolves. */
+function gatedCpu(gate: Gate): GraphBuilder {
+  const cpu = new CpuBuilder({ threads: 1, seed: 7 });
+  return {
+    kind: 'cpu',
+    plannedLayout: (v, p) => (gate.layout ?? ((l) => l))(cpu.plannedLayout(v, p)),
+    async build(v, p, onProgress, signal) {
+      await gate.beforeBuild?.();
+      return cpu.build(v, p, onProgress, signal);
+    },
+  };
+}
+
+function job(
+  store: ObjectStore,
+  container: string,
+  gate: Gate = {},
+  more: Partial<PipelineDeps> = {},
+): Promise<JobResult> {
+  const r = request(container);
+  return runJob(r, 'cpu', {
+    io: ioForRequest(store, r),
+    builders: { cpu: gatedCpu(gate) },
+    formatPolicy: formatPolicy('compatible'),
+    buildDefaults: { threads: 1 },
+    signal: new AbortController().signal,
+    report: () => undefined,
+    acquireGpu: () => Promise.reject(new Error('no GPU')),
+    ...more,
+  });
+}
+
+async function until(what: string, ready: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ready())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function expectOverlapped(result: JobResult): void {
+  expect(result.uploadPath).toEqual({ path: 'copy' });
+  expect(result.overlap.reason).toBeUndefined();
+  expect(result.overlap.copyDuringBuildSeconds).toBeLessThanOrEqual(result.overlap.copySeconds);
+  expect(result.wallSeconds).toBeGreaterThan(0);
+  // Only the header, graph, the head part's padding (S3) and the id map were sent.
+  expect(result.bytesCopied).toBeGreaterThan(vectorBytes.length - 5 * 2 ** 20 - 1);
+}
+
+async function expectFaissFinds(file: string, folder: string): Promise<void> {
+  if (!faissPythonAvailable()) return;
+  const vecFile = path.join(folder, 'x.knnvec');
+  const didFile = path.join(folder, 'x.knndid');
+  await writeFile(vecFile, vectorBytes);
+  await writeFile(didFile, idBytes);
+  const recall = await runPythonJson<{ recall: number }>(
+    FAISS_115_PYTHON,
+    path.join(REPO_ROOT, 'test/python/faiss_check.py'),
+    [
+      'recall',
+      file,
+      '--vectors',
+      vecFile,
+      '--doc-ids',
+      didFile,
+      '--data-type',
+      'float',
+      '--dimension',
+      String(DIMENSION),
+      '--num-queries',
+      '50',
+      '--k',
+      '10',
+      '--ef',
+      '64',
+    ],
+  );
+  expect(recall.recall).toBeGreaterThan(0.9);
+}
+
+describe('phase overlap, local store (copy_file_range while the graph builds)', () => {
+  const tmp = tempDir('overlap-');
+  const container = 'c';
+  const folder = () => path.join(tmp.dir, container, 'seg');
+  const settings = () => resolveStorageSettings({ kind: 'local', localRoot: tmp.dir });
+  const temps = async () => (await readdir(folder())).filter((n) => n.startsWith('.knn-tmp-'));
+  let streamed: Buffer;
+
+  beforeAll(async () => {
+    await mkdir(folder(), { recursive: true });
+    await writeFile(path.join(folder(), 'x.knnvec'), vectorBytes);
+    await writeFile(path.join(folder(), 'x.knndid'), idBytes);
+    // The reference: the same job with every byte streamed after the build.
+    const result = await job(createObjectStore(settings()), container, {}, { copyStoredVectors: false });
+    expect(result.uploadPath.path).toBe('stream');
+    expect(result.overlap).toMatchObject({ copySeconds: 0, reason: expect.stringMatching(/turned off/) });
+    streamed = await readFile(path.join(folder(), 'x.faiss'));
+  }, 120_000);
+  afterAll(() => tmp.remove());
+
+  it.skipIf(!nativeRangeCopier())(
+    'copies the vectors into the temporary file before the build ends; the file equals the streamed one',
+    async () => {
+      const store = createObjectStore(settings());
+      const result = await job(store, container, {
+        // The vectors at their final offset: the temporary file is already longer than them.
+        beforeBuild: () =>
+          until('the vectors copied into the temporary file', async () => {
+            for (const t of await temps()) {
+              if ((await stat(path.join(folder(), t))).size > vectorBytes.length) return true;
+            }
+            return false;
+          }),
+      });
+      expectOverlapped(result);
+      expect(result.bytesCopied).toBe(vectorBytes.length);
+      const written = await readFile(path.join(folder(), 'x.faiss'));
+      expect(written.equals(streamed)).toBe(true);
+      expect(await temps()).toEqual([]);
+      await expectFaissFinds(path.join(folder(), 'x.faiss'), tmp.dir);
+      const checker = checkerPath('3.8');
+      if (existsSync(checker)) {
+        const queries = path.join(tmp.dir, 'queries.bin');
+        await writeFile(queries, vectorBytes.subarray(0, 5 * 4 * DIMENSION));
+        const run = await runChecker('3.8', path.join(folder(), 'x.faiss'), queries, { k: 5 });
+        expect(run.exitCode, JSON.stringify(run.error)).toBe(0);
+        expect(run.queries.map((q) => q.labels[0])).toEqual([1, 4, 7, 10, 13]); // each finds itself (doc id)
+      }
+    },
+    120_000,
+  );
+
+  it('a cancel during the build while the copy runs leaves no index and no temporary file', async () => {
+    const real = nativeRangeCopier();
+    let copying = false;
+    const slow: RangeCopier = async (...args) => {
+      copying = true;
+      await sleep(300);
+      return real ? real(...args) : { bytes: args[4], method: 'pread/pwrite' as const };
+    };
+    const store = new LocalObjectStore(settings(), slow);
+    const controller = new AbortController();
+    await rmIndex(folder());
+    const err = await job(
+      store,
+      container,
+      {
+        beforeBuild: async () => {
+          await until('the copy to start', () => copying);
+          controller.abort(new Error('cancelled by the test'));
+        },
+      },
+      { signal: controller.signal },
+    ).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    await sleep(400); // the copy step in flight ends, then the write cleans up
+    expect(await temps()).toEqual([]);
+    expect(existsSync(path.join(folder(), 'x.faiss'))).toBe(false);
+  });
+
+  it('vectors that change during the build fail the job and leave nothing', async () => {
+    await rmIndex(folder());
+    const err = await job(createObjectStore(settings()), container, {
+      beforeBuild: () => writeFile(path.join(folder(), 'x.knnvec'), differentVectors),
+    }).catch((e: Error) => e);
+    await writeFile(path.join(folder(), 'x.knnvec'), vectorBytes);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/changed .*build again from the new vectors/);
+    expect(await temps()).toEqual([]);
+    expect(existsSync(path.join(folder(), 'x.faiss'))).toBe(false);
+  });
+
+  it('a graph other than planned is caught: the copy is redone after the build, the file still right', async () => {
+    const result = await job(createObjectStore(settings()), container, {
+      layout: (planned) => ({ M: planned.M * 2 }), // a wrong plan: twice the slots per node
+    });
+    expect(result.overlap.reason).toMatch(/layout is not the planned one/);
+    expect(result.overlap.copySeconds).toBe(0);
+    expect(result.uploadPath.path).toBe(nativeRangeCopier() ? 'copy' : 'stream');
+    expect((await readFile(path.join(folder(), 'x.faiss'))).equals(streamed)).toBe(true);
+    expect(await temps()).toEqual([]);
+  });
+});
+
+async function rmIndex(folder: string): Promise<void> {
+  await rm(path.join(folder, 'x.faiss'), { force: true });
+}
+
+const isCopy = (r: RequestInfo) => r.method === 'PUT' && r.headers['x-amz-copy-source'] !== undefined;
+
+const skipped = s3Unavailable();
+describe.skipIf(skipped !== undefined)(
+  skipped
+    ? `phase overlap, S3 (skipped: ${skipped})`
+    : 'phase overlap, S3 (UploadPartCopy while the graph builds)',
+  () => {
+    let proxy: FaultProxy;
+    let client: S3Client;
+    let bucket: string;
+    let store: ObjectStore;
+    let streamed: Buffer;
+
+    beforeAll(async () => {
+      proxy = await FaultProxy.start(s3TestServer().endpoint);
+      client = testS3Client();
+      bucket = await createTestBucket(client, 'overlap');
+      await putObject(client, bucket, VECTOR_KEY, vectorBytes);
+      await putObject(client, bucket, IDS_KEY, idBytes);
+      store = createObjectStore(
+        s3StoreSettings({ writePartBytes: 5 * 2 ** 20, writeConcurrency: 2, endpoint: proxy.endpoint }),
+      );
+      const result = await job(store, bucket, {}, { copyStoredVectors: false });
+      expect(result.uploadPath.path).toBe('stream');
+      streamed = await getObject(client, bucket, INDEX_KEY);
+    }, 120_000);
+    afterAll(async () => {
+      await store?.close();
+      await proxy?.close();
+      if (bucket) await deleteTestBucket(client, bucket);
+      client?.destroy();
+    });
+
+    async function expectNothingLeft() {
+      expect(await listObjectKeys(client, bucket)).not.toContain(INDEX_KEY);
+      expect(await listMultipartUploads(client, bucket)).toEqual([]);
+    }
+
+    it('copies parts before the build ends; the object equals the streamed one', async () => {
+      proxy.clear();
+      let copiesBeforeBuild = 0;
+      const result = await job(store, bucket, {
+        beforeBuild: async () => {
+          await until('an UploadPartCopy to complete', () =>
+            proxy.log.some((r) => isCopy(r) && r.status === 200),
+          );
+          copiesBeforeBuild = proxy.log.filter(isCopy).length;
+        },
+      });
+      expect(copiesBeforeBuild).toBeGreaterThan(0);
+      expectOverlapped(result);
+      expect((await getObject(client, bucket, INDEX_KEY)).equals(streamed)).toBe(true);
+      expect(await listMultipartUploads(client, bucket)).toEqual([]);
+    }, 120_000);
+
+    it('a cancel during the build while the copy runs leaves no object and no multipart upload', async () => {
+      proxy.clear();
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: INDEX_KEY }));
+      proxy.inject(isCopy, { kind: 'hang' }, 100);
+      const controller = new AbortController();
+      const err = await job(
+        store,
+        bucket,
+        {
+          beforeBuild: async () => {
+            await until('an UploadPartCopy to be sent', () => proxy.log.some(isCopy));
+            controller.abort(new Error('cancelled by the test'));
+          },
+        },
+        { signal: controller.signal },
+      ).catch((e: Error) => e);
+      proxy.clear();
+      expect(err).toBeInstanceOf(Error);
+      await expectNothingLeft();
+    }, 120_000);
+
+    it('vectors replaced during the build fail the job and leave nothing', async () => {
+      proxy.clear();
+      const err = await job(store, bucket, {
+        beforeBuild: () => putObject(client, bucket, VECTOR_KEY, differentVectors),
+      }).catch((e: Error) => e);
+      await putObject(client, bucket, VECTOR_KEY, vectorBytes);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/changed while the index was written/);
+      await expectNothingLeft();
+    }, 120_000);
+
+    it('a store that refuses the copy gets the vectors streamed, and the job says why', async () => {
+      proxy.clear();
+      proxy.inject(isCopy, { kind: 'status', status: 501, code: 'NotImplemented' }, 100);
+      const result = await job(store, bucket);
+      proxy.clear();
+      expect(result.uploadPath.path).toBe('stream');
+      expect(result.uploadPath.reason).toMatch(/refused UploadPartCopy \(501/);
+      expect(result.bytesCopied).toBe(0);
+      expect((await getObject(client, bucket, INDEX_KEY)).equals(streamed)).toBe(true);
+    }, 120_000);
+  },
+);
