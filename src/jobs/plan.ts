@@ -43,6 +43,13 @@ export const WORKER_PROCESS_BYTES = 128 * MIB;
  */
 export const UNCOLLECTED_BYTES = 128 * MIB;
 /**
+ * Reading a `.knnvec` that is converted on the way in (half_float: fp32 on the wire, fp16 in memory) goes through two
+ * staging buffers of up to 64 MiB (src/storage/local.ts STAGING_BYTES; S3's part buffers are in transferBytes).
+ */
+export function readStagingBytes(dataType: BuildSpec['dataType']): number {
+  return dataType === 'half_float' ? 2 * 64 * MIB : 0;
+}
+/**
  * The GPU builder's host side besides the graph: two 64 MiB pinned upload buffers, the CUDA runtime and cuBLAS
  * (`scripts/gpu-check.sh host-memory` measures it on the GPU machine).
  */
@@ -74,14 +81,15 @@ export interface HostEstimateOptions {
  *   visited table per thread (src/native/cpu/hnsw_builder.cpp Layout, vector_table.h);
  * - GPU: when laying out the file's graph, the downloaded base graph (degree slots per node) next to the file's
  *   graph, its levels and int64 offsets, and the level draw (src/native/gpu/builder.cpp layOut);
- * plus the worker process, what waits for V8's collector, the store's upload buffers and (GPU) the CUDA runtime.
+ * plus the worker process, what waits for V8's collector, the conversion's read staging, the store's upload buffers and (GPU) the CUDA runtime.
  * The writer streams the file in pieces and copies nothing the size of the vectors.
  */
 export function estimateHostBytes(s: BuildSpec, builder: 'cpu' | 'gpu', o: HostEstimateOptions = {}): number {
   const n = s.docCount;
   const m = s.m;
   const data = n * (bytesPerVector(s.dataType, s.dimension) + 4); // vectors + int32 ids
-  const fixed = WORKER_PROCESS_BYTES + UNCOLLECTED_BYTES + (o.transferBytes ?? 0);
+  const fixed =
+    WORKER_PROCESS_BYTES + UNCOLLECTED_BYTES + readStagingBytes(s.dataType) + (o.transferBytes ?? 0);
   if (builder === 'cpu') {
     const threads = o.threads || os.availableParallelism();
     // graph + upper levels apart + levels (4) + upper offsets (8) + order (4) + vector pointers (8) + visited
