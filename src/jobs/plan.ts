@@ -53,7 +53,7 @@ export function readStagingBytes(dataType: BuildSpec['dataType']): number {
  * The GPU builder's host side besides the graph: two 64 MiB pinned upload buffers, the CUDA runtime and cuBLAS
  * (`scripts/gpu-check.sh host-memory` measures it on the GPU machine).
  */
-const GPU_RUNTIME_BYTES = 512 * MIB;
+export const GPU_RUNTIME_BYTES = 512 * MIB;
 
 /** Neighbour slots per node in the written graph (Faiss: 2*M on level 0, M per upper level, ~1/(M-1) extra). */
 function graphSlotsPerNode(M: number): number {

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import type { BuilderKind } from '../../src/builders/types.js';
-import { WORKER_PROCESS_BYTES, estimateHostBytes } from '../../src/jobs/plan.js';
+import { GPU_RUNTIME_BYTES, WORKER_PROCESS_BYTES, estimateHostBytes } from '../../src/jobs/plan.js';
 import type { DataType } from '../../src/vectors/types.js';
 import { measureJob, writeJobFiles } from '../helpers/peak-rss.js';
 
@@ -34,12 +34,15 @@ for (const dataType of ['float', 'half_float', 'byte', 'binary'] as DataType[]) 
     const spec = writeJobFiles(root, { dataType, dimension, docCount: count });
     const m = await measureJob(root, spec, { builder, threads: 0, child: [process.execPath, child] });
     const estimate = estimateHostBytes(spec, builder, { threads });
-    const ok = m.peakBytes <= estimate && m.baselineBytes <= WORKER_PROCESS_BYTES && m.peakReset;
+    // A GPU worker's baseline includes the CUDA libraries' pages (228 MiB on the H200 host), which the estimate
+    // counts in GPU_RUNTIME_BYTES rather than in the worker process's allowance.
+    const baselineAllowance = WORKER_PROCESS_BYTES + (builder === 'gpu' ? GPU_RUNTIME_BYTES : 0);
+    const ok = m.peakBytes <= estimate && m.baselineBytes <= baselineAllowance && m.peakReset;
     if (!ok) failed++;
     console.log(
       `${dataType.padEnd(11)} ${m.format.padEnd(16)} ${mib(m.baselineBytes)} ${mib(m.buildPeakBytes - m.baselineBytes)} ` +
         `${mib(m.peakBytes - m.baselineBytes)} ${mib(m.peakBytes)} ${mib(estimate).padStart(9)}  ` +
-        `${(m.peakBytes / estimate).toFixed(2).padStart(13)}${ok ? '' : '  OVER'}`,
+        `${(m.peakBytes / estimate).toFixed(2).padStart(13)}${ok ? '' : m.peakBytes > estimate ? '  OVER' : '  BASELINE'}`,
     );
   } finally {
     rmSync(root, { recursive: true, force: true });
