@@ -311,15 +311,6 @@ Plan planBuild(const BuildOptions& o) {
   return plan;
 }
 
-void selectDevice(int device) {
-  int devices = 0;
-  KNN_CUDA(cudaGetDeviceCount(&devices));
-  if (device < 0 || device >= devices)
-    throw std::invalid_argument("GPU device " + std::to_string(device) + " does not exist (" +
-                                std::to_string(devices) + " found)");
-  KNN_CUDA(cudaSetDevice(device));
-}
-
 // The device budget: the smaller of the limit and what the device has free; fails fast when the plan needs more.
 std::size_t deviceBudget(const BuildOptions& o, const Plan& plan) {
   std::size_t freeBytes = 0, totalBytes = 0;

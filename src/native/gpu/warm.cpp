@@ -36,7 +36,9 @@ WarmDevice& entryFor(int device) {
   return *entry;
 }
 
-void selectExisting(int device) {
+}  // namespace
+
+void selectDevice(int device) {
   int devices = 0;
   KNN_CUDA(cudaGetDeviceCount(&devices));
   if (device < 0 || device >= devices)
@@ -44,8 +46,6 @@ void selectExisting(int device) {
                                 std::to_string(devices) + " found)");
   KNN_CUDA(cudaSetDevice(device));
 }
-
-}  // namespace
 
 WarmLease::WarmLease(int device) {
   WarmDevice& entry = entryFor(device);
@@ -71,7 +71,7 @@ namespace knn {
 double gpuWarmUp(int device) {
   using namespace gpu;
   const auto t0 = std::chrono::steady_clock::now();
-  selectExisting(device);
+  selectDevice(device);
   KNN_CUDA(cudaFree(nullptr));  // creates the primary context now, not inside the first build
   WarmLease lease(device);
   // One tiny GEMM: cuBLAS loads its kernels and heuristics on first use, not in cublasCreate.

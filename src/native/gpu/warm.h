@@ -20,6 +20,9 @@ constexpr std::size_t kStageBytes = std::size_t(64) << 20;
 
 struct WarmDevice;
 
+// Makes `device` the current thread's device, or throws naming it when it does not exist.
+void selectDevice(int device);
+
 // One build's use of a device's warm resources. The GPU lease of the service gives a device to one build at a
 // time; should two builds of one process still meet on a device, the second gets resources of its own (as
 // before warm workers), so the cache is never shared by two builds at once. The current thread's device must be
