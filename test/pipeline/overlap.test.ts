@@ -30,18 +30,7 @@ import type { RequestInfo } from '../helpers/fault-proxy.js';
 import { checkerPath, runChecker } from '../helpers/knn-checker.js';
 import { jobSpecFor } from '../helpers/job-spec.js';
 import { FAISS_115_PYTHON, REPO_ROOT, faissPythonAvailable, runPythonJson } from '../helpers/python.js';
-import {
-  createTestBucket,
-  deleteTestBucket,
-  getObject,
-  listMultipartUploads,
-  listObjectKeys,
-  putObject,
-  s3StoreSettings,
-  s3TestServer,
-  s3Unavailable,
-  testS3Client,
-} from '../helpers/s3.js';
+import * as s3 from '../helpers/s3.js';
 import { clusteredFloat } from '../helpers/synthetic.js';
 
 // 12 MiB of vectors: enough for S3 to copy parts (>= 5 MiB after the head's padding), quick to build.
@@ -268,7 +257,7 @@ async function rmIndex(folder: string): Promise<void> {
 
 const isCopy = (r: RequestInfo) => r.method === 'PUT' && r.headers['x-amz-copy-source'] !== undefined;
 
-const skipped = s3Unavailable();
+const skipped = s3.s3Unavailable();
 describe.skipIf(skipped !== undefined)(
   skipped
     ? `phase overlap, S3 (skipped: ${skipped})`
@@ -281,28 +270,28 @@ describe.skipIf(skipped !== undefined)(
     let streamed: Buffer;
 
     beforeAll(async () => {
-      proxy = await FaultProxy.start(s3TestServer().endpoint);
-      client = testS3Client();
-      bucket = await createTestBucket(client, 'overlap');
-      await putObject(client, bucket, VECTOR_KEY, vectorBytes);
-      await putObject(client, bucket, IDS_KEY, idBytes);
+      proxy = await FaultProxy.start(s3.s3TestServer().endpoint);
+      client = s3.testS3Client();
+      bucket = await s3.createTestBucket(client, 'overlap');
+      await s3.putObject(client, bucket, VECTOR_KEY, vectorBytes);
+      await s3.putObject(client, bucket, IDS_KEY, idBytes);
       store = createObjectStore(
-        s3StoreSettings({ writePartBytes: 5 * 2 ** 20, writeConcurrency: 2, endpoint: proxy.endpoint }),
+        s3.s3StoreSettings({ writePartBytes: 5 * 2 ** 20, writeConcurrency: 2, endpoint: proxy.endpoint }),
       );
       const result = await job(store, bucket, {}, { copyStoredVectors: false });
       expect(result.uploadPath.path).toBe('stream');
-      streamed = await getObject(client, bucket, INDEX_KEY);
+      streamed = await s3.getObject(client, bucket, INDEX_KEY);
     }, 120_000);
     afterAll(async () => {
       await store?.close();
       await proxy?.close();
-      if (bucket) await deleteTestBucket(client, bucket);
+      if (bucket) await s3.deleteTestBucket(client, bucket);
       client?.destroy();
     });
 
     async function expectNothingLeft() {
-      expect(await listObjectKeys(client, bucket)).not.toContain(INDEX_KEY);
-      expect(await listMultipartUploads(client, bucket)).toEqual([]);
+      expect(await s3.listObjectKeys(client, bucket)).not.toContain(INDEX_KEY);
+      expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
     }
 
     it('copies parts before the build ends; the object equals the streamed one', async () => {
@@ -318,8 +307,8 @@ describe.skipIf(skipped !== undefined)(
       });
       expect(copiesBeforeBuild).toBeGreaterThan(0);
       expectOverlapped(result);
-      expect((await getObject(client, bucket, INDEX_KEY)).equals(streamed)).toBe(true);
-      expect(await listMultipartUploads(client, bucket)).toEqual([]);
+      expect((await s3.getObject(client, bucket, INDEX_KEY)).equals(streamed)).toBe(true);
+      expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
     }, 120_000);
 
     it('a cancel during the build while the copy runs leaves no object and no multipart upload', async () => {
@@ -346,9 +335,9 @@ describe.skipIf(skipped !== undefined)(
     it('vectors replaced during the build fail the job and leave nothing', async () => {
       proxy.clear();
       const err = await job(store, bucket, {
-        beforeBuild: () => putObject(client, bucket, VECTOR_KEY, differentVectors),
+        beforeBuild: () => s3.putObject(client, bucket, VECTOR_KEY, differentVectors),
       }).catch((e: Error) => e);
-      await putObject(client, bucket, VECTOR_KEY, vectorBytes);
+      await s3.putObject(client, bucket, VECTOR_KEY, vectorBytes);
       expect(err).toBeInstanceOf(Error);
       expect((err as Error).message).toMatch(/changed while the index was written/);
       await expectNothingLeft();
@@ -362,7 +351,7 @@ describe.skipIf(skipped !== undefined)(
       expect(result.uploadPath.path).toBe('stream');
       expect(result.uploadPath.reason).toMatch(/refused UploadPartCopy \(501/);
       expect(result.bytesCopied).toBe(0);
-      expect((await getObject(client, bucket, INDEX_KEY)).equals(streamed)).toBe(true);
+      expect((await s3.getObject(client, bucket, INDEX_KEY)).equals(streamed)).toBe(true);
     }, 120_000);
   },
 );
