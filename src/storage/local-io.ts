@@ -128,6 +128,8 @@ export function nativeRangeCopier(defaults: RangeCopyOptions = {}): RangeCopier 
 /** Bytes gathered into one writev call (and at most IOV_MAX pieces): large writes, bounded memory held. */
 const GATHER_BYTES = 64 * 2 ** 20;
 const GATHER_PIECES = 1024;
+/** Bytes one writev call may carry: a stream can hand over pieces of 2 GiB and more (see flush). */
+export const MAX_CALL_BYTES = 2 ** 30;
 
 /**
  * Writes pieces at consecutive positions of a file in large writev calls. The pieces are held (not copied) until
@@ -151,19 +153,37 @@ export class GatheredWriter {
     if (this.pendingBytes >= GATHER_BYTES || this.pending.length >= GATHER_PIECES) await this.flush();
   }
 
-  /** Writes what is gathered. */
+  /** Writes what is gathered, in calls of at most MAX_CALL_BYTES. */
   async flush(): Promise<void> {
     let pieces = this.pending;
     let left = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
     while (left > 0) {
-      const { bytesWritten } = await this.handle.writev(pieces, this.position);
+      const call = firstBytes(pieces, MAX_CALL_BYTES);
+      const asked = Math.min(left, MAX_CALL_BYTES);
+      const { bytesWritten } = await this.handle.writev(call, this.position);
+      // Node reports a write of 2 GiB or more as a negative count (int32), and a negative position means "at the
+      // file's current offset": trusting it once writes on until the disk is full.
+      if (!(bytesWritten > 0 && bytesWritten <= asked)) {
+        throw new Error(`writev wrote ${bytesWritten} of ${asked} bytes at ${this.position}`);
+      }
       this.position += bytesWritten;
       left -= bytesWritten;
-      if (left > 0) pieces = dropBytes(pieces, bytesWritten); // a short write: the rest again
+      if (left > 0) pieces = dropBytes(pieces, bytesWritten); // the rest (or a short write's rest) again
     }
   }
+}
+
+/** At most `bytes` bytes from the front of the pieces (a large piece is cut, not copied). */
+function firstBytes(pieces: Uint8Array[], bytes: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const piece of pieces) {
+    if (bytes <= 0) break;
+    out.push(piece.byteLength <= bytes ? piece : piece.subarray(0, bytes));
+    bytes -= piece.byteLength;
+  }
+  return out;
 }
 
 /** The pieces after their first `bytes` bytes. */

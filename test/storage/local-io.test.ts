@@ -7,18 +7,27 @@ import {
   closeSync,
   mkdirSync,
   openSync,
+  readSync,
+  statSync,
   readFileSync,
   truncateSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { loadAddon } from '../../src/builders/native.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
-import { type FileReader, nativeFileReader, nativeRangeCopier } from '../../src/storage/local-io.js';
+import {
+  type FileReader,
+  GatheredWriter,
+  MAX_CALL_BYTES,
+  nativeFileReader,
+  nativeRangeCopier,
+} from '../../src/storage/local-io.js';
 import { resolveStorageSettings } from '../../src/storage/settings.js';
 import { tempDir } from '../helpers/faiss-files.js';
 import { failure, halfOfEachWord, halved, joined, pattern } from './fixtures.js';
@@ -326,4 +335,38 @@ describe('LocalObjectStore.read through the addon', () => {
     const err = await failure(threaded.read(at('c.knnvec'), { signal: controller.signal }));
     expect(err.code).toBe('Aborted');
   });
+});
+
+describe('GatheredWriter', () => {
+  // A stream can hand over a piece of 2 GiB (two 1 GiB chunks joined); Node reports such a writev as -2^31 bytes,
+  // and the writer once took that at its word and wrote on at "position -2^31" until the disk was full.
+  it('writes a piece of 2 GiB and more in calls the kernel and Node count right', async () => {
+    const file = path.join(tmp.dir, 'big.bin');
+    const big = new Uint8Array(2 ** 31 + 4096);
+    big[0] = 1;
+    big[MAX_CALL_BYTES] = 2;
+    big[big.length - 1] = 3;
+    const handle = await open(file, 'w');
+    try {
+      const writer = new GatheredWriter(handle, 0);
+      await writer.add(new Uint8Array([9, 9]));
+      await writer.add(big);
+      await writer.flush();
+      expect(writer.position).toBe(2 + big.length);
+    } finally {
+      await handle.close();
+    }
+    expect(statSync(file).size).toBe(2 + big.length);
+    const fd = openSync(file, 'r');
+    const at = (position: number) => {
+      const b = Buffer.alloc(1);
+      readSync(fd, b, 0, 1, position);
+      return b[0];
+    };
+    try {
+      expect([at(0), at(2), at(2 + MAX_CALL_BYTES), at(1 + big.length)]).toEqual([9, 1, 2, 3]);
+    } finally {
+      closeSync(fd);
+    }
+  }, 120_000);
 });
