@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import type { JobSpec } from '../../src/build-spec.js';
 import { formatPolicy } from '../../src/faiss-format/policy.js';
 import type { ProgressUpdate } from '../../src/jobs/job.js';
 import { ioForRequest, runJob } from '../../src/pipeline/run-job.js';
@@ -24,6 +25,18 @@ describe('runJob downloads', () => {
     return () => rmSync(root, { recursive: true, force: true });
   });
 
+  /** A CPU job on the local store at `root`, settling with its error (or its result). */
+  const runCpuJob = (request: JobSpec, report: (u: ProgressUpdate) => void = () => undefined) =>
+    runJob(request, 'cpu', {
+      io: ioForRequest(createObjectStore({ kind: 'local', localRoot: root }), request),
+      builders: {},
+      formatPolicy: formatPolicy('compatible'),
+      buildDefaults: { threads: 1, gpu: { memoryLimitBytes: 2 ** 30, knnAlgorithm: 'auto' } },
+      signal: new AbortController().signal,
+      report,
+      acquireGpu: () => Promise.reject(new Error('no GPU')),
+    }).catch((e: Error) => e);
+
   it('aborts the other download on the first failure and reports nothing after failing', async () => {
     const request = jobSpecFor({
       container_name: 'c',
@@ -32,17 +45,8 @@ describe('runJob downloads', () => {
       dimension: 8,
       doc_count: 16 * 2 ** 20,
     });
-    const store = createObjectStore({ kind: 'local', localRoot: root });
     const updates: ProgressUpdate[] = [];
-    const failure = await runJob(request, 'cpu', {
-      io: ioForRequest(store, request),
-      builders: {},
-      formatPolicy: formatPolicy('compatible'),
-      buildDefaults: { threads: 1, gpu: { memoryLimitBytes: 2 ** 30, knnAlgorithm: 'auto' } },
-      signal: new AbortController().signal,
-      report: (u) => updates.push(u),
-      acquireGpu: () => Promise.reject(new Error('no GPU')),
-    }).catch((e: Error) => e);
+    const failure = await runCpuJob(request, (u) => updates.push(u));
     expect(failure).toBeInstanceOf(Error);
     expect((failure as Error).message).toMatch(/NoSuchKey/);
     const reportedWhenFailed = updates.length;
@@ -60,16 +64,7 @@ describe('runJob downloads', () => {
       dimension: 8,
       doc_count: 10,
     });
-    const store = createObjectStore({ kind: 'local', localRoot: root });
-    const failure = await runJob(request, 'cpu', {
-      io: ioForRequest(store, request),
-      builders: {},
-      formatPolicy: formatPolicy('compatible'),
-      buildDefaults: { threads: 1, gpu: { memoryLimitBytes: 2 ** 30, knnAlgorithm: 'auto' } },
-      signal: new AbortController().signal,
-      report: () => undefined,
-      acquireGpu: () => Promise.reject(new Error('no GPU')),
-    }).catch((e: Error) => e);
+    const failure = await runCpuJob(request);
     expect((failure as Error).message).toBe(
       'local://c/seg/b.knndid: .knndid holds 9 doc ids (36 bytes) but doc_count is 10 (40 bytes expected)',
     );
