@@ -11,6 +11,7 @@ import { estimateGpuBytes, gpuProblem as gpuBuildProblem } from '../builders/cho
 import type { GpuInfo } from '../builders/native.js';
 import { resolveGpuOptions } from '../builders/gpu.js';
 import type { GpuBuildOptions } from '../builders/types.js';
+import { STAGING_BYTES } from '../storage/local.js';
 import { writeBufferBytes } from '../storage/settings.js';
 import { bytesPerVector } from '../vectors/types.js';
 
@@ -47,7 +48,7 @@ export const UNCOLLECTED_BYTES = 128 * MIB;
  * staging buffers of up to 64 MiB (src/storage/local.ts STAGING_BYTES; S3's part buffers are in transferBytes).
  */
 export function readStagingBytes(dataType: BuildSpec['dataType']): number {
-  return dataType === 'half_float' ? 2 * 64 * MIB : 0;
+  return dataType === 'half_float' ? 2 * STAGING_BYTES : 0;
 }
 /**
  * The GPU builder's host side besides the graph: two 64 MiB pinned upload buffers, the CUDA runtime and cuBLAS

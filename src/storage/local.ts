@@ -41,7 +41,7 @@ const READ_BYTES = 8 * 2 ** 20;
 /** Reads in flight per untransformed read without the addon (Node's thread pool has 4 threads by default). */
 const READS_IN_FLIGHT = 4;
 /** Bytes per staging buffer of a transformed read with the addon: one is read while the other is converted. */
-const STAGING_BYTES = 64 * 2 ** 20;
+export const STAGING_BYTES = 64 * 2 ** 20;
 /** A temporary file untouched this long belongs to a writer that died (a live write touches it constantly). */
 export const STALE_TEMP_MS = 10 * 60_000;
 // Never blocks on a FIFO (its open would wait for a writer forever); never follows a last-component link.
