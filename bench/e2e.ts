@@ -7,6 +7,8 @@
 //                        [--types float,half_float,byte,binary] [--store s3|local] [--copy on|off|both]
 //                        [--name e2e] [--repeat 1]
 //
+// BENCH_SERVICE_LOG=file keeps the service's log at info level; LOCAL_READ_HUGE_PAGES=false turns off huge pages
+// on the local store's read buffers (src/storage/settings.ts).
 // --repeat N runs every build N times in a row (column `run`): with warm workers (WARM_WORKERS, the default) runs
 // 2.. find a worker whose GPU is set up already; WARM_WORKERS=false in the environment gives each job a fresh
 // process (the cold cost every time). scripts/gpu-check.sh warm compares the two.
@@ -15,7 +17,7 @@
 // (scripts/s3-test-server.sh). Vectors: clustered up to 200k; larger sets repeat 200k clustered vectors with
 // noise (generated in seconds, as distinct as real ones for the builder).
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, createWriteStream, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -144,8 +146,15 @@ const service = await startService({
     // A GPU memory cap from the environment (scripts/gpu-check.sh sets 16 GiB for the e2e step).
     ...(process.env.GPU_MEMORY_LIMIT ? { GPU_MEMORY_LIMIT: process.env.GPU_MEMORY_LIMIT } : {}),
     ...(process.env.WARM_WORKERS ? { WARM_WORKERS: process.env.WARM_WORKERS } : {}),
+    ...(process.env.LOCAL_READ_HUGE_PAGES
+      ? { LOCAL_READ_HUGE_PAGES: process.env.LOCAL_READ_HUGE_PAGES }
+      : {}),
+    ...(process.env.BENCH_SERVICE_LOG ? { LOG_LEVEL: 'info' } : {}),
   },
-  logDestination: new Writable({ write: (_c, _e, cb) => cb() }),
+  // BENCH_SERVICE_LOG=file keeps the service's log (info: the pool's workers and each job's line); else none.
+  logDestination: process.env.BENCH_SERVICE_LOG
+    ? createWriteStream(process.env.BENCH_SERVICE_LOG)
+    : new Writable({ write: (_c, _e, cb) => cb() }),
   buildFactory: (settings, _log, gpu) => {
     workers = processBuildOptionsFrom(settings, usableGpuCount(gpu));
     warm = settings.workers.warm;
@@ -157,7 +166,7 @@ const service = await startService({
           credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
           checksums: 'md5',
         }
-      : { kind: 'local', localRoot: localRoot! };
+      : { ...settings.storage, kind: 'local', localRoot: localRoot! };
     return createProcessBuild(workers);
   },
 });

@@ -13,6 +13,8 @@
 #         warm workers (GPU set up once per worker at service start); build seconds and POST -> COMPLETED per job
 #   ptx: the addon built PTX-only for compute_75 (KNN_CUDA_ARCHS=75-virtual, JIT-compiled at load), its self-test
 #        and a 1M x 768 float build through the service with it
+#   steady (not in the default list): three 1M x 768 float jobs in a row through one service, with huge pages on
+#     the local store's read buffers and without (LOCAL_READ_HUGE_PAGES), each service's log kept in $OUT
 #   local-io (not in the default list): the local store's reads, copies and writes vs dd/cp of the same 3 GiB file
 #     (bench/local-store.ts; LOCAL_IO_ARGS default "--mib 3072 --runs 2 --dir /tmp"); needs the build step's addon
 #   host-memory (not in the default list): one job per process through the pipeline with the GPU builder (float,
@@ -117,6 +119,14 @@ for s in $steps; do
       run_step ptx-selftest build/native-ptx/gpu_selftest
       KNN_NATIVE_ADDON="$PWD/build/native-ptx/knn_native.node" run_step ptx-e2e e2e_bench e2e-gpu-ptx \
         --sizes 1000000 --types float
+      ;;
+    steady)
+      grep -H . /sys/kernel/mm/transparent_hugepage/enabled /sys/kernel/mm/transparent_hugepage/defrag
+      free -g
+      for hp in true false; do
+        LOCAL_READ_HUGE_PAGES=$hp BENCH_SERVICE_LOG="$OUT/steady-hp-$hp-service.log" run_step "steady-hp-$hp" \
+          e2e_bench "e2e-gpu-1m-steady-hp-$hp" --sizes 1000000 --types float --repeat 3
+      done
       ;;
     local-io)
       df -h /tmp | sed 's/^/disk: /'

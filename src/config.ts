@@ -256,6 +256,8 @@ function storageSettings(r: Reader, problems: string[], base: Partial<StorageSet
     retryBaseDelayMs: bounded('S3_RETRY_BASE_DELAY_MS', 'retryBaseDelayMs'),
     connectTimeoutMs: bounded('S3_CONNECT_TIMEOUT_MS', 'connectTimeoutMs'),
     idleTimeoutMs: bounded('S3_IDLE_TIMEOUT_MS', 'idleTimeoutMs'),
+    localHugePages:
+      r.oneOf('LOCAL_READ_HUGE_PAGES', 'true', ['true', 'false'] as const, (v) => v.toLowerCase()) === 'true',
   };
   try {
     return resolveStorageSettings(partial);

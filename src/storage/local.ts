@@ -81,7 +81,8 @@ export class LocalObjectStore implements ObjectStore {
     reader?: FileReader | null,
   ) {
     this.root = path.resolve(settings.localRoot);
-    this.reader = reader === undefined ? nativeFileReader() : (reader ?? undefined);
+    this.reader =
+      reader === undefined ? nativeFileReader({ hugePages: settings.localHugePages }) : (reader ?? undefined);
   }
 
   private readonly reader: FileReader | undefined;

@@ -50,6 +50,11 @@ export interface StorageSettings {
   readonly idleTimeoutMs: number;
   /** Largest chunk of a HostBlob (Node 20 typed arrays stop at 4 GiB). Tests make it small. */
   readonly maxChunkBytes: number;
+  /**
+   * Local store reads: advise transparent huge pages on the fresh memory the file is read into. Faster where
+   * free memory is plentiful; where the page cache fills memory, the kernel may compact memory on each fault.
+   */
+  readonly localHugePages: boolean;
 }
 
 const cpus = Math.max(1, os.availableParallelism());
@@ -69,6 +74,7 @@ export const STORAGE_DEFAULTS: StorageSettings = {
   connectTimeoutMs: 5_000,
   idleTimeoutMs: 30_000,
   maxChunkBytes: GiB,
+  localHugePages: true,
 };
 
 /** Bounds of each numeric setting: [min, max] (src/config.ts checks its S3_* variables against these). */
