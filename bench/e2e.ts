@@ -155,7 +155,7 @@ const service = await startService({
   logDestination: process.env.BENCH_SERVICE_LOG
     ? createWriteStream(process.env.BENCH_SERVICE_LOG)
     : new Writable({ write: (_c, _e, cb) => cb() }),
-  buildFactory: (settings, _log, gpu) => {
+  buildFactory: (settings, log, gpu) => {
     workers = processBuildOptionsFrom(settings, usableGpuCount(gpu));
     warm = settings.workers.warm;
     workers.config.storage = server
@@ -167,7 +167,7 @@ const service = await startService({
           checksums: 'md5',
         }
       : { ...settings.storage, kind: 'local', localRoot: localRoot! };
-    return createProcessBuild(workers);
+    return createProcessBuild({ ...workers, log }); // the pool's events in BENCH_SERVICE_LOG
   },
 });
 // Each job's measurements, as the metrics get them.

@@ -4,7 +4,13 @@
 import os from 'node:os';
 
 import type { HnswLayout } from '../faiss-format/hnsw-graph.js';
-import { type DataType, type SpaceType, type VectorSet, vectorSetProblem } from '../vectors/types.js';
+import {
+  type DataType,
+  type SpaceType,
+  type VectorSet,
+  type VectorShape,
+  vectorSetProblem,
+} from '../vectors/types.js';
 import { withEntryNode } from './entry-node.js';
 import { HNSW_CLAMP } from './hnsw-params.js';
 import { type NativeBuildOptions, nativeBuild, nativeOptionsFor, nativePlannedLayout } from './native.js';
@@ -104,8 +110,10 @@ export abstract class NativeGraphBuilder implements GraphBuilder {
   }
 
   /** The shape build() will give the graph, without building (both builders draw every level up front). */
-  plannedLayout(vectors: VectorSet, params: BuildParams): HnswLayout {
-    return nativePlannedLayout(this.kind, this.nativeOptions(vectors, params));
+  plannedLayout(vectors: VectorShape, params: BuildParams): HnswLayout {
+    // The count alone stands for the values: the layout depends on (count, m, seed), not on the vectors.
+    const options = this.nativeOptions({ ...vectors, chunks: [] }, params);
+    return nativePlannedLayout(this.kind, { ...options, count: vectors.count });
   }
 }
 

@@ -14,6 +14,8 @@ export interface NativeBuildOptions {
   metric: SpaceType;
   dimension: number;
   chunks: readonly VectorArray[];
+  /** plannedLayout only: the vector count when `chunks` is empty (the vectors have not arrived yet). */
+  count?: number;
   m: number;
   efConstruction: number;
   efSearch: number;

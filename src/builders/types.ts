@@ -1,5 +1,5 @@
 import type { HnswGraph, HnswLayout } from '../faiss-format/hnsw-graph.js';
-import type { SpaceType, VectorSet } from '../vectors/types.js';
+import type { SpaceType, VectorSet, VectorShape } from '../vectors/types.js';
 
 export type BuilderKind = 'cpu' | 'gpu';
 
@@ -71,5 +71,5 @@ export interface GraphBuilder {
    * the index file's size up to its stored vectors is too (the job copies the vectors while the graph builds).
    * Absent where a builder cannot tell in advance.
    */
-  plannedLayout?(vectors: VectorSet, params: BuildParams): HnswLayout;
+  plannedLayout?(vectors: VectorShape, params: BuildParams): HnswLayout;
 }

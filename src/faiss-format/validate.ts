@@ -1,7 +1,7 @@
 // Everything the writer checks before it emits the first byte, so a bad graph fails the job instead of producing
 // a file that Faiss 1.14+ rejects at load time (or, in older Faiss, one that silently searches wrong).
 import { checkDocIds } from '../vectors/knndid.js';
-import { type VectorSet, vectorSetProblem } from '../vectors/types.js';
+import { type VectorSet, type VectorShape, vectorSetProblem } from '../vectors/types.js';
 import type { SpaceType } from '../vectors/types.js';
 import { FaissFormatError } from './errors.js';
 import type { FaissFormat } from './formats.js';
@@ -26,6 +26,14 @@ export interface FaissIndexInput {
   /** CAGRA layouts: how many random nodes a base-level search starts from (default 32). */
   readonly numBaseLevelSearchEntrypoints?: number;
 }
+
+/**
+ * An index before its vectors, ids and graph exist: enough for the sizes of its sections (their bytes come
+ * later), as a job plans the file while it is still downloading.
+ */
+export type FaissIndexShape = Omit<FaissIndexInput, 'graph' | 'vectors' | 'ids'> & {
+  readonly vectors: VectorShape;
+};
 
 /** The graph's tables with Faiss's defaults filled in, and facts the writer needs. */
 export interface ResolvedGraph {

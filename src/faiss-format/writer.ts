@@ -20,7 +20,7 @@ import {
   metricType,
   storageFourcc,
 } from './formats.js';
-import type { FaissIndexInput, ResolvedGraph } from './validate.js';
+import type { FaissIndexInput, FaissIndexShape, ResolvedGraph } from './validate.js';
 import {
   DEFAULT_BASE_LEVEL_SEARCH_ENTRYPOINTS,
   resolveGraph,
@@ -29,7 +29,7 @@ import {
 } from './validate.js';
 import type { HnswLayout } from './hnsw-graph.js';
 
-export type { FaissIndexInput } from './validate.js';
+export type { FaissIndexInput, FaissIndexShape } from './validate.js';
 
 export interface FaissWriterOptions {
   /** Largest piece yielded, in bytes (default 4 MiB). */
@@ -134,12 +134,14 @@ export interface StoredVectorsPlacement {
  * or absent storages. Checks the shape, not the links (the split, once the graph exists, checks everything).
  */
 export function storedVectorsPlacement(
-  input: Omit<FaissIndexInput, 'graph'>,
+  input: FaissIndexShape,
   layout: HnswLayout,
 ): StoredVectorsPlacement | undefined {
-  // Sizes only: no section's bytes are produced, so the links and entry point need not exist yet.
+  // Sizes only: no section's bytes are produced, so the values, ids, links and entry point need not exist yet.
   const shaped: FaissIndexInput = {
     ...input,
+    vectors: { ...input.vectors, chunks: [] },
+    ids: new Int32Array(0),
     graph: { ...layout, neighbors: new Int32Array(0), entryPoint: -1, maxLevel: -1 },
   };
   const all = sections(shaped, resolveLayout(layout, input.vectors.count));
@@ -233,7 +235,7 @@ function sections(input: FaissIndexInput, graph: ResolvedGraph): Section[] {
     fixed(format.index, indexPrefix(input, graph, header)),
     ...hnswSections(input, graph),
     storageSection(input, header),
-    idMapSection(input.ids),
+    idMapSection(vectors.count, input.ids),
   ];
 }
 
@@ -427,8 +429,9 @@ function* int8Codes(chunk: VectorArray, piece: number): Generator<Uint8Array> {
 }
 
 // The int64 id map: each int32 doc id widened (ids are validated non-negative, so the high word is 0).
-function idMapSection(ids: Int32Array): Section {
-  return arraySection('id_map', ids.length, 8, function* (piece) {
+/** The id map of `count` ids (validation made ids.length === count before any byte is written). */
+function idMapSection(count: number, ids: Int32Array): Section {
+  return arraySection('id_map', count, 8, function* (piece) {
     const perPiece = piece / 8;
     for (let first = 0; first < ids.length; first += perPiece) {
       const n = Math.min(perPiece, ids.length - first);

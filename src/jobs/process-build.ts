@@ -100,6 +100,10 @@ interface Worker {
   pid: number;
   state: State;
   jobs: number;
+  /** Set up for jobs: its GPU warm-up reported (or none was asked for), or it has run a job. */
+  primed: boolean;
+  /** When it last became idle after a job (performance.now()); 0 before its first job. */
+  lastUsed: number;
   /** Messages and death of the job it runs now. */
   onMessage?: (m: FromWorker) => void;
   onClose?: (code: number | null, signal: NodeJS.Signals | null) => void;
@@ -161,13 +165,18 @@ class WorkerPool {
   }
 
   /**
-   * An idle worker (the most recently used: the one most likely warm); or, when one is still cleaning up after
-   * its job (the next job follows at once when every worker was busy), that one as soon as it is ready or
+   * An idle worker: a primed one first (one still starting, e.g. a replacement, would make the job wait for its
+   * CUDA set-up), the most recently used among them (the one most likely warm); or, when one is still cleaning up
+   * after its job (the next job follows at once when every worker was busy), that one as soon as it is ready or
    * replaced; else a new one.
    */
   private take(): Promise<Worker> {
     const idle = [...this.workers].filter((w) => w.state === 'idle');
-    if (idle.length > 0) return Promise.resolve(idle.at(-1)!);
+    if (idle.length > 0) {
+      const rank = (w: Worker) => (w.primed ? 1 : 0);
+      idle.sort((a, b) => rank(b) - rank(a) || b.lastUsed - a.lastUsed);
+      return Promise.resolve(idle[0]!);
+    }
     const settling = [...this.workers].filter((w) => w.state === 'settling').length;
     if (!this.o.pool || this.closing || settling <= this.waiting.length) return Promise.resolve(this.spawn());
     return new Promise((take, fail) => this.waiting.push({ take, fail }));
@@ -194,13 +203,17 @@ class WorkerPool {
       pid: child.pid ?? -1,
       state: 'idle',
       jobs: 0,
+      primed: !(this.o.pool && this.o.warmGpus?.length),
+      lastUsed: 0,
       gone: new Promise<void>((resolve) => (gone = resolve)),
     };
     this.workers.add(worker);
     child.on('message', (m: FromWorker) => {
       if (m.type === 'ready') worker.onReady?.(m.rssBytes);
-      else if (m.type === 'gpu-warm-up') this.logWarmUp(worker, m);
-      else worker.onMessage?.(m);
+      else if (m.type === 'gpu-warm-up') {
+        worker.primed = true;
+        this.logWarmUp(worker, m);
+      } else worker.onMessage?.(m);
     });
     child.on('error', (e) => this.o.log?.warn({ worker: worker.pid, err: e }, 'build worker error'));
     const ended = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -305,6 +318,8 @@ class WorkerPool {
         this.retire(worker, 'more idle workers than MAX_WORKERS');
       else {
         worker.state = 'idle';
+        worker.primed = true;
+        worker.lastUsed = performance.now();
         this.o.log?.info({ worker: worker.pid, jobs: worker.jobs, rssMiB: mib }, 'build worker ready');
         this.replaceDelayMs = REPLACE_DELAY_MS; // a job ran through: replacements are not crash-looping
         return this.offer(worker);

@@ -65,8 +65,10 @@ std::size_t bytesPerVector(knn::DataType t, int dimension) {
   return 0;
 }
 
-// Reads and checks the options object. The chunks stay alive through `keepAlive`.
-BuildOptions parseOptions(const Napi::Object& o, std::vector<Napi::Reference<Napi::Value>>& keepAlive) {
+// Reads and checks the options object. The chunks stay alive through `keepAlive`. `shapeOnly` (plannedLayout):
+// options.count may stand for the chunks, so a job can plan the file before its vectors have arrived.
+BuildOptions parseOptions(const Napi::Object& o, std::vector<Napi::Reference<Napi::Value>>& keepAlive,
+                          bool shapeOnly = false) {
   Napi::Env env = o.Env();
   BuildOptions b;
   b.dataType = parseDataType(env, requireString(o, "dataType"));
@@ -141,6 +143,7 @@ BuildOptions parseOptions(const Napi::Object& o, std::vector<Napi::Reference<Nap
     b.chunks.push_back(chunk);
     keepAlive.emplace_back(Napi::Persistent(c));
   }
+  if (shapeOnly && b.chunks.empty()) b.count = optionalInt(o, "count", 0);
   if (b.count <= 0) throw Napi::RangeError::New(env, "options.chunks hold no vectors");
   return b;
 }
@@ -255,7 +258,7 @@ Napi::Value PlannedLayout(const Napi::CallbackInfo& info) {
   std::string builder = info[0].As<Napi::String>().Utf8Value();
   if (builder != "cpu" && builder != "gpu") throw Napi::TypeError::New(env, "builder must be 'cpu' or 'gpu'");
   std::vector<Napi::Reference<Napi::Value>> keepAlive;
-  const BuildOptions options = parseOptions(info[1].As<Napi::Object>(), keepAlive);
+  const BuildOptions options = parseOptions(info[1].As<Napi::Object>(), keepAlive, /*shapeOnly=*/true);
   if (options.m < 2) throw Napi::RangeError::New(env, "options.m must be at least 2");
   knn::GraphLayout layout = builder == "gpu" ? knn::plannedLayoutGpu(options) : knn::plannedLayoutCpu(options);
   Napi::Object out = Napi::Object::New(env);

@@ -7,9 +7,11 @@ import path from 'node:path';
 
 import type { BuildSpec, JobSpec } from '../build-spec.js';
 import type { BuilderKind, BuildParams, GraphBuilder } from '../builders/types.js';
+import { needsHierarchicalGraph } from '../faiss-format/formats.js';
 import { type FormatPolicy, chooseFormat } from '../faiss-format/policy.js';
 import {
   type FaissIndexInput,
+  type FaissIndexShape,
   faissIndexReadable,
   faissIndexSize,
   keepsInputBytes,
@@ -118,39 +120,52 @@ export async function runJob(spec: BuildSpec, builder: BuilderKind, deps: Pipeli
   const blob: VectorBlobSpec = { dataType: spec.dataType, dimension: spec.dimension, count: spec.docCount };
   validateVectorSpec(blob);
 
-  deps.report({ phase: 'downloading', fraction: 0 });
-  const { vectorInfo, vectorBlob, ids, idBytes } = await download(spec, blob, deps);
-  const vectors = parseVectorBlob(vectorBlob, blob);
-  clock.lap('download');
-
-  deps.report({ phase: 'building', fraction: 0 });
   const format = chooseFormat(
     { dataType: spec.dataType, builder, skipStoredVectors: spec.skipStoredVectors },
     deps.formatPolicy,
   );
-  const index: Omit<FaissIndexInput, 'graph'> = {
+  const shape: FaissIndexShape = {
     format,
-    vectors,
-    ids,
+    vectors: { dataType: spec.dataType, dimension: spec.dimension, count: spec.docCount },
     spaceType: buildSpaceType(spec),
     efConstruction: spec.efConstruction,
     efSearch: spec.efSearch,
   };
-  // The stored vectors start copying store-side now, while the graph builds (where the file layout is known).
-  const early = startEarlyCopy(
-    spec,
-    builder,
-    format.needsHierarchicalGraph,
-    index,
-    vectorInfo,
-    vectorBlob,
-    deps,
+
+  deps.report({ phase: 'downloading', fraction: 0 });
+  const transfers = startDownload(spec, blob, deps);
+  // The stored vectors start copying store-side as soon as the vectors object's version is known (its HEAD),
+  // while they download and the graph builds: the file's layout is planned from the request alone.
+  const early = transfers.vectorInfo.then(
+    (info) => startEarlyCopy(spec, builder, shape, info, transfers.vectorChunks, deps),
+    () => undefined, // the download reports the failure
   );
+  let downloaded;
+  try {
+    downloaded = await transfers.done;
+  } catch (e) {
+    await (await early)?.write?.abort(e);
+    throw e;
+  }
+  const { vectorInfo, vectorBlob, ids, idBytes } = downloaded;
+  const started = (await early)!;
+  const vectors = parseVectorBlob(vectorBlob, blob);
+  clock.lap('download');
+  if (started.write && vectorBlob.version !== vectorInfo.version) {
+    // Changed between its HEAD and its read: the copy holds other bytes than ours. Copy again after the build.
+    started.reason =
+      'the vectors object changed while it was downloaded: the vectors were copied again after the build';
+    await started.write.abort(new Error(started.reason));
+    started.write = undefined;
+  }
+
+  deps.report({ phase: 'building', fraction: 0 });
+  const index: Omit<FaissIndexInput, 'graph'> = { ...shape, vectors, ids };
   let built;
   try {
     built = await buildGraph(spec, builder, vectors, format.needsHierarchicalGraph, deps);
   } catch (e) {
-    await early.write?.abort(e);
+    await started.write?.abort(e);
     throw e;
   }
   clock.lap('build');
@@ -162,10 +177,10 @@ export async function runJob(spec: BuildSpec, builder: BuilderKind, deps: Pipeli
     vectorInfo,
     vectorBlob,
     deps,
-    early,
+    started,
   );
   clock.lap('upload');
-  const overlap = early.timing(clock.at('build'));
+  const overlap = started.timing(clock.at('build'));
   const phaseSeconds = clock.laps as JobResult['seconds'];
   deps.report({
     timing: {
@@ -207,7 +222,15 @@ export function indexKeyFor(vectorPath: string): string {
   return vectorPath.replace(/\.knnvec$/, '.faiss');
 }
 
-async function download(spec: BuildSpec, blob: VectorBlobSpec, deps: PipelineDeps) {
+/** The job's downloads, started: the vectors object's HEAD, its bytes (as they will be) and all of it parsed. */
+interface Transfers {
+  readonly vectorInfo: Promise<ObjectInfo>;
+  /** The vectors' bytes once downloaded (for a copy started before they have arrived); rejects if they fail. */
+  readonly vectorChunks: Promise<readonly Uint8Array[]>;
+  readonly done: Promise<{ vectorInfo: ObjectInfo; vectorBlob: HostBlob; ids: Int32Array; idBytes: number }>;
+}
+
+function startDownload(spec: BuildSpec, blob: VectorBlobSpec, deps: PipelineDeps): Transfers {
   const { vectors, ids } = deps.io;
   const done = { vectors: 0, ids: 0 };
   const total = { vectors: 1, ids: 1 };
@@ -248,14 +271,19 @@ async function download(spec: BuildSpec, blob: VectorBlobSpec, deps: PipelineDep
         .then((read) => ({ ids: parseDocIdBlob(read, spec.docCount), bytes: read.byteLength })),
     ),
   ] as const;
-  let vectorInfo, vectorBlob, idSet;
-  try {
-    [vectorInfo, vectorBlob, idSet] = await Promise.all(tasks);
-  } catch (e) {
-    await Promise.allSettled(tasks);
-    throw e; // the first failure (the others were aborted because of it)
-  }
-  return { vectorInfo, vectorBlob, ids: idSet.ids, idBytes: idSet.bytes };
+  const all = (async () => {
+    try {
+      const [vectorInfo, vectorBlob, idSet] = await Promise.all(tasks);
+      return { vectorInfo, vectorBlob, ids: idSet.ids, idBytes: idSet.bytes };
+    } catch (e) {
+      await Promise.allSettled(tasks);
+      throw e; // the first failure (the others were aborted because of it)
+    }
+  })();
+  const vectorChunks = tasks[1].then((b) => b.chunks);
+  // Handled by whoever awaits them (done: the job; the others may have no listener when the download fails).
+  for (const p of [tasks[0], vectorChunks]) p.catch(() => undefined);
+  return { vectorInfo: tasks[0], vectorChunks, done: all };
 }
 
 async function buildGraph(
@@ -296,7 +324,8 @@ function buildParams(
 
 /** The store-side copy of the stored vectors, started before the build (or why not). */
 interface EarlyCopy {
-  readonly write?: ComposedWrite;
+  /** Cleared when the write was given up before the build (the vectors changed while downloaded). */
+  write?: ComposedWrite;
   /** The sizes the write was started with: the built file must have exactly these. */
   readonly placement?: StoredVectorsPlacement;
   /** Why the copy did not start before the build, or was redone after it. */
@@ -307,17 +336,18 @@ interface EarlyCopy {
 }
 
 /**
- * Starts copying the stored vectors to their place in the index while the graph builds. Needs the index's size
- * up to the vectors before the graph exists: the builder's planned layout (both builders draw every node's level
- * up front from count, M and seed); the upload checks the built graph against it.
+ * Starts copying the stored vectors to their place in the index while they download and the graph builds. Needs
+ * the index's size up to the vectors before they or the graph exist: the builder's planned layout (both builders
+ * draw every node's level up front from count, M and seed); the upload checks the built graph against it. The
+ * copy is of the object's version at its HEAD; our own bytes of it (`vectorChunks`) are needed only where the
+ * store sends instead of copying, or checks a copy.
  */
 function startEarlyCopy(
   spec: BuildSpec,
   kind: BuilderKind,
-  hierarchical: boolean,
-  index: Omit<FaissIndexInput, 'graph'>,
-  like: ObjectInfo,
-  vectorBlob: HostBlob,
+  shape: FaissIndexShape,
+  info: ObjectInfo,
+  vectorChunks: Promise<readonly Uint8Array[]>,
   deps: PipelineDeps,
 ): EarlyCopy {
   const target = deps.io.output;
@@ -326,10 +356,10 @@ function startEarlyCopy(
     uploading: false,
     timing: () => ({ copySeconds: 0, copyDuringBuildSeconds: 0, reason }),
   });
-  const refused = copyRefusal(target, vectorBlob, deps);
+  const refused = copyRefusal(target, info.version, deps);
   if (refused) return notStarted(refused);
-  if (!keepsInputBytes(index.format.storage, index.vectors.dataType)) {
-    return notStarted(`the ${index.format.storage} storage holds converted vectors`);
+  if (!keepsInputBytes(shape.format.storage, shape.vectors.dataType)) {
+    return notStarted(`the ${shape.format.storage} storage holds converted vectors`);
   }
   const builder = deps.builders[kind];
   if (!builder?.plannedLayout || !target.store.startComposed) {
@@ -337,16 +367,17 @@ function startEarlyCopy(
       `the ${kind} builder or the ${target.store.kind} store cannot start the copy before the build`,
     );
   }
+  const hierarchical = needsHierarchicalGraph(shape.format.index);
   let layout;
   try {
-    layout = builder.plannedLayout(index.vectors, buildParams(spec, hierarchical, deps));
+    layout = builder.plannedLayout(shape.vectors, buildParams(spec, hierarchical, deps));
   } catch (e) {
     // Bad build options: the build itself says so, in its own words.
     return notStarted(`the ${kind} builder could not plan the graph: ${(e as Error).message}`);
   }
-  const placement = storedVectorsPlacement(index, layout);
-  if (!placement) return notStarted(`the ${index.format.storage} storage holds converted vectors`);
-  if (placement.vectorBytes !== vectorBlob.byteLength) {
+  const placement = storedVectorsPlacement(shape, layout);
+  if (!placement) return notStarted(`the ${shape.format.storage} storage holds converted vectors`);
+  if (placement.vectorBytes !== info.size) {
     return notStarted('the stored vectors are not the whole vectors object');
   }
   const total = placement.beforeBytes + placement.vectorBytes + placement.afterBytes;
@@ -360,11 +391,11 @@ function startEarlyCopy(
       {
         beforeBytes: placement.beforeBytes,
         afterBytes: placement.afterBytes,
-        copy: storedVectorsRange(deps, vectorBlob),
+        copy: storedVectorsRange(deps, info.version!, info.size, vectorChunks),
       },
       {
         signal: deps.signal,
-        encryptLike: like,
+        encryptLike: info,
         onProgress: (bytes) => {
           if (early.uploading) deps.report({ bytesUploaded: bytes, fraction: bytes / total });
         },
@@ -455,7 +486,7 @@ function copyPlan(
   vectorBlob: HostBlob,
   deps: PipelineDeps,
 ): { split: ComposedObject; reason?: undefined } | { split?: undefined; reason: string } {
-  const refused = copyRefusal(target, vectorBlob, deps);
+  const refused = copyRefusal(target, vectorBlob.version, deps);
   if (refused) return { reason: refused };
   const split = splitAroundStoredVectors(index);
   if (!split) return { reason: `the ${index.format.storage} storage holds converted vectors` };
@@ -468,31 +499,30 @@ function copyPlan(
       beforeBytes: split.beforeBytes,
       after: split.after,
       afterBytes: split.afterBytes,
-      copy: storedVectorsRange(deps, vectorBlob),
+      copy: storedVectorsRange(deps, vectorBlob.version!, vectorBlob.byteLength, vectorBlob.chunks),
     },
   };
 }
 
 /** Why the store cannot copy the vectors into the index whatever its format, or undefined. */
-function copyRefusal(target: Place, vectorBlob: HostBlob, deps: PipelineDeps): string | undefined {
+function copyRefusal(target: Place, version: string | undefined, deps: PipelineDeps): string | undefined {
   if (deps.copyStoredVectors === false) return 'copying is turned off (COPY_STORED_VECTORS=false)';
   if (deps.spoolDir) return 'the index is spooled to disk first (INDEX_SPOOL_DIR)';
   if (deps.io.vectors.store !== target.store || !target.store.writeComposed) {
     return 'the vectors are in another store than the index';
   }
-  if (vectorBlob.version === undefined) return 'the store gave no version for the vectors';
+  if (version === undefined) return 'the store gave no version for the vectors';
   return undefined;
 }
 
-/** The whole `.knnvec`, as read, as the range the index repeats. */
-function storedVectorsRange(deps: PipelineDeps, vectorBlob: HostBlob): CopyRange {
-  return {
-    source: deps.io.vectors.at,
-    sourceVersion: vectorBlob.version!,
-    start: 0,
-    bytes: vectorBlob.byteLength,
-    local: vectorBlob.chunks,
-  };
+/** The whole `.knnvec` (this version of it) as the range the index repeats; `local`: our bytes of it. */
+function storedVectorsRange(
+  deps: PipelineDeps,
+  version: string,
+  bytes: number,
+  local: CopyRange['local'],
+): CopyRange {
+  return { source: deps.io.vectors.at, sourceVersion: version, start: 0, bytes, local };
 }
 
 function seconds(ms: number): number {

@@ -5,6 +5,8 @@
 // Only the service decides a worker's fate: SIGINT/SIGTERM sent to the whole process group (Ctrl-C, systemd's
 // KillMode=control-group, kill -TERM -<pgid>) are ignored so that the service can drain; and a worker whose
 // service is gone (kill -9, a second signal) aborts its job and exits within PARENT_LOSS_GRACE_MS.
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import { CpuBuilder } from '../builders/cpu.js';
 import { GpuBuilder } from '../builders/gpu.js';
 import { exitWithParent, gpuWarmUp } from '../builders/native.js';
@@ -107,8 +109,25 @@ async function start(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     // The job's buffers (GBs for a large build) are garbage now: collect them before saying ready, so that an idle
     // worker holds only its baseline (the memory budget counts running jobs only), and the RSS reported is real.
     (globalThis as { gc?: () => void }).gc?.();
-    send({ type: 'ready', rssBytes: process.memoryUsage.rss() });
+    send({ type: 'ready', rssBytes: await settledRss() });
   }
+}
+
+/**
+ * Resident memory once what gc() freed is gone. V8 releases large ArrayBuffers' memory on a background thread
+ * after a collection: right after gc() a worker that held 3 GB of vectors still shows most of them (the pool
+ * would retire it as over WORKER_MAX_IDLE_RSS after every large job). Waits until two readings 50 ms apart
+ * agree within 16 MiB, at most 2 s.
+ */
+async function settledRss(): Promise<number> {
+  let last = process.memoryUsage.rss();
+  for (let waited = 0; waited < 2000; waited += 50) {
+    await sleep(50);
+    const now = process.memoryUsage.rss();
+    if (waited > 0 && last - now < 16 * 2 ** 20) return now;
+    last = now;
+  }
+  return last;
 }
 
 function errorText(e: unknown): string {

@@ -102,10 +102,10 @@ export async function composeIntoFile(
         if (!NOT_SUPPORTED.has(code)) throw err;
         reason = `the file system would not copy the range (copy_file_range: ${code})`;
         // Written from memory instead (a refusing copier copied nothing that counts: all is written again).
-        await writeAt(slices(copy.local, 0, copy.bytes), at);
+        await writeAt(slices(await copy.local, 0, copy.bytes), at);
       }
     } else {
-      await writeAt(slices(copy.local, 0, copy.bytes), at);
+      await writeAt(slices(await copy.local, 0, copy.bytes), at);
     }
     copied();
     const { before, after } = await ends;

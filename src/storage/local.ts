@@ -100,9 +100,9 @@ export class LocalObjectStore implements ObjectStore {
     signal?.throwIfAborted();
     const where = this.resolve(location);
     try {
-      const info = await stat(await this.realFile(location, where));
+      const info = await stat(await this.realFile(location, where), { bigint: true });
       if (!info.isFile()) throw this.notRegular(location, info);
-      return { size: info.size };
+      return { size: Number(info.size), version: fileVersion(info) };
     } catch (err) {
       throw await this.explain(err, 'checking', location, where);
     }

@@ -119,7 +119,7 @@ export async function composeInS3(
     const [endsResult, copiedResult] = await Promise.allSettled([
       (async () => {
         const { before, after } = await raceFailure(ends, signal);
-        const head = await streamed(chain(before, slices(copy.local, 0, pad)), 1, 0);
+        const head = await streamed(chain(before, slices(await copy.local, 0, pad)), 1, 0);
         const tail = await streamed(after, tailFirst, 1);
         checkEnds(head.bytes - pad, tail.bytes, plan);
         if (head.parts.length > headParts) {
@@ -180,7 +180,7 @@ async function streamAll(
   options: Options,
   reason: string,
 ): Promise<ComposeResult> {
-  const body = chain(object.before, slices(object.copy.local, 0, object.copy.bytes), object.after);
+  const body = chain(object.before, slices(await object.copy.local, 0, object.copy.bytes), object.after);
   const { bytes } = await uploadToS3(s3, location, Readable.from(body, { objectMode: false }), options);
   return { bytes, bytesSent: bytes, bytesCopied: 0, path: 'stream', reason };
 }
@@ -208,7 +208,11 @@ interface CopiedPart {
   readonly bytes: number;
 }
 
-/** Copies the parts, writeConcurrency at once; after a refusal the remaining parts are uploaded instead. */
+/**
+ * Copies the parts, writeConcurrency at once; after a refusal the remaining parts are uploaded instead. The copies
+ * need none of our bytes, so all of them run even while those are still downloading; our bytes of each part (its
+ * CRC, the MD5 check of the copy, or the upload after a refusal) are used once the copies are done.
+ */
 async function copyAll(
   s3: S3Access,
   location: ObjectLocation,
@@ -220,34 +224,55 @@ async function copyAll(
   verifyMd5: boolean,
   onRefused: (why: string) => string,
 ): Promise<CopiedPart[]> {
-  const done: CopiedPart[] = [];
-  let next = 0;
+  const copied = new Map<number, CopyPartResult>();
   let refused: string | undefined;
   let bytes = 0;
-  const worker = async () => {
-    while (next < parts.length) {
-      signal.throwIfAborted();
-      const part = parts[next++]!;
-      const data = gather(copy.local, part.from, part.to);
-      const crc = s3.checksums === 'crc32' ? crc32(data) : 0;
-      let completed: CompletedPart | undefined;
-      if (!refused) {
-        try {
-          completed = await copyPart(s3, location, uploadId, copy, part, data, crc, verifyMd5, signal);
-        } catch (err) {
-          const why = refusal(err);
-          if (!why || signal.aborted) throw err;
-          refused = onRefused(why);
-        }
-      }
-      completed ??= await uploadPart(s3, location, uploadId, localPart(s3, part.number, data, crc), signal);
-      done.push({ completed, crc, bytes: data.length });
+  const concurrency = s3.settings.writeConcurrency;
+  await eachAtOnce(parts, concurrency, signal, async (part) => {
+    if (refused) return;
+    try {
+      copied.set(part.number, await copyPart(s3, location, uploadId, copy, part, signal));
+      bytes += part.to - part.from;
+      progress.set(2, bytes);
+    } catch (err) {
+      const why = refusal(err);
+      if (!why || signal.aborted) throw err;
+      refused = onRefused(why);
+    }
+  });
+  const local = await raceFailure(Promise.resolve(copy.local), signal);
+  const done: CopiedPart[] = [];
+  await eachAtOnce(parts, concurrency, signal, async (part) => {
+    const data = gather(local, part.from, part.to);
+    const crc = s3.checksums === 'crc32' ? crc32(data) : 0;
+    const result = copied.get(part.number);
+    const completed = result
+      ? completedCopy(s3, copy, part, result, data, crc, verifyMd5)
+      : await uploadPart(s3, location, uploadId, localPart(s3, part.number, data, crc), signal);
+    done.push({ completed, crc, bytes: data.length });
+    if (!result) {
       bytes += data.length;
       progress.set(2, bytes);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(s3.settings.writeConcurrency, parts.length) }, worker));
+  });
   return done.sort((a, b) => a.completed.PartNumber! - b.completed.PartNumber!);
+}
+
+/** Runs `fn` on every item, `concurrency` at once, in order; the first failure ends it (after those running). */
+async function eachAtOnce<T>(
+  items: readonly T[],
+  concurrency: number,
+  signal: AbortSignal,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      signal.throwIfAborted();
+      await fn(items[next++]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
 
 async function copyPart(
@@ -256,11 +281,8 @@ async function copyPart(
   uploadId: string,
   copy: CopyRange,
   part: CopyPart,
-  data: Buffer,
-  crc: number,
-  verifyMd5: boolean,
   signal: AbortSignal,
-): Promise<CompletedPart> {
+): Promise<CopyPartResult> {
   const start = copy.start + part.from;
   const out = await withRetries(
     () =>
@@ -283,13 +305,30 @@ async function copyPart(
   );
   const etag = out.CopyPartResult?.ETag;
   if (!etag) throw new Error(`UploadPartCopy ${part.number} returned no ETag`);
-  if (verifyMd5) checkCopiedBytes(s3, copy, part, etag, data);
+  return { etag, ...(out.CopyPartResult?.ChecksumCRC32 ? { crc32: out.CopyPartResult.ChecksumCRC32 } : {}) };
+}
+
+/** What UploadPartCopy answered for a part. */
+interface CopyPartResult {
+  readonly etag: string;
+  readonly crc32?: string;
+}
+
+/** A copied part for CompleteMultipartUpload, once our bytes of it are here to check it against. */
+function completedCopy(
+  s3: S3Access,
+  copy: CopyRange,
+  part: CopyPart,
+  copied: CopyPartResult,
+  data: Buffer,
+  crc: number,
+  verifyMd5: boolean,
+): CompletedPart {
+  if (verifyMd5) checkCopiedBytes(s3, copy, part, copied.etag, data);
   return {
     PartNumber: part.number,
-    ETag: etag,
-    ...(s3.checksums === 'crc32'
-      ? { ChecksumCRC32: out.CopyPartResult?.ChecksumCRC32 ?? crc32ToBase64(crc) }
-      : {}),
+    ETag: copied.etag,
+    ...(s3.checksums === 'crc32' ? { ChecksumCRC32: copied.crc32 ?? crc32ToBase64(crc) } : {}),
   };
 }
 

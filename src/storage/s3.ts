@@ -75,10 +75,10 @@ export class S3ObjectStore implements ObjectStore, S3Access {
   }
 
   async head(location: ObjectLocation, signal?: AbortSignal): Promise<ObjectInfo> {
-    const { size, kmsKeyId } = await this.guard('checking', location, signal, (s) =>
+    const { size, kmsKeyId, etag } = await this.guard('checking', location, signal, (s) =>
       this.headObject(location, s),
     );
-    return kmsKeyId === undefined ? { size } : { size, kmsKeyId };
+    return { size, ...(etag !== undefined ? { version: etag } : {}), ...(kmsKeyId ? { kmsKeyId } : {}) };
   }
 
   async read(location: ObjectLocation, options: ReadOptions = {}): Promise<HostBlob> {

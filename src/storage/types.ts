@@ -8,6 +8,8 @@ export interface ObjectLocation {
 
 export interface ObjectInfo {
   readonly size: number;
+  /** The object's version, as HostBlob.version gives it for the bytes read (S3: its ETag; local: size, times, inode). */
+  readonly version?: string;
   /** SSE-KMS key of the object, reused when writing next to it. */
   readonly kmsKeyId?: string;
 }
@@ -65,8 +67,12 @@ export interface CopyRange {
   /** First byte of the range in the source. */
   readonly start: number;
   readonly bytes: number;
-  /** The same bytes in host memory, in order: sent where copying cannot apply, and used to check copies. */
-  readonly local: readonly Uint8Array[];
+  /**
+   * The same bytes in host memory, in order: sent where copying cannot apply, and used to check copies. A promise
+   * when the copy starts before they have been downloaded (the job starts it with the download); it rejects if
+   * the download fails, which fails the write.
+   */
+  readonly local: readonly Uint8Array[] | Promise<readonly Uint8Array[]>;
 }
 
 /** A new object = `before` bytes, then a range copied from another object, then `after` bytes. */

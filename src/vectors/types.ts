@@ -25,6 +25,9 @@ export interface VectorSet {
   readonly chunks: readonly VectorArray[];
 }
 
+/** What a set of vectors is without its values (enough to plan a build's file before the vectors arrive). */
+export type VectorShape = Pick<VectorSet, 'dataType' | 'dimension' | 'count'>;
+
 /** Bytes one vector takes in host memory (half_float is stored as fp16). */
 export function bytesPerVector(dataType: DataType, dimension: number): number {
   switch (dataType) {

@@ -23,7 +23,7 @@ import { type JobResult, type PipelineDeps, ioForRequest, runJob } from '../../s
 import { createObjectStore, resolveStorageSettings } from '../../src/storage/index.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { type RangeCopier, nativeRangeCopier } from '../../src/storage/local-compose.js';
-import type { ObjectStore } from '../../src/storage/types.js';
+import type { ObjectLocation, ObjectStore, ReadOptions } from '../../src/storage/types.js';
 import { tempDir } from '../helpers/faiss-files.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import type { RequestInfo } from '../helpers/fault-proxy.js';
@@ -96,6 +96,22 @@ function job(
     report: () => undefined,
     acquireGpu: () => Promise.reject(new Error('no GPU')),
     ...more,
+  });
+}
+
+/** The store, its read of the vectors held until `hold` resolves (the copy must start while they download). */
+function heldVectorRead(store: ObjectStore, hold: () => Promise<void>): ObjectStore {
+  return new Proxy(store, {
+    get(target, name) {
+      if (name === 'read') {
+        return async (at: ObjectLocation, options?: ReadOptions) => {
+          if (at.key === VECTOR_KEY) await hold();
+          return target.read(at, options);
+        };
+      }
+      const value: unknown = Reflect.get(target, name);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
   });
 }
 
@@ -198,6 +214,46 @@ describe('phase overlap, local store (copy_file_range while the graph builds)', 
     },
     120_000,
   );
+
+  it.skipIf(!nativeRangeCopier())(
+    'starts the copy while the vectors still download (from their HEAD), not after',
+    async () => {
+      // The vectors' read waits for the copy: a copy started only after the download would never come.
+      const copiedIntoTemp = async () => {
+        for (const t of await temps()) {
+          if ((await stat(path.join(folder(), t))).size > vectorBytes.length) return true;
+        }
+        return false;
+      };
+      const store = heldVectorRead(createObjectStore(settings()), () =>
+        until('the copy to start before the vectors are read', copiedIntoTemp),
+      );
+      const result = await job(store, container);
+      expectOverlapped(result);
+      expect(result.bytesCopied).toBe(vectorBytes.length);
+      expect((await readFile(path.join(folder(), 'x.faiss'))).equals(streamed)).toBe(true);
+      expect(await temps()).toEqual([]);
+    },
+    120_000,
+  );
+
+  it('vectors that change between their HEAD and their read are copied again after the build', async () => {
+    // The early copy was of the version HEAD saw; the bytes read (and built) are another: redone from those.
+    const store = heldVectorRead(createObjectStore(settings()), async () => {
+      await sleep(20);
+      await writeFile(path.join(folder(), 'x.knnvec'), differentVectors);
+    });
+    try {
+      const result = await job(store, container);
+      expect(result.overlap.reason).toMatch(/changed while it was downloaded/);
+      expect(result.uploadPath.path).toBe(nativeRangeCopier() ? 'copy' : 'stream');
+      const written = await readFile(path.join(folder(), 'x.faiss'));
+      expect(written.includes(differentVectors)).toBe(true);
+      expect(await temps()).toEqual([]);
+    } finally {
+      await writeFile(path.join(folder(), 'x.knnvec'), vectorBytes);
+    }
+  }, 120_000);
 
   it('a cancel during the build while the copy runs leaves no index and no temporary file', async () => {
     const real = nativeRangeCopier();
@@ -306,6 +362,19 @@ describe.skipIf(skipped !== undefined)(
         },
       });
       expect(copiesBeforeBuild).toBeGreaterThan(0);
+      expectOverlapped(result);
+      expect((await s3.getObject(client, bucket, INDEX_KEY)).equals(streamed)).toBe(true);
+      expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
+    }, 120_000);
+
+    it('starts copying parts while the vectors still download (from their HEAD), not after', async () => {
+      proxy.clear();
+      const held = heldVectorRead(store, () =>
+        until('an UploadPartCopy before the vectors are read', () =>
+          proxy.log.some((r) => isCopy(r) && r.status === 200),
+        ),
+      );
+      const result = await job(held, bucket);
       expectOverlapped(result);
       expect((await s3.getObject(client, bucket, INDEX_KEY)).equals(streamed)).toBe(true);
       expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
