@@ -1,5 +1,7 @@
 // The whole job, in the order it happens: download vectors and ids (in parallel) -> parse -> build the graph
-// (GPU or CPU) -> write the Faiss file straight into the upload -> the bare file name k-NN downloads.
+// (GPU or CPU) -> write the Faiss file straight into the upload -> the bare file name k-NN downloads. Where the
+// index repeats the `.knnvec` (float, binary), the store copies that part itself from the start of the job, while
+// the rest runs (startEarlyCopy).
 // Runs inside the job's worker process (worker.ts); everything it needs comes in through `deps`.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -104,9 +106,9 @@ export interface JobResult {
 export interface Overlap {
   /** Seconds the store-side copy of the stored vectors took (0 when nothing was copied early). */
   copySeconds: number;
-  /** Of those, the seconds while the graph was still building. */
+  /** Of those, the seconds before the build ended (the copy starts with the download: both hide it). */
   copyDuringBuildSeconds: number;
-  /** Why the copy did not start with the build, when it did not. */
+  /** Why the copy did not start early (or was redone after the build), when it did not. */
   reason?: string;
 }
 
