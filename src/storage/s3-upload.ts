@@ -157,7 +157,11 @@ export async function inMultipartUpload(
   const { signal } = options;
   const bucketKey = { Bucket: location.container, Key: location.key };
   const flexible = s3.checksums === 'crc32';
-  const created = await send(s3, signal, (abortSignal) =>
+  signal.throwIfAborted();
+  // Not cut short by a cancel: a create abandoned in flight may still open an upload that we would never learn of
+  // (and never abort). It is one short request; a cancel is honoured as soon as it answers.
+  const createTimeout = AbortSignal.timeout(Math.max(5_000, 2 * s3.settings.idleTimeoutMs));
+  const created = await send(s3, createTimeout, (abortSignal) =>
     s3.client.send(
       new CreateMultipartUploadCommand({
         ...bucketKey,
@@ -171,6 +175,7 @@ export async function inMultipartUpload(
   const uploadId = created.UploadId;
   if (!uploadId) throw new Error('CreateMultipartUpload returned no UploadId');
   try {
+    signal.throwIfAborted();
     const { parts, bytes, crc } = await fill(uploadId);
     const complete = new CompleteMultipartUploadCommand({
       ...bucketKey,

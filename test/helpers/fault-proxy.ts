@@ -22,6 +22,8 @@ export type Fault =
   | { kind: 'hang' }
   /** Forward the request only after `ms` (a slow server); a client that gives up meanwhile is logged as aborted. */
   | { kind: 'delay'; ms: number }
+  /** Forward the request at once, but hold the server's answer for `ms` (the server has acted on it already). */
+  | { kind: 'delay-response'; ms: number }
   /** Flip the bits of the response body byte at `atByte`. */
   | { kind: 'corrupt'; atByte: number }
   /** Flip the bits of the request body byte at `atByte` (an upload damaged on the way). */
@@ -184,6 +186,22 @@ export class FaultProxy {
     else req.pipe(upstreamReq);
     if (fault?.kind === 'reset-request') this.resetAfterRequestBytes(req, upstreamReq, fault.afterBytes);
     upstreamReq.on('response', (upstreamRes) => {
+      if (fault?.kind === 'delay-response') {
+        const timer = setTimeout(() => this.relayResponse(res, info, upstreamRes, undefined), fault.ms);
+        res.on('close', () => clearTimeout(timer));
+        return;
+      }
+      this.relayResponse(res, info, upstreamRes, fault);
+    });
+  }
+
+  private relayResponse(
+    res: http.ServerResponse,
+    info: LoggedRequest,
+    upstreamRes: http.IncomingMessage,
+    fault: Fault | undefined,
+  ): void {
+    {
       if (fault?.kind === 'status') {
         upstreamRes.resume();
         upstreamRes.on('end', () => this.replyError(res, info, fault.status, fault.code));
@@ -196,7 +214,7 @@ export class FaultProxy {
       res.writeHead(upstreamRes.statusCode ?? 502, outHeaders);
       res.flushHeaders();
       this.relayBody(upstreamRes, res, fault);
-    });
+    }
   }
 
   private corruptRequest(req: http.IncomingMessage, upstreamReq: http.ClientRequest, atByte: number): void {

@@ -186,6 +186,27 @@ describe.skipIf(skipped !== undefined)(skipped ? `S3 store (skipped: ${skipped})
     expect(err.message).toContain(`s3://${bucket}/${key}`);
   });
 
+  it('a cancel while CreateMultipartUpload is in flight still aborts the upload the server opened', async () => {
+    // The server opens the upload at once but its answer comes late: a client that gave up on the request would
+    // never learn the upload id, and the upload would stay open.
+    proxy.inject((r) => r.method === 'POST' && r.url.includes('?uploads'), {
+      kind: 'delay-response',
+      ms: 800,
+    });
+    const controller = new AbortController();
+    const writing = failure(
+      makeStore().write(
+        { container: bucket, key: 'cancel-create.faiss' },
+        Readable.from([pattern(11 * MiB)]),
+        { signal: controller.signal },
+      ),
+    );
+    await expect.poll(() => listMultipartUploads(client, bucket), { timeout: 5_000 }).toHaveLength(1);
+    controller.abort(new Error('cancelled by the test'));
+    expect((await writing).code).toBe('Aborted');
+    expect(await listMultipartUploads(client, bucket)).toEqual([]);
+  });
+
   it('close() during a multipart write aborts the upload before it resolves', async () => {
     const store = makeStore();
     const source = new PassThrough();
