@@ -9,7 +9,9 @@
 //
 // BENCH_SERVICE_LOG=file keeps the service's log at info level; LOCAL_READ_HUGE_PAGES=false turns off huge pages
 // on the local store's read buffers (src/storage/settings.ts).
-// --repeat N runs every build N times in a row (column `run`): with warm workers (WARM_WORKERS, the default) runs
+// --repeat N runs every build N times in a row (column `run`), each as k-NN sends it: its own segment paths (the
+// `.knnvec` and `.knndid` linked, or copied server-side on S3, under a new name), so its own new `.faiss`;
+// --same-key rebuilds into the one key instead (the index replaced each time, as a retried build would). with warm workers (WARM_WORKERS, the default) runs
 // 2.. find a worker whose GPU is set up already; WARM_WORKERS=false in the environment gives each job a fresh
 // process (the cold cost every time). scripts/gpu-check.sh warm compares the two.
 //
@@ -17,12 +19,22 @@
 // (scripts/s3-test-server.sh). Vectors: clustered up to 200k; larger sets repeat 200k clustered vectors with
 // noise (generated in seconds, as distinct as real ones for the builder).
 import { randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 
 import {
+  CopyObjectCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
@@ -56,6 +68,7 @@ const { values: args } = parseArgs({
     copy: { type: 'string', default: 'on' },
     name: { type: 'string', default: 'e2e' },
     repeat: { type: 'string', default: '1' },
+    'same-key': { type: 'boolean', default: false },
   },
 });
 const sizes = args.sizes.split(',').map(Number);
@@ -93,6 +106,20 @@ const put = async (key: string, body: Uint8Array | Uint8Array[]) => {
   const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: whole, ContentLength: whole.length }));
 };
+
+/** The segment's blobs under another name, without sending them again (a hard link; S3 CopyObject). */
+async function alias(from: string, to: string): Promise<string> {
+  for (const ext of ['.knnvec', '.knndid']) {
+    keys.push(to + ext);
+    if (s3) {
+      await s3.send(
+        new CopyObjectCommand({ Bucket: bucket, Key: to + ext, CopySource: `${bucket}/${from}${ext}` }),
+      );
+    } else linkSync(path.join(localRoot!, bucket, from + ext), path.join(localRoot!, bucket, to + ext));
+  }
+  keys.push(`${to}.faiss`);
+  return to;
+}
 
 /** Vectors per generated chunk: typed arrays stop at 4 GiB in Node 20, so big sets come in pieces. */
 const CHUNK_VECTORS = 250_000;
@@ -187,15 +214,17 @@ try {
       await put(`${base}.knnvec`, vectors);
       await put(`${base}.knndid`, new Uint8Array(ids.buffer));
       keys.push(`${base}.faiss`);
+      let builds = 0;
       for (const [copy, run] of copyModes.flatMap((c) =>
         Array.from({ length: repeat }, (_, i) => [c, i + 1] as const),
       )) {
         workers!.config.copyStoredVectors = copy;
+        const segment = builds++ === 0 || args['same-key'] ? base : await alias(base, `${base}-${builds}`);
         const t0 = performance.now();
         const id = await client.build({
           container_name: bucket,
-          vector_path: `${base}.knnvec`,
-          doc_id_path: `${base}.knndid`,
+          vector_path: `${segment}.knnvec`,
+          doc_id_path: `${segment}.knndid`,
           tenant_id: `bench-${copy ? 'copy' : 'stream'}-${run}`,
           dimension: d,
           doc_count: n,
