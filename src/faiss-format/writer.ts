@@ -7,7 +7,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import { nativeConvert } from '../vectors/fp16.js';
-import type { DataType, VectorArray } from '../vectors/types.js';
+import type { DataType, VectorArray, VectorSet } from '../vectors/types.js';
 import { FieldWriter } from './bytes.js';
 import type { StorageKind } from './formats.js';
 import {
@@ -44,8 +44,18 @@ interface Section {
   readonly name: string;
   readonly bytes: number;
   chunks(pieceBytes: number): Iterable<Uint8Array>;
-  /** A storage section whose vectors are the input's bytes unchanged: the bytes before them. */
-  readonly rawPrefix?: Uint8Array;
+  /**
+   * A storage section whose vectors are written as they are in memory: the bytes before them, and whether those
+   * are the input's bytes unchanged ('input': the `.knnvec`) or only ours ('memory': e.g. fp16 from half_float).
+   */
+  readonly stored?: { readonly prefix: Uint8Array; readonly bytes: StoredBytes };
+}
+
+/** Which stored vectors a split cuts around: the input's own bytes only, or also vectors as held in memory. */
+export type StoredBytes = 'input' | 'memory';
+
+function storedSectionAt(all: Section[], from: StoredBytes): number {
+  return all.findIndex((s) => s.stored && (from === 'memory' || s.stored.bytes === 'input'));
 }
 
 /** The exact size of the file faissIndexChunks() produces for this input (reads the levels, not the neighbors). */
@@ -96,14 +106,14 @@ export interface FaissIndexSplit {
  */
 export function splitAroundStoredVectors(
   input: FaissIndexInput,
-  options: FaissWriterOptions = {},
+  options: FaissWriterOptions & { from?: StoredBytes } = {},
 ): FaissIndexSplit | undefined {
   const pieceBytes = checkPieceBytes(options);
   const all = sections(input, validateFaissIndexInput(input));
-  const at = all.findIndex((s) => s.rawPrefix !== undefined);
+  const at = storedSectionAt(all, options.from ?? 'input');
   if (at < 0) return undefined;
   const storage = all[at]!;
-  const prefix = storage.rawPrefix!;
+  const prefix = storage.stored!.prefix;
   const head = all.slice(0, at);
   const tail = all.slice(at + 1);
   const sum = (list: Section[]) => list.reduce((n, s) => n + s.bytes, 0);
@@ -136,6 +146,7 @@ export interface StoredVectorsPlacement {
 export function storedVectorsPlacement(
   input: FaissIndexShape,
   layout: HnswLayout,
+  from: StoredBytes = 'input',
 ): StoredVectorsPlacement | undefined {
   // Sizes only: no section's bytes are produced, so the values, ids, links and entry point need not exist yet.
   const shaped: FaissIndexInput = {
@@ -145,10 +156,10 @@ export function storedVectorsPlacement(
     graph: { ...layout, neighbors: new Int32Array(0), entryPoint: -1, maxLevel: -1 },
   };
   const all = sections(shaped, resolveLayout(layout, input.vectors.count));
-  const at = all.findIndex((s) => s.rawPrefix !== undefined);
+  const at = storedSectionAt(all, from);
   if (at < 0) return undefined;
   const sum = (list: Section[]) => list.reduce((n, s) => n + s.bytes, 0);
-  const prefix = all[at]!.rawPrefix!.length;
+  const prefix = all[at]!.stored!.prefix.length;
   return {
     beforeBytes: sum(all.slice(0, at)) + prefix,
     vectorBytes: all[at]!.bytes - prefix,
@@ -374,12 +385,22 @@ function storageSection(input: FaissIndexInput, header: (w: FieldWriter) => Fiel
   return {
     name: `storage ${fourcc}`,
     bytes: prefix.length + dataBytes,
-    ...(keepsInputBytes(format.storage, vectors.dataType) ? { rawPrefix: prefix } : {}),
+    ...(encode === views
+      ? { stored: { prefix, bytes: keepsInputBytes(format.storage, vectors.dataType) ? 'input' : 'memory' } }
+      : {}),
     *chunks(piece) {
       yield prefix;
       for (const chunk of vectors.chunks) yield* encode(chunk, piece);
     },
   };
+}
+
+/**
+ * The stored vectors' bytes as they are in memory, in order, where the storage writes them unchanged (flat float,
+ * binary, fp16 from half_float; not int8 codes, which are encoded as written): what a split's middle holds.
+ */
+export function storedVectorBytes(vectors: VectorSet): Uint8Array[] {
+  return vectors.chunks.map((c) => new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
 }
 
 /** Whether the storage holds the vectors exactly as k-NN sent them (the `.knnvec` bytes). */

@@ -17,13 +17,16 @@ import {
   faissIndexReadable,
   faissIndexSize,
   keepsInputBytes,
+  type StoredBytes,
   type StoredVectorsPlacement,
   splitAroundStoredVectors,
+  storedVectorBytes,
   storedVectorsPlacement,
   writeFaissIndex,
 } from '../faiss-format/writer.js';
 import type { ProgressUpdate } from '../jobs/job.js';
 import type {
+  SentRange,
   ComposeResult,
   ComposedObject,
   ComposedWrite,
@@ -150,8 +153,12 @@ export async function runJob(spec: BuildSpec, builder: BuilderKind, deps: Pipeli
     throw e;
   }
   const { vectorInfo, vectorBlob, ids, idBytes } = downloaded;
-  const started = (await early)!;
   const vectors = parseVectorBlob(vectorBlob, blob);
+  // Converted storages (no store holds their bytes): ours are sent to their place while the graph builds.
+  const started =
+    (await early)!.write || keepsInputBytes(format.storage, spec.dataType)
+      ? (await early)!
+      : (startEarlySend(spec, builder, shape, vectors, vectorInfo, deps) ?? (await early)!);
   clock.lap('download');
   if (started.write && vectorBlob.version !== vectorInfo.version) {
     // Changed between its HEAD and its read: the copy holds other bytes than ours. Copy again after the build.
@@ -324,12 +331,17 @@ function buildParams(
   };
 }
 
-/** The store-side copy of the stored vectors, started before the build (or why not). */
+/**
+ * The stored vectors' early write, started before the build (or why not): copied store-side from the `.knnvec`
+ * from the job's start, or (converted storages such as fp16) our bytes of them sent once downloaded.
+ */
 interface EarlyCopy {
   /** Cleared when the write was given up before the build (the vectors changed while downloaded). */
   write?: ComposedWrite;
   /** The sizes the write was started with: the built file must have exactly these. */
   readonly placement?: StoredVectorsPlacement;
+  /** The middle: the input's bytes (copied) or the vectors as held in memory (sent). */
+  readonly middle?: StoredBytes;
   /** Why the copy did not start before the build, or was redone after it. */
   reason?: string;
   /** Whether the write's progress counts as the upload's (false while the graph builds). */
@@ -337,10 +349,12 @@ interface EarlyCopy {
   timing(buildEnded: number): Overlap;
 }
 
+function notStarted(reason: string): EarlyCopy {
+  return { reason, uploading: false, timing: () => ({ copySeconds: 0, copyDuringBuildSeconds: 0, reason }) };
+}
+
 /**
- * Starts copying the stored vectors to their place in the index while they download and the graph builds. Needs
- * the index's size up to the vectors before they or the graph exist: the builder's planned layout (both builders
- * draw every node's level up front from count, M and seed); the upload checks the built graph against it. The
+ * Starts copying the stored vectors to their place in the index while they download and the graph builds. The
  * copy is of the object's version at its HEAD; our own bytes of it (`vectorChunks`) are needed only where the
  * store sends instead of copying, or checks a copy.
  */
@@ -352,52 +366,95 @@ function startEarlyCopy(
   vectorChunks: Promise<readonly Uint8Array[]>,
   deps: PipelineDeps,
 ): EarlyCopy {
-  const target = deps.io.output;
-  const notStarted = (reason: string): EarlyCopy => ({
-    reason,
-    uploading: false,
-    timing: () => ({ copySeconds: 0, copyDuringBuildSeconds: 0, reason }),
-  });
-  const refused = copyRefusal(target, info.version, deps);
+  const refused = copyRefusal(deps.io.output, info.version, deps);
   if (refused) return notStarted(refused);
   if (!keepsInputBytes(shape.format.storage, shape.vectors.dataType)) {
     return notStarted(`the ${shape.format.storage} storage holds converted vectors`);
   }
-  const builder = deps.builders[kind];
-  if (!builder?.plannedLayout || !target.store.startComposed) {
-    return notStarted(
-      `the ${kind} builder or the ${target.store.kind} store cannot start the copy before the build`,
-    );
+  const planned = earlyPlacement(spec, kind, shape, 'input', deps);
+  if ('reason' in planned) return notStarted(planned.reason);
+  if (planned.placement.vectorBytes !== info.size) {
+    return notStarted('the stored vectors are not the whole vectors object');
   }
-  const hierarchical = needsHierarchicalGraph(shape.format.index);
+  const copy = storedVectorsRange(deps, info.version!, info.size, vectorChunks);
+  return startEarly(planned.placement, 'input', copy, info, deps);
+}
+
+/**
+ * For storages that hold the vectors converted (fp16 from half_float) as they are in memory: those bytes are
+ * sent to their place in the index while the graph builds (no store has them to copy); else why not.
+ */
+function startEarlySend(
+  spec: BuildSpec,
+  kind: BuilderKind,
+  shape: FaissIndexShape,
+  vectors: VectorSet,
+  like: ObjectInfo,
+  deps: PipelineDeps,
+): EarlyCopy | undefined {
+  if (deps.copyStoredVectors === false || deps.spoolDir) return undefined; // every byte after the build, as set
+  const planned = earlyPlacement(spec, kind, shape, 'memory', deps);
+  if ('reason' in planned) return undefined;
+  const local = storedVectorBytes(vectors);
+  const bytes = local.reduce((n, c) => n + c.byteLength, 0);
+  if (planned.placement.vectorBytes !== bytes) return undefined;
+  const sent = `the ${shape.format.storage} storage holds converted vectors`;
+  return startEarly(planned.placement, 'memory', { sent, bytes, local }, like, deps);
+}
+
+/**
+ * Where the stored vectors sit in the index, known before the vectors or the graph exist: from the builder's
+ * planned layout (both builders draw every node's level up front from count, M and seed); the upload checks the
+ * built graph against it. Or why it cannot be known.
+ */
+function earlyPlacement(
+  spec: BuildSpec,
+  kind: BuilderKind,
+  shape: FaissIndexShape,
+  from: StoredBytes,
+  deps: PipelineDeps,
+): { placement: StoredVectorsPlacement } | { reason: string } {
+  const builder = deps.builders[kind];
+  if (!builder?.plannedLayout || !deps.io.output.store.startComposed) {
+    return {
+      reason: `the ${kind} builder or the ${deps.io.output.store.kind} store cannot start the copy before the build`,
+    };
+  }
   let layout;
   try {
+    const hierarchical = needsHierarchicalGraph(shape.format.index);
     layout = builder.plannedLayout(shape.vectors, buildParams(spec, hierarchical, deps));
   } catch (e) {
     // Bad build options: the build itself says so, in its own words.
-    return notStarted(`the ${kind} builder could not plan the graph: ${(e as Error).message}`);
+    return { reason: `the ${kind} builder could not plan the graph: ${(e as Error).message}` };
   }
-  const placement = storedVectorsPlacement(shape, layout);
-  if (!placement) return notStarted(`the ${shape.format.storage} storage holds converted vectors`);
-  if (placement.vectorBytes !== info.size) {
-    return notStarted('the stored vectors are not the whole vectors object');
-  }
+  const placement = storedVectorsPlacement(shape, layout, from);
+  if (!placement) return { reason: `the ${shape.format.storage} storage holds converted vectors` };
+  return { placement };
+}
+
+/** The composed write of the index with its middle (the stored vectors) started now. */
+function startEarly(
+  placement: StoredVectorsPlacement,
+  middle: StoredBytes,
+  range: CopyRange | SentRange,
+  like: ObjectInfo,
+  deps: PipelineDeps,
+): EarlyCopy {
+  const target = deps.io.output;
   const total = placement.beforeBytes + placement.vectorBytes + placement.afterBytes;
   const started = performance.now();
   let ended: number | undefined;
   const early: EarlyCopy = {
     placement,
+    middle,
     uploading: false,
-    write: target.store.startComposed(
+    write: target.store.startComposed!(
       target.at,
-      {
-        beforeBytes: placement.beforeBytes,
-        afterBytes: placement.afterBytes,
-        copy: storedVectorsRange(deps, info.version!, info.size, vectorChunks),
-      },
+      { beforeBytes: placement.beforeBytes, afterBytes: placement.afterBytes, copy: range },
       {
         signal: deps.signal,
-        encryptLike: info,
+        encryptLike: like,
         onProgress: (bytes) => {
           if (early.uploading) deps.report({ bytesUploaded: bytes, fraction: bytes / total });
         },
@@ -438,7 +495,7 @@ async function upload(
   if (early.write) {
     let split;
     try {
-      split = splitAroundStoredVectors(index); // validates the whole index first, as below
+      split = splitAroundStoredVectors(index, { from: early.middle }); // validates the whole index first
     } catch (e) {
       await early.write.abort(e);
       throw e;

@@ -179,26 +179,27 @@ export class LocalObjectStore implements ObjectStore {
     return composeNow((plan) => this.startComposed(location, plan, options), object);
   }
 
-  /** The vectors' copy starts now, into the temporary file at their final offset; finish() writes the rest. */
+  /**
+   * The middle starts now, into the temporary file at its final offset (the vectors copied kernel-side, or bytes
+   * of ours written); finish() writes the rest.
+   */
   startComposed(location: ObjectLocation, plan: ComposedPlan, options: WriteOptions = {}): ComposedWrite {
     return composedWrite(options, async (ends, runOptions, copied) => {
-      const from = this.resolve(plan.copy.source);
+      const { copy } = plan;
+      if ('sent' in copy) {
+        return this.writeVia(location, runOptions, (handle) =>
+          composeIntoFile(handle, { sent: copy }, plan, ends, runOptions, copied),
+        );
+      }
+      const from = this.resolve(copy.source);
+      const explain = (err: unknown) => this.explain(err, 'copying from', copy.source, from);
       // The source as read: links resolved inside its container, a regular file (as read() insists).
-      const source = await this.realFile(plan.copy.source, from).catch(async (err: unknown) => {
-        throw await this.explain(err, 'copying from', plan.copy.source, from);
+      const file = await this.realFile(copy.source, from).catch(async (err: unknown) => {
+        throw await explain(err);
       });
+      const source = { range: copy, file, copier: this.copier, explain, label: this.address(copy.source) };
       return this.writeVia(location, runOptions, (handle) =>
-        composeIntoFile(
-          handle,
-          source,
-          plan,
-          ends,
-          runOptions,
-          this.copier,
-          (err) => this.explain(err, 'copying from', plan.copy.source, from),
-          this.address(plan.copy.source),
-          copied,
-        ),
+        composeIntoFile(handle, { source }, plan, ends, runOptions, copied),
       );
     });
   }

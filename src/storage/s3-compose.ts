@@ -6,7 +6,9 @@
 // x-amz-copy-source-if-match with the ETag we downloaded, and since some servers ignore that header (Ceph RGW 16
 // does), each copied part's ETag is checked against the MD5 of our own copy of the bytes where it is an MD5,
 // and the source is HEADed again before the upload completes. A server that refuses the copy (501, 403, 400)
-// gets those parts uploaded from memory instead; any failure aborts the upload.
+// gets those parts uploaded from memory instead; any failure aborts the upload. A middle of our own bytes
+// (SentRange: converted vectors no object holds) is uploaded as those parts would be after a refusal, at once,
+// while the caller still makes the head and tail.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { UploadPartCopyCommand } from '@aws-sdk/client-s3';
@@ -33,6 +35,7 @@ import type {
   ComposedPlan,
   CopyRange,
   ObjectLocation,
+  SentRange,
   WriteOptions,
 } from './types.js';
 
@@ -71,7 +74,10 @@ export async function composeInS3(
   const copyBytes = copy.bytes - pad;
   if (copyBytes < MIN_PART_BYTES) {
     copied();
-    const reason = `the vectors (${copy.bytes} bytes) leave ${copyBytes} to copy once the first part is filled, under S3's 5 MiB part minimum`;
+    const reason =
+      'sent' in copy
+        ? copy.sent
+        : `the vectors (${copy.bytes} bytes) leave ${copyBytes} to copy once the first part is filled, under S3's 5 MiB part minimum`;
     return streamAll(
       s3,
       location,
@@ -144,7 +150,7 @@ export async function composeInS3(
     if (firstError) throw firstError.error;
     const sent = (endsResult as PromiseFulfilledResult<{ head: Sent; tail: Sent }>).value;
     const copiedParts = (copiedResult as PromiseFulfilledResult<CopiedPart[]>).value;
-    await checkSourceUnchanged(s3, copy, signal);
+    if (!('sent' in copy)) await checkSourceUnchanged(s3, copy, signal);
     let crc = sent.head.crc;
     for (const part of copiedParts) crc = crc32Combine(crc, part.crc, part.bytes);
     crc = crc32Combine(crc, sent.tail.crc, sent.tail.bytes);
@@ -176,7 +182,7 @@ function checkEnds(beforeBytes: number, afterBytes: number, plan: ComposedPlan):
 async function streamAll(
   s3: S3Access,
   location: ObjectLocation,
-  object: ComposedObject,
+  object: Omit<ComposedObject, 'copy'> & { copy: CopyRange | SentRange },
   options: Options,
   reason: string,
 ): Promise<ComposeResult> {
@@ -217,7 +223,7 @@ async function copyAll(
   s3: S3Access,
   location: ObjectLocation,
   uploadId: string,
-  copy: CopyRange,
+  copy: CopyRange | SentRange,
   parts: readonly CopyPart[],
   signal: AbortSignal,
   progress: Progress,
@@ -225,11 +231,12 @@ async function copyAll(
   onRefused: (why: string) => string,
 ): Promise<CopiedPart[]> {
   const copied = new Map<number, CopyPartResult>();
-  let refused: string | undefined;
+  // Bytes of ours (SentRange): every part is uploaded, as after a refusal.
+  let refused: string | undefined = 'sent' in copy ? onRefused(copy.sent) : undefined;
   let bytes = 0;
   const concurrency = s3.settings.writeConcurrency;
   await eachAtOnce(parts, concurrency, signal, async (part) => {
-    if (refused) return;
+    if (refused || 'sent' in copy) return;
     try {
       copied.set(part.number, await copyPart(s3, location, uploadId, copy, part, signal));
       bytes += part.to - part.from;
@@ -246,9 +253,10 @@ async function copyAll(
     const data = gather(local, part.from, part.to);
     const crc = s3.checksums === 'crc32' ? crc32(data) : 0;
     const result = copied.get(part.number);
-    const completed = result
-      ? completedCopy(s3, copy, part, result, data, crc, verifyMd5)
-      : await uploadPart(s3, location, uploadId, localPart(s3, part.number, data, crc), signal);
+    const completed =
+      result && !('sent' in copy)
+        ? completedCopy(s3, copy, part, result, data, crc, verifyMd5)
+        : await uploadPart(s3, location, uploadId, localPart(s3, part.number, data, crc), signal);
     done.push({ completed, crc, bytes: data.length });
     if (!result) {
       bytes += data.length;

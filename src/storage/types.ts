@@ -84,10 +84,24 @@ export interface ComposedObject {
   readonly afterBytes: number;
 }
 
-/** A composed object's plan: the copied range now, only the sizes of the bytes around it (they come later). */
+/**
+ * Bytes of ours that no stored object holds (e.g. vectors converted to fp16), as a started composed write's
+ * middle: written (sent) from memory at once, while the caller is still making the bytes around them.
+ */
+export interface SentRange {
+  /** Why they are sent rather than copied: the write's reason (its path is 'stream'). */
+  readonly sent: string;
+  readonly bytes: number;
+  readonly local: readonly Uint8Array[];
+}
+
+/**
+ * A composed object's plan: the middle now (a range the store copies, or bytes of ours it is sent), only the
+ * sizes of the bytes around it (they come later).
+ */
 export interface ComposedPlan {
   readonly beforeBytes: number;
-  readonly copy: CopyRange;
+  readonly copy: CopyRange | SentRange;
   readonly afterBytes: number;
 }
 

@@ -45,13 +45,25 @@ const idBytes = Buffer.from(Int32Array.from({ length: COUNT }, (_, i) => 3 * i +
 const differentVectors = Buffer.from(vectorBytes);
 differentVectors[vectorBytes.length - 100] = differentVectors[vectorBytes.length - 100]! ^ 0xff;
 
-function request(container: string): JobSpec {
+// half_float vectors (k-NN sends fp32; the index stores fp16, which no store holds to copy): 12 MiB as fp16,
+// enough for S3 parts (>= 5 MiB) beyond the head's padding.
+const HALF_COUNT = 6000;
+const HALF_VECTOR_KEY = 'seg/h.knnvec';
+const HALF_IDS_KEY = 'seg/h.knndid';
+const HALF_INDEX_KEY = 'seg/h.faiss';
+const FP16_BYTES = 2 * HALF_COUNT * DIMENSION;
+const halfVectors = clusteredFloat({ count: HALF_COUNT, dimension: DIMENSION, clusters: 30, seed: 6 });
+const halfVectorBytes = Buffer.from(halfVectors.buffer, halfVectors.byteOffset, halfVectors.byteLength);
+const halfIdBytes = Buffer.from(Int32Array.from({ length: HALF_COUNT }, (_, i) => i).buffer);
+
+function request(container: string, half = false): JobSpec {
   return jobSpecFor({
     container_name: container,
-    vector_path: VECTOR_KEY,
-    doc_id_path: IDS_KEY,
+    vector_path: half ? HALF_VECTOR_KEY : VECTOR_KEY,
+    doc_id_path: half ? HALF_IDS_KEY : IDS_KEY,
+    ...(half ? { data_type: 'half_float' } : {}),
     dimension: DIMENSION,
-    doc_count: COUNT,
+    doc_count: half ? HALF_COUNT : COUNT,
     index_parameters: {
       space_type: 'l2',
       algorithm: 'hnsw',
@@ -85,8 +97,9 @@ function job(
   container: string,
   gate: Gate = {},
   more: Partial<PipelineDeps> = {},
+  half = false,
 ): Promise<JobResult> {
-  const r = request(container);
+  const r = request(container, half);
   return runJob(r, 'cpu', {
     io: ioForRequest(store, r),
     builders: { cpu: gatedCpu(gate) },
@@ -121,6 +134,17 @@ async function until(what: string, ready: () => boolean | Promise<boolean>, ms =
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);
   }
+}
+
+/** A half_float job: its fp16 vectors sent (not copied) while the graph built, the only reason being the conversion. */
+function expectSentEarly(result: JobResult): void {
+  expect(result.uploadPath).toEqual({
+    path: 'stream',
+    reason: 'the sq-fp16 storage holds converted vectors',
+  });
+  expect(result.overlap.reason).toBeUndefined();
+  expect(result.overlap.copySeconds).toBeGreaterThan(0);
+  expect(result.bytesCopied).toBe(0);
 }
 
 function expectOverlapped(result: JobResult): void {
@@ -170,16 +194,22 @@ describe('phase overlap, local store (copy_file_range while the graph builds)', 
   const settings = () => resolveStorageSettings({ kind: 'local', localRoot: tmp.dir });
   const temps = async () => (await readdir(folder())).filter((n) => n.startsWith('.knn-tmp-'));
   let streamed: Buffer;
+  let streamedHalf: Buffer;
 
   beforeAll(async () => {
     await mkdir(folder(), { recursive: true });
     await writeFile(path.join(folder(), 'x.knnvec'), vectorBytes);
     await writeFile(path.join(folder(), 'x.knndid'), idBytes);
+    await writeFile(path.join(folder(), 'h.knnvec'), halfVectorBytes);
+    await writeFile(path.join(folder(), 'h.knndid'), halfIdBytes);
     // The reference: the same job with every byte streamed after the build.
     const result = await job(createObjectStore(settings()), container, {}, { copyStoredVectors: false });
     expect(result.uploadPath.path).toBe('stream');
     expect(result.overlap).toMatchObject({ copySeconds: 0, reason: expect.stringMatching(/turned off/) });
     streamed = await readFile(path.join(folder(), 'x.faiss'));
+    const half = await job(createObjectStore(settings()), container, {}, { copyStoredVectors: false }, true);
+    expect(half.overlap.copySeconds).toBe(0);
+    streamedHalf = await readFile(path.join(folder(), 'h.faiss'));
   }, 120_000);
   afterAll(() => tmp.remove());
 
@@ -255,6 +285,28 @@ describe('phase overlap, local store (copy_file_range while the graph builds)', 
     }
   }, 120_000);
 
+  it('half_float: the fp16 vectors are written into the temporary file while the graph builds; the file equals the streamed one', async () => {
+    await rm(path.join(folder(), 'h.faiss'), { force: true });
+    const result = await job(
+      createObjectStore(settings()),
+      container,
+      {
+        beforeBuild: () =>
+          until('the fp16 vectors written into the temporary file', async () => {
+            for (const t of await temps()) {
+              if ((await stat(path.join(folder(), t))).size > FP16_BYTES) return true;
+            }
+            return false;
+          }),
+      },
+      {},
+      true,
+    );
+    expectSentEarly(result);
+    expect((await readFile(path.join(folder(), 'h.faiss'))).equals(streamedHalf)).toBe(true);
+    expect(await temps()).toEqual([]);
+  }, 120_000);
+
   it('a cancel during the build while the copy runs leaves no index and no temporary file', async () => {
     const real = nativeRangeCopier();
     let copying = false;
@@ -324,6 +376,7 @@ describe.skipIf(skipped !== undefined)(
     let bucket: string;
     let store: ObjectStore;
     let streamed: Buffer;
+    let streamedHalf: Buffer;
 
     beforeAll(async () => {
       proxy = await FaultProxy.start(s3.s3TestServer().endpoint);
@@ -331,12 +384,16 @@ describe.skipIf(skipped !== undefined)(
       bucket = await s3.createTestBucket(client, 'overlap');
       await s3.putObject(client, bucket, VECTOR_KEY, vectorBytes);
       await s3.putObject(client, bucket, IDS_KEY, idBytes);
+      await s3.putObject(client, bucket, HALF_VECTOR_KEY, halfVectorBytes);
+      await s3.putObject(client, bucket, HALF_IDS_KEY, halfIdBytes);
       store = createObjectStore(
         s3.s3StoreSettings({ writePartBytes: 5 * 2 ** 20, writeConcurrency: 2, endpoint: proxy.endpoint }),
       );
       const result = await job(store, bucket, {}, { copyStoredVectors: false });
       expect(result.uploadPath.path).toBe('stream');
       streamed = await s3.getObject(client, bucket, INDEX_KEY);
+      await job(store, bucket, {}, { copyStoredVectors: false }, true);
+      streamedHalf = await s3.getObject(client, bucket, HALF_INDEX_KEY);
     }, 120_000);
     afterAll(async () => {
       await store?.close();
@@ -377,6 +434,29 @@ describe.skipIf(skipped !== undefined)(
       const result = await job(held, bucket);
       expectOverlapped(result);
       expect((await s3.getObject(client, bucket, INDEX_KEY)).equals(streamed)).toBe(true);
+      expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
+    }, 120_000);
+
+    it('half_float: fp16 parts are uploaded while the graph builds; the object equals the streamed one', async () => {
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: HALF_INDEX_KEY }));
+      proxy.clear();
+      const isPartOf = (r: RequestInfo) =>
+        r.method === 'PUT' && /[?&]partNumber=/.test(r.url) && r.url.includes('h.faiss') && !isCopy(r);
+      const result = await job(
+        store,
+        bucket,
+        {
+          beforeBuild: () =>
+            until('a part of the fp16 vectors uploaded', () =>
+              proxy.log.some((r) => isPartOf(r) && r.status === 200),
+            ),
+        },
+        {},
+        true,
+      );
+      expectSentEarly(result);
+      expect(proxy.log.filter(isCopy)).toEqual([]);
+      expect((await s3.getObject(client, bucket, HALF_INDEX_KEY)).equals(streamedHalf)).toBe(true);
       expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
     }, 120_000);
 
