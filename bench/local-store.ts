@@ -12,7 +12,7 @@
 //   write + fsync:          dd if=/dev/zero of=F bs=16M conv=fsync     vs  LocalObjectStore.write of the same bytes
 // The ratio column is dd's (or cp's) time / ours: above 1 is faster than dd.
 //
-//   npm run bench -- local-store [--mib 256] [--dir /tmp] [--runs 2] [--threads N]
+//   npm run bench -- local-store [--mib 256] [--dir /tmp] [--runs 2] [--threads N] [--gpu-warm]
 // On the GPU machine: scripts/gpu-check.sh local-io (3 GiB, the size of a 1M x 768 float .knnvec).
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -25,6 +25,7 @@ import { LocalObjectStore } from '../src/storage/local.js';
 import { nativeFileReader, nativeRangeCopier } from '../src/storage/local-io.js';
 import { resolveStorageSettings } from '../src/storage/settings.js';
 import type { HostBlob } from '../src/storage/types.js';
+import { gpuWarmUp } from '../src/builders/native.js';
 import { type Row, printTable, writeResults } from './report.js';
 
 const MiB = 2 ** 20;
@@ -34,8 +35,12 @@ const { values: args } = parseArgs({
     dir: { type: 'string', default: os.tmpdir() },
     runs: { type: 'string', default: '2' },
     threads: { type: 'string' },
+    'gpu-warm': { type: 'boolean', default: false },
   },
 });
+// --gpu-warm: this process first sets up GPU 0 (CUDA context, cuBLAS, pinned staging) as a warm build worker
+// does, to see whether that changes the reads' rate.
+if (args['gpu-warm']) console.log(`GPU 0 warmed up in ${(await gpuWarmUp(0)).toFixed(2)} s`);
 const mib = Number(args.mib);
 const runs = Number(args.runs);
 const threads = args.threads === undefined ? undefined : Number(args.threads);
