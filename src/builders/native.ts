@@ -115,6 +115,9 @@ interface NativeAddon {
   f32ToF16(input: Uint8Array, output: Uint8Array): void;
   /** int8 -> Faiss QT_8bit_direct_signed codes (x ^ 0x80). */
   int8Codes(input: Uint8Array, output: Uint8Array): void;
+  /** src/vectors/scan.ts's scans, on several threads (src/native/convert). */
+  findFloat32AtLeast(values: Uint8Array, from: number, biasedExponent: number): number;
+  findNonFiniteFloat16(values: Uint8Array): number;
 }
 
 const ROOT = path.resolve(import.meta.dirname, '../..');

@@ -19,6 +19,9 @@ import type { Logger } from 'pino';
 
 import type { BuildContext, BuildFn, BuildOutcome } from './scheduler.js';
 import type { FromWorker, ToWorker, WorkerConfig } from '../pipeline/messages.js';
+import { createObjectStore } from '../storage/index.js';
+import type { StorageSettings } from '../storage/settings.js';
+import type { ObjectLocation } from '../storage/types.js';
 import { tsxExecArgv } from '../tsx-loader.js';
 
 /** How long a cancelled worker may take to abort its job before it is killed. */
@@ -58,6 +61,12 @@ export interface ProcessBuildOptions {
   pool?: WarmPoolOptions;
   /** GPUs every warm worker makes ready at its start (BUILDER=gpu, or auto with a GPU found). */
   warmGpus?: readonly number[];
+  /**
+   * Aborts an S3 multipart upload a worker left open when it died without reporting (WriteOptions.onMultipart).
+   * Default: through a store made from the workers' own storage settings (config.storage), when that is S3; the
+   * local store needs none (its temporary files are swept at start-up and by the object's next write).
+   */
+  abortUpload?: (location: ObjectLocation, uploadId: string) => Promise<void>;
   /** The pool's own events (worker started, replaced, GPU warmed); jobs log through their context. */
   log?: Logger;
   /** Tests: another worker program, and shorter waits. */
@@ -328,6 +337,29 @@ class WorkerPool {
     };
   }
 
+  /** Aborts the multipart uploads a worker that died left open (each logged; a failure is logged, not thrown). */
+  private async abortLeftUploads(open: Map<string, ObjectLocation>, ctx: BuildContext): Promise<void> {
+    const storage = this.o.config.storage;
+    const abort = this.o.abortUpload ?? (storage.kind === 's3' ? abortWith(storage) : undefined);
+    if (!abort || open.size === 0) return;
+    await Promise.all(
+      [...open].map(([uploadId, location]) =>
+        abort(location, uploadId).then(
+          () =>
+            ctx.log.info(
+              { uploadId, key: location.key },
+              'aborted the upload its dead build worker left open',
+            ),
+          (e: unknown) =>
+            ctx.log.warn(
+              { uploadId, key: location.key, error: (e as Error).message },
+              'could not abort the upload its dead build worker left open',
+            ),
+        ),
+      ),
+    );
+  }
+
   private runOn(worker: Worker, ctx: BuildContext): Promise<BuildOutcome> {
     const { child } = worker;
     return new Promise<BuildOutcome>((resolve, reject) => {
@@ -336,6 +368,7 @@ class WorkerPool {
       let killedByUs = false;
       let killTimer: NodeJS.Timeout | undefined;
       let gpuRelease: (() => void) | undefined;
+      const openUploads = new Map<string, ObjectLocation>();
       ctx.log.info(
         {
           worker: worker.pid,
@@ -388,6 +421,13 @@ class WorkerPool {
             gpuRelease?.();
             gpuRelease = undefined;
             break;
+          case 'multipart':
+            if (m.event.state === 'open') {
+              openUploads.set(m.event.uploadId, m.event.location);
+              // Its id in the log: if the whole service dies, a person (or the lifecycle rule) can abort it.
+              ctx.log.info({ uploadId: m.event.uploadId, key: m.event.location.key }, 'index upload open');
+            } else openUploads.delete(m.event.uploadId);
+            break;
           case 'done':
             clearTimeout(killTimer);
             ctx.log.info(
@@ -416,12 +456,13 @@ class WorkerPool {
       };
       worker.onClose = (code, signal) => {
         clearTimeout(killTimer);
-        if (ctx.signal.aborted || killedByUs) {
-          finish(new Error((ctx.signal.reason as Error | undefined)?.message ?? 'cancelled'));
-        } else {
-          finish(new Error(describeDeath(code, signal, phase, ctx.plan.hostBytes)));
-        }
+        const error =
+          ctx.signal.aborted || killedByUs
+            ? new Error((ctx.signal.reason as Error | undefined)?.message ?? 'cancelled')
+            : new Error(describeDeath(code, signal, phase, ctx.plan.hostBytes));
         this.fill(); // a warm pool gets a worker in its place
+        // The job fails once nothing it wrote is left: the upload its worker could not close is aborted here.
+        void this.abortLeftUploads(openUploads, ctx).then(() => finish(error));
       };
       this.send(worker, {
         type: 'start',
@@ -432,6 +473,18 @@ class WorkerPool {
       });
     });
   }
+}
+
+/** Aborts an upload through a store of its own (rare: a worker died with its index upload open). */
+function abortWith(settings: Partial<StorageSettings>) {
+  return async (at: ObjectLocation, uploadId: string): Promise<void> => {
+    const store = createObjectStore(settings);
+    try {
+      await store.abortUpload!(at, uploadId);
+    } finally {
+      await store.close();
+    }
+  };
 }
 
 /** Words for a worker that died without reporting, by how it died. */

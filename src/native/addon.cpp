@@ -351,6 +351,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readFileRange", Napi::Function::New(env, knn::io::ReadFileRange));
   exports.Set("f32ToF16", Napi::Function::New(env, knn::convert::F32ToF16));
   exports.Set("int8Codes", Napi::Function::New(env, knn::convert::Int8Codes));
+  exports.Set("findFloat32AtLeast", Napi::Function::New(env, knn::convert::FindFloat32AtLeast));
+  exports.Set("findNonFiniteFloat16", Napi::Function::New(env, knn::convert::FindNonFiniteFloat16));
   exports.Set("exitWithParent", Napi::Function::New(env, ExitWithParent));
   exports.Set("build", Napi::Function::New(env, Build));
   exports.Set("gpuInfo", Napi::Function::New(env, GpuInfo));

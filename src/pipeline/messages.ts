@@ -7,6 +7,7 @@ import type { LogLevel } from '../config.js';
 import type { FormatPolicyName } from '../faiss-format/policy.js';
 import type { ProgressUpdate } from '../jobs/job.js';
 import type { StorageSettings } from '../storage/settings.js';
+import type { MultipartEvent } from '../storage/types.js';
 import type { JobResult } from './run-job.js';
 
 /** What a worker needs besides the job's spec. In the service, S3 credentials come from the inherited environment. */
@@ -37,5 +38,10 @@ export type FromWorker =
   | { type: 'failed'; message: string }
   /** After 'done' or 'failed': cleaned up (gc), ready for the next job; its resident memory now. */
   | { type: 'ready'; rssBytes: number }
+  /**
+   * The job's index upload opened (or closed) an S3 multipart upload: if the worker dies without reporting, the
+   * service aborts the ones still open.
+   */
+  | { type: 'multipart'; event: MultipartEvent }
   /** The outcome of one GPU of 'warm-up': seconds it took, or why it failed. */
   | { type: 'gpu-warm-up'; device: number; seconds?: number; error?: string };

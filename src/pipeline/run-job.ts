@@ -32,6 +32,7 @@ import type {
   ComposedWrite,
   CopyRange,
   HostBlob,
+  MultipartEvent,
   ObjectInfo,
   ObjectLocation,
   ObjectStore,
@@ -80,6 +81,8 @@ export interface PipelineDeps {
   copyStoredVectors?: boolean;
   signal: AbortSignal;
   report(update: ProgressUpdate): void;
+  /** Told of the index's multipart upload (S3) opening and closing, for the service to abort if this dies. */
+  onMultipart?: (event: MultipartEvent) => void;
   /** Waits for the GPU this build may use (one build per device). */
   acquireGpu(): Promise<{ device: number; release(): void }>;
 }
@@ -454,6 +457,7 @@ function startEarly(
       { beforeBytes: placement.beforeBytes, afterBytes: placement.afterBytes, copy: range },
       {
         signal: deps.signal,
+        ...(deps.onMultipart ? { onMultipart: deps.onMultipart } : {}),
         encryptLike: like,
         onProgress: (bytes) => {
           if (early.uploading) deps.report({ bytesUploaded: bytes, fraction: bytes / total });
@@ -513,7 +517,12 @@ async function upload(
   }
   const total = faissIndexSize(index);
   const onProgress = (bytes: number) => deps.report({ bytesUploaded: bytes, fraction: bytes / total });
-  const options = { signal: deps.signal, encryptLike: like, onProgress };
+  const options = {
+    signal: deps.signal,
+    encryptLike: like,
+    onProgress,
+    ...(deps.onMultipart ? { onMultipart: deps.onMultipart } : {}),
+  };
   const copy = copyPlan(index, target, vectorBlob, deps);
   if (copy.split) return composed(await target.store.writeComposed!(target.at, copy.split, options));
   const streamed = (bytes: number): Uploaded => {

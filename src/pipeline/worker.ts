@@ -86,6 +86,7 @@ async function start(m: Extract<ToWorker, { type: 'start' }>): Promise<void> {
       ...(m.config.copyStoredVectors === false ? { copyStoredVectors: false } : {}),
       signal: abort.signal,
       report: (update) => send({ type: 'progress', update }),
+      onMultipart: (event) => send({ type: 'multipart', event }),
       acquireGpu: () =>
         new Promise((resolve) => {
           gpuGranted = (device) => resolve({ device, release: () => send({ type: 'release-gpu' }) });

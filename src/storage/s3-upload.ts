@@ -174,6 +174,8 @@ export async function inMultipartUpload(
   );
   const uploadId = created.UploadId;
   if (!uploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+  const told = (state: 'open' | 'closed') => options.onMultipart?.({ state, location, uploadId });
+  told('open');
   try {
     signal.throwIfAborted();
     const { parts, bytes, crc } = await fill(uploadId);
@@ -198,9 +200,12 @@ export async function inMultipartUpload(
       classifyS3Error,
       signal,
     );
+    told('closed');
     return bytes;
   } catch (err) {
-    throw await abortUpload(s3, location, uploadId, err);
+    const failure = await abortUpload(s3, location, uploadId, err);
+    told('closed'); // aborted, or (the error says so) left to the bucket's lifecycle rule
+    throw failure;
   }
 }
 
@@ -310,7 +315,7 @@ export async function uploadPart(
  * bounded by the retry policy and the idle timeout). Returns the error to throw: `cause`, annotated when the
  * abort failed too, since parts are then left behind.
  */
-async function abortUpload(
+export async function abortUpload(
   s3: S3Access,
   location: ObjectLocation,
   uploadId: string,

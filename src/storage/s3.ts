@@ -15,7 +15,7 @@ import { linkedAbort, withRetries } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 import { TransferError, classifyS3Error, toStorageError } from './s3-errors.js';
 import { composeInS3 } from './s3-compose.js';
-import { uploadToS3 } from './s3-upload.js';
+import { abortUpload, uploadToS3 } from './s3-upload.js';
 import { effectiveChecksums, redactUrl } from './settings.js';
 import type { StorageSettings } from './settings.js';
 import { composeNow, composedWrite } from './composed-write.js';
@@ -106,6 +106,12 @@ export class S3ObjectStore implements ObjectStore, S3Access {
     options: WriteOptions = {},
   ): Promise<ComposeResult> {
     return composeNow((plan) => this.startComposed(location, plan, options), object);
+  }
+
+  /** Aborts a multipart upload a build worker opened and could not close (it was killed outright). */
+  async abortUpload(location: ObjectLocation, uploadId: string): Promise<void> {
+    const failure = await abortUpload(this, location, uploadId, undefined);
+    if (failure !== undefined) throw failure as Error;
   }
 
   /** The multipart upload and its UploadPartCopy parts start now; finish() uploads the head and tail parts. */

@@ -49,8 +49,20 @@ export interface ReadOptions {
   readonly onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
 
+/** A multipart upload a write opened (S3), or closed again (completed or aborted). */
+export interface MultipartEvent {
+  readonly state: 'open' | 'closed';
+  readonly location: ObjectLocation;
+  readonly uploadId: string;
+}
+
 export interface WriteOptions {
   readonly signal?: AbortSignal;
+  /**
+   * Told of each multipart upload the write opens and closes: whoever outlives this process (the service, for a
+   * build worker killed outright) can abort one left open (ObjectStore.abortUpload).
+   */
+  readonly onMultipart?: (event: MultipartEvent) => void;
   /** Reuse this object's server-side encryption (SSE-KMS key) for the new object. */
   readonly encryptLike?: ObjectInfo;
   readonly onProgress?: (bytesDone: number) => void;
@@ -158,5 +170,7 @@ export interface ObjectStore {
    * upload, no temporary file).
    */
   startComposed?(location: ObjectLocation, plan: ComposedPlan, options?: WriteOptions): ComposedWrite;
+  /** Aborts a multipart upload another process opened and could not close (S3; see WriteOptions.onMultipart). */
+  abortUpload?(location: ObjectLocation, uploadId: string): Promise<void>;
   close(): Promise<void>;
 }

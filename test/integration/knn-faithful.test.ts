@@ -345,6 +345,15 @@ describe.each(TOPOLOGIES)(
       return records.filter((r) => r.msg === 'build worker ready' && r.worker === pid).length;
     }
 
+    /** Whether the service (any replica) has logged `msg` for the job. */
+    function logged(jobId: string, msg: string): boolean {
+      const records =
+        replicas.length > 0
+          ? replicas.flatMap((r) => r.records())
+          : svc!.logs.map((l) => JSON.parse(l) as LogRecord);
+      return records.some((r) => r.msg === msg && (r as { jobId?: string }).jobId === jobId);
+    }
+
     /** The build worker of a job, on whichever replica runs it. */
     async function workerPid(jobId: string): Promise<number> {
       return replicas.length > 0 ? (await workerOf(replicas, jobId)).pid : workerPidOf(svc!, jobId);
@@ -446,10 +455,19 @@ describe.each(TOPOLOGIES)(
           const victimId = await client.build(victim.body);
           const okJob = client.build(bystander.body).then((id) => client.poll(id, { intervalMs: 0 }));
           const pid = await workerPid(victimId);
+          // Killed once its index upload is open (the vectors' copy starts with the job) and the service knows it:
+          // the service aborts it.
+          const victimUpload = async () =>
+            (await listMultipartUploads(s3, bucket)).filter((u) => u.key.startsWith(victim.folder));
+          await expect
+            .poll(() => logged(victimId, 'index upload open'), { timeout: 20_000, interval: 20 })
+            .toBe(true);
+          expect(await victimUpload()).toHaveLength(1);
           process.kill(pid, 'SIGKILL');
           const s = await client.poll(victimId, { intervalMs: 0 });
           expect(s.task_status).toBe('FAILED_INDEX_BUILD');
           expect(s.error_message).toMatch(/killed \(SIGKILL\)/);
+          expect(await victimUpload()).toEqual([]);
           expect((await okJob).task_status).toBe('COMPLETED_INDEX_BUILD');
           // The service is still up and builds again.
           expect((await fetch(`${url}/_heart_beat`)).status).toBe(200);

@@ -114,6 +114,20 @@ describe('warm worker pool', () => {
     expect(await pidOf(build(job('ok')))).toBe(replacement);
   });
 
+  it('aborts the multipart upload a crashed worker left open before failing its job', async () => {
+    const aborted: string[] = [];
+    const build = testPool({
+      pool: POOL,
+      abortUpload: async (at, uploadId) => {
+        await new Promise((r) => setTimeout(r, 100)); // the job fails only after this
+        aborted.push(`${at.container}/${at.key} ${uploadId}`);
+      },
+    });
+    await expect(build(job('upload-crash'))).rejects.toThrow(/crashed \(SIGSEGV\)/);
+    expect(aborted).toEqual(['bucket/seg/x.faiss left-open']);
+    expect(lines.join('\n')).toContain('aborted the upload its dead build worker left open');
+  });
+
   it('keeps a worker whose cancelled job settled within the grace', async () => {
     const build = testPool({ pool: POOL });
     const [pid] = await poolOf(build, 1);

@@ -270,7 +270,8 @@ describe('phase overlap, local store (copy_file_range while the graph builds)', 
   it('vectors that change between their HEAD and their read are copied again after the build', async () => {
     // The early copy was of the version HEAD saw; the bytes read (and built) are another: redone from those.
     const store = heldVectorRead(createObjectStore(settings()), async () => {
-      await sleep(20);
+      // Once the copy has started (HEAD has answered), before the read: the file is replaced.
+      await until('the early copy to start', async () => (await temps()).length > 0);
       await writeFile(path.join(folder(), 'x.knnvec'), differentVectors);
     });
     try {

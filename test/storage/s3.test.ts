@@ -2,7 +2,7 @@
 // the object is replaced, and close() stopping transfers. On the real RGW test server (through a recording proxy).
 import zlib from 'node:zlib';
 import { PassThrough, Readable } from 'node:stream';
-import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { crc32ToBase64 } from '../../src/storage/crc32.js';
@@ -204,6 +204,21 @@ describe.skipIf(skipped !== undefined)(skipped ? `S3 store (skipped: ${skipped})
     await expect.poll(() => listMultipartUploads(client, bucket), { timeout: 5_000 }).toHaveLength(1);
     controller.abort(new Error('cancelled by the test'));
     expect((await writing).code).toBe('Aborted');
+    expect(await listMultipartUploads(client, bucket)).toEqual([]);
+  });
+
+  it('abortUpload aborts an upload another process opened, and tells of uploads as they open and close', async () => {
+    const events: string[] = [];
+    const key = 'told.faiss';
+    await makeStore().write({ container: bucket, key }, Readable.from([pattern(11 * MiB)]), {
+      onMultipart: (e) => events.push(`${e.state} ${e.location.key} ${e.uploadId.length > 0}`),
+    });
+    expect(events).toEqual([`open ${key} true`, `closed ${key} true`]);
+    const { UploadId } = await client.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'left.faiss' }),
+    );
+    expect(await listMultipartUploads(client, bucket)).toHaveLength(1);
+    await makeStore().abortUpload!({ container: bucket, key: 'left.faiss' }, UploadId!);
     expect(await listMultipartUploads(client, bucket)).toEqual([]);
   });
 

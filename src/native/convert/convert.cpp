@@ -4,6 +4,8 @@
 #include "convert.h"
 
 #include <algorithm>
+#include <atomic>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -103,7 +105,66 @@ Bytes bytesArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return {a.Data(), a.ByteLength()};
 }
 
+// The first index in [from, n) where hit(i) holds, or -1. Several threads each scan a slice in blocks: a
+// branch-free pass over a block (which the compiler vectorizes) says whether it holds a hit, and only such a block
+// is searched element by element. A thread stops once an earlier slice has a hit; the lowest hit wins.
+template <typename Hit>
+int64_t parallelFind(size_t from, size_t n, size_t elementBytes, Hit hit) {
+  if (from >= n) return -1;
+  constexpr size_t kBlock = 1024;
+  std::atomic<int64_t> best{INT64_MAX};
+  parallel(n - from, (n - from) * elementBytes, [&](size_t first, size_t count) {
+    const size_t end = from + first + count;
+    for (size_t i = from + first; i < end;) {
+      if (static_cast<int64_t>(i) > best.load(std::memory_order_relaxed)) return;
+      const size_t stop = std::min(end, i + kBlock);
+      unsigned any = 0;
+      for (size_t j = i; j < stop; j++) any |= hit(j) ? 1u : 0u;
+      if (any) {
+        while (!hit(i)) i++;
+        int64_t seen = best.load(std::memory_order_relaxed);
+        while (static_cast<int64_t>(i) < seen && !best.compare_exchange_weak(seen, static_cast<int64_t>(i))) {
+        }
+        return;
+      }
+      i = stop;
+    }
+  });
+  const int64_t found = best.load();
+  return found == INT64_MAX ? -1 : found;
+}
+
 }  // namespace
+
+Napi::Value FindFloat32AtLeast(const Napi::CallbackInfo& info) {
+  Bytes in = bytesArg(info, 0, "values");
+  if (in.length % 4 != 0) throw Napi::RangeError::New(info.Env(), "findFloat32AtLeast: values must be whole float32s");
+  if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsNumber())
+    throw Napi::TypeError::New(info.Env(), "findFloat32AtLeast(values, from, biasedExponent)");
+  const int64_t fromArg = info[1].As<Napi::Number>().Int64Value();
+  const uint32_t threshold = static_cast<uint32_t>(info[2].As<Napi::Number>().Uint32Value()) << 23;
+  const size_t n = in.length / 4;
+  const size_t from = static_cast<size_t>(std::max<int64_t>(0, fromArg));
+  const uint8_t* data = in.data;
+  const int64_t at = parallelFind(from, n, 4, [&](size_t i) {
+    uint32_t bits;
+    std::memcpy(&bits, data + 4 * i, 4);
+    return (bits & 0x7f800000u) >= threshold;
+  });
+  return Napi::Number::New(info.Env(), static_cast<double>(at));
+}
+
+Napi::Value FindNonFiniteFloat16(const Napi::CallbackInfo& info) {
+  Bytes in = bytesArg(info, 0, "values");
+  if (in.length % 2 != 0) throw Napi::RangeError::New(info.Env(), "findNonFiniteFloat16: values must be whole fp16s");
+  const uint8_t* data = in.data;
+  const int64_t at = parallelFind(0, in.length / 2, 2, [&](size_t i) {
+    uint16_t bits;
+    std::memcpy(&bits, data + 2 * i, 2);
+    return (bits & 0x7c00u) == 0x7c00u;
+  });
+  return Napi::Number::New(info.Env(), static_cast<double>(at));
+}
 
 Napi::Value F32ToF16(const Napi::CallbackInfo& info) {
   Bytes in = bytesArg(info, 0, "input");

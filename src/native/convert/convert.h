@@ -10,4 +10,10 @@ namespace knn::convert {
 Napi::Value F32ToF16(const Napi::CallbackInfo& info);
 // int8Codes(input: Uint8Array (int8), output: Uint8Array (same length)): output[i] = input[i] ^ 0x80.
 Napi::Value Int8Codes(const Napi::CallbackInfo& info);
+// findFloat32AtLeast(values: Uint8Array (float32), from, biasedExponent) -> the first element index >= from whose
+// exponent bits are >= biasedExponent (NaN and Inf included), or -1. The NaN/Inf/overflow scan of every float
+// .knnvec, on several threads (src/vectors/scan.ts has the same in JS).
+Napi::Value FindFloat32AtLeast(const Napi::CallbackInfo& info);
+// findNonFiniteFloat16(values: Uint8Array (fp16)) -> the first NaN or Inf, or -1.
+Napi::Value FindNonFiniteFloat16(const Napi::CallbackInfo& info);
 }  // namespace knn::convert
