@@ -143,43 +143,45 @@ export async function runJob(spec: BuildSpec, builder: BuilderKind, deps: Pipeli
   deps.report({ phase: 'downloading', fraction: 0 });
   const transfers = startDownload(spec, blob, deps);
   // The stored vectors start copying store-side as soon as the vectors object's version is known (its HEAD),
-  // while they download and the graph builds: the file's layout is planned from the request alone.
-  const early = transfers.vectorInfo.then(
-    (info) => startEarlyCopy(spec, builder, shape, info, transfers.vectorChunks, deps),
+  // while they download and the graph builds: the file's layout is planned from the request alone. Whatever
+  // fails before the upload takes the write over gives it up (no object, multipart upload or temporary file).
+  let early: EarlyCopy | undefined;
+  const earlyStarted = transfers.vectorInfo.then(
+    (info) => (early = startEarlyCopy(spec, builder, shape, info, transfers.vectorChunks, deps)),
     () => undefined, // the download reports the failure
   );
-  let downloaded;
+  let downloaded, vectors, built;
   try {
     downloaded = await transfers.done;
-  } catch (e) {
-    await (await early)?.write?.abort(e);
-    throw e;
-  }
-  const { vectorInfo, vectorBlob, ids, idBytes } = downloaded;
-  const vectors = parseVectorBlob(vectorBlob, blob);
-  // Converted storages (no store holds their bytes): ours are sent to their place while the graph builds.
-  const started =
-    (await early)!.write || keepsInputBytes(format.storage, spec.dataType)
-      ? (await early)!
-      : (startEarlySend(spec, builder, shape, vectors, vectorInfo, deps) ?? (await early)!);
-  clock.lap('download');
-  if (started.write && vectorBlob.version !== vectorInfo.version) {
-    // Changed between its HEAD and its read: the copy holds other bytes than ours. Copy again after the build.
-    started.reason =
-      'the vectors object changed while it was downloaded: the vectors were copied again after the build';
-    await started.write.abort(new Error(started.reason));
-    started.write = undefined;
-  }
-
-  deps.report({ phase: 'building', fraction: 0 });
-  const index: Omit<FaissIndexInput, 'graph'> = { ...shape, vectors, ids };
-  let built;
-  try {
+    await earlyStarted;
+    vectors = parseVectorBlob(downloaded.vectorBlob, blob);
+    // Converted storages (no store holds their bytes): ours are sent to their place while the graph builds.
+    if (!early!.write && !keepsInputBytes(format.storage, spec.dataType)) {
+      early = startEarlySend(spec, builder, shape, vectors, downloaded.vectorInfo, deps) ?? early;
+    }
+    clock.lap('download');
+    if (
+      early!.write &&
+      early!.middle === 'input' &&
+      downloaded.vectorBlob.version !== downloaded.vectorInfo.version
+    ) {
+      // Changed between its HEAD and its read: the copy holds other bytes than ours. Copy again after the build.
+      early!.reason =
+        'the vectors object changed while it was downloaded: the vectors were copied again after the build';
+      const write = early!.write;
+      early!.write = undefined;
+      await write.abort(new Error(early!.reason));
+    }
+    deps.report({ phase: 'building', fraction: 0 });
     built = await buildGraph(spec, builder, vectors, format.needsHierarchicalGraph, deps);
   } catch (e) {
-    await started.write?.abort(e);
+    await earlyStarted;
+    await early?.write?.abort(e);
     throw e;
   }
+  const started = early!;
+  const { vectorInfo, vectorBlob, ids, idBytes } = downloaded;
+  const index: Omit<FaissIndexInput, 'graph'> = { ...shape, vectors, ids };
   clock.lap('build');
 
   deps.report({ phase: 'uploading', fraction: 0 });

@@ -44,6 +44,9 @@ const vectorBytes = Buffer.from(vectors.buffer, vectors.byteOffset, vectors.byte
 const idBytes = Buffer.from(Int32Array.from({ length: COUNT }, (_, i) => 3 * i + 1).buffer);
 const differentVectors = Buffer.from(vectorBytes);
 differentVectors[vectorBytes.length - 100] = differentVectors[vectorBytes.length - 100]! ^ 0xff;
+// A NaN in the last vector: found by the value scan after the download, when the copy has long started.
+const nanVectors = Buffer.from(vectorBytes);
+nanVectors.writeFloatLE(NaN, vectorBytes.length - 8);
 
 // half_float vectors (k-NN sends fp32; the index stores fp16, which no store holds to copy): 12 MiB as fp16,
 // enough for S3 parts (>= 5 MiB) beyond the head's padding.
@@ -308,6 +311,21 @@ describe('phase overlap, local store (copy_file_range while the graph builds)', 
     expect(await temps()).toEqual([]);
   }, 120_000);
 
+  it('vectors that fail the value scan (NaN) fail the job and leave no temporary file', async () => {
+    await rmIndex(folder());
+    await writeFile(path.join(folder(), 'x.knnvec'), nanVectors);
+    try {
+      const err = await job(createObjectStore(settings()), container).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/float data must be finite: vector 2999 .* is NaN/);
+      await sleep(300); // a write left running would have made its temporary file by now
+      expect(await temps()).toEqual([]);
+      expect(existsSync(path.join(folder(), 'x.faiss'))).toBe(false);
+    } finally {
+      await writeFile(path.join(folder(), 'x.knnvec'), vectorBytes);
+    }
+  });
+
   it('a cancel during the build while the copy runs leaves no index and no temporary file', async () => {
     const real = nativeRangeCopier();
     let copying = false;
@@ -459,6 +477,21 @@ describe.skipIf(skipped !== undefined)(
       expect(proxy.log.filter(isCopy)).toEqual([]);
       expect((await s3.getObject(client, bucket, HALF_INDEX_KEY)).equals(streamedHalf)).toBe(true);
       expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
+    }, 120_000);
+
+    it('vectors that fail the value scan (NaN) fail the job and leave no multipart upload', async () => {
+      proxy.clear();
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: INDEX_KEY }));
+      await s3.putObject(client, bucket, VECTOR_KEY, nanVectors);
+      try {
+        const err = await job(store, bucket).catch((e: Error) => e);
+        expect(err).toBeInstanceOf(Error);
+        expect((err as Error).message).toMatch(/float data must be finite/);
+        expect(proxy.log.some(isCopy)).toBe(true); // the copy had started
+        await expectNothingLeft();
+      } finally {
+        await s3.putObject(client, bucket, VECTOR_KEY, vectorBytes);
+      }
     }, 120_000);
 
     it('a cancel during the build while the copy runs leaves no object and no multipart upload', async () => {
