@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   createWriteStream,
+  fsyncSync,
   linkSync,
   mkdirSync,
   mkdtempSync,
@@ -98,6 +99,9 @@ const put = async (key: string, body: Uint8Array | Uint8Array[]) => {
     const fd = openSync(file, 'w');
     try {
       for (const chunk of chunks) writeSync(fd, chunk);
+      // On disk before the job starts (still in the page cache): its writeback would otherwise compete with the
+      // job's own writes, which a segment k-NN wrote well before the build does not.
+      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
