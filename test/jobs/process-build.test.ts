@@ -166,11 +166,10 @@ describe('warm worker pool', () => {
   it('gives a job to a worker that is set up, not to a replacement still warming up its GPU', async () => {
     // Two warm workers; the one that ran a job is recycled and its replacement warms up for 10 s. The next job
     // goes to the other warm worker (not the newest worker, which would make it wait for the set-up).
-    process.env.POOL_WORKER_SLOW_AFTER = String(Date.now() + 1500);
     try {
       const build = testPool({ pool: { ...POOL, size: 2, maxJobs: 1 }, warmGpus: [0] });
       const first = await poolOf(build, 2);
-      await new Promise((r) => setTimeout(r, 1600)); // later workers warm up slowly
+      process.env.POOL_WORKER_SLOW_WARM_UP = '1'; // workers started from now on warm up slowly
       const a = await pidOf(build(job('ok')));
       const now = await poolOf(build, 2, [a]);
       const replacement = now.find((p) => !first.includes(p))!;
@@ -178,7 +177,7 @@ describe('warm worker pool', () => {
       expect(first).toContain(b);
       expect(b).not.toBe(replacement);
     } finally {
-      delete process.env.POOL_WORKER_SLOW_AFTER;
+      delete process.env.POOL_WORKER_SLOW_WARM_UP;
     }
   });
 
