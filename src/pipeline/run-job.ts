@@ -387,7 +387,9 @@ function startEarlyCopy(
 
 /**
  * For storages that hold the vectors converted (fp16 from half_float) as they are in memory: those bytes are
- * sent to their place in the index while the graph builds (no store has them to copy); else why not.
+ * sent to their place in the index while the graph builds (no store has them to copy). Undefined where that
+ * cannot be (int8 codes are encoded as uploaded, a store without started writes, settings that send every byte
+ * after the build): the upload then sends them after the build, as before.
  */
 function startEarlySend(
   spec: BuildSpec,
