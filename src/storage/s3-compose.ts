@@ -250,18 +250,24 @@ async function copyAll(
   const local = await raceFailure(Promise.resolve(copy.local), signal);
   const done: CopiedPart[] = [];
   await eachAtOnce(parts, concurrency, signal, async (part) => {
+    const result = copied.get(part.number);
+    const partBytes = part.to - part.from;
+    if (result && !('sent' in copy)) {
+      // Checked piece by piece: a part that spans two chunks is never gathered into one buffer.
+      const digest = digestOf(slices(local, part.from, part.to), s3.checksums === 'crc32', verifyMd5);
+      done.push({
+        completed: completedCopy(s3, copy, part, result, digest),
+        crc: digest.crc,
+        bytes: partBytes,
+      });
+      return;
+    }
     const data = gather(local, part.from, part.to);
     const crc = s3.checksums === 'crc32' ? crc32(data) : 0;
-    const result = copied.get(part.number);
-    const completed =
-      result && !('sent' in copy)
-        ? completedCopy(s3, copy, part, result, data, crc, verifyMd5)
-        : await uploadPart(s3, location, uploadId, localPart(s3, part.number, data, crc), signal);
-    done.push({ completed, crc, bytes: data.length });
-    if (!result) {
-      bytes += data.length;
-      progress.set(2, bytes);
-    }
+    const completed = await uploadPart(s3, location, uploadId, localPart(s3, part.number, data, crc), signal);
+    done.push({ completed, crc, bytes: partBytes });
+    bytes += partBytes;
+    progress.set(2, bytes);
   });
   return done.sort((a, b) => a.completed.PartNumber! - b.completed.PartNumber!);
 }
@@ -328,23 +334,37 @@ function completedCopy(
   copy: CopyRange,
   part: CopyPart,
   copied: CopyPartResult,
-  data: Buffer,
-  crc: number,
-  verifyMd5: boolean,
+  digest: Digest,
 ): CompletedPart {
-  if (verifyMd5) checkCopiedBytes(s3, copy, part, copied.etag, data);
+  if (digest.md5 !== undefined) checkCopiedBytes(s3, copy, part, copied.etag, digest.md5);
   return {
     PartNumber: part.number,
     ETag: copied.etag,
-    ...(s3.checksums === 'crc32' ? { ChecksumCRC32: copied.crc32 ?? crc32ToBase64(crc) } : {}),
+    ...(s3.checksums === 'crc32' ? { ChecksumCRC32: copied.crc32 ?? crc32ToBase64(digest.crc) } : {}),
   };
 }
 
+/** Our bytes of a part, hashed: the CRC32 (0 unless asked for) and the MD5 (hex, when asked for). */
+interface Digest {
+  readonly crc: number;
+  readonly md5?: string;
+}
+
+function digestOf(pieces: Iterable<Uint8Array>, withCrc: boolean, withMd5: boolean): Digest {
+  let crc = 0;
+  const md5 = withMd5 ? createHash('md5') : undefined;
+  for (const piece of pieces) {
+    if (withCrc) crc = crc32(piece, crc);
+    md5?.update(piece);
+  }
+  return md5 ? { crc, md5: md5.digest('hex') } : { crc };
+}
+
 /** A plain part's ETag is the MD5 of its bytes: a copy that differs from ours means the source changed. */
-function checkCopiedBytes(s3: S3Access, copy: CopyRange, part: CopyPart, etag: string, data: Buffer): void {
+function checkCopiedBytes(s3: S3Access, copy: CopyRange, part: CopyPart, etag: string, md5: string): void {
   const got = etag.replace(/"/g, '');
   if (!/^[0-9a-f]{32}$/i.test(got)) return; // SSE-KMS and others: not an MD5
-  if (createHash('md5').update(data).digest('hex') === got.toLowerCase()) return;
+  if (md5 === got.toLowerCase()) return;
   throw changed(
     s3,
     copy,
