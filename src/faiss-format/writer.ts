@@ -45,13 +45,14 @@ interface Section {
   readonly bytes: number;
   chunks(pieceBytes: number): Iterable<Uint8Array>;
   /**
-   * A storage section whose vectors are written as they are in memory: the bytes before them, and whether those
-   * are the input's bytes unchanged ('input': the `.knnvec`) or only ours ('memory': e.g. fp16 from half_float).
+   * A storage section whose vectors are written as they are in memory (or, for int8 codes, as storedVectorBytes
+   * encodes them): the bytes before them, and whether those are the input's bytes unchanged ('input': the
+   * `.knnvec`) or only ours ('memory': fp16 from half_float, int8 codes from byte).
    */
   readonly stored?: { readonly prefix: Uint8Array; readonly bytes: StoredBytes };
 }
 
-/** Which stored vectors a split cuts around: the input's own bytes only, or also vectors as held in memory. */
+/** Which stored vectors a split cuts around: the input's own bytes only, or also ours (storedVectorBytes). */
 export type StoredBytes = 'input' | 'memory';
 
 function storedSectionAt(all: Section[], from: StoredBytes): number {
@@ -327,9 +328,11 @@ function arraySection(
   };
 }
 
+const bytesOf = (c: ArrayBufferView): Uint8Array => new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
+
 /** Byte views over a typed array, `piece` bytes at a time. */
 function* views(array: ArrayBufferView, piece: number): Generator<Uint8Array> {
-  const bytes = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+  const bytes = bytesOf(array);
   for (let at = 0; at < bytes.length; at += piece)
     yield bytes.subarray(at, Math.min(at + piece, bytes.length));
 }
@@ -385,9 +388,7 @@ function storageSection(input: FaissIndexInput, header: (w: FieldWriter) => Fiel
   return {
     name: `storage ${fourcc}`,
     bytes: prefix.length + dataBytes,
-    ...(encode === views
-      ? { stored: { prefix, bytes: keepsInputBytes(format.storage, vectors.dataType) ? 'input' : 'memory' } }
-      : {}),
+    stored: { prefix, bytes: keepsInputBytes(format.storage, vectors.dataType) ? 'input' : 'memory' },
     *chunks(piece) {
       yield prefix;
       for (const chunk of vectors.chunks) yield* encode(chunk, piece);
@@ -396,11 +397,12 @@ function storageSection(input: FaissIndexInput, header: (w: FieldWriter) => Fiel
 }
 
 /**
- * The stored vectors' bytes as they are in memory, in order, where the storage writes them unchanged (flat float,
- * binary, fp16 from half_float; not int8 codes, which are encoded as written): what a split's middle holds.
+ * The storage section's vector bytes, in order: what a split's middle holds. Views of the vectors where the
+ * storage writes them unchanged (flat float, binary, fp16 from half_float); for int8 codes (byte), new buffers
+ * as large as the vectors, encoded now (native threads), which the caller holds until they are sent.
  */
-export function storedVectorBytes(vectors: VectorSet): Uint8Array[] {
-  return vectors.chunks.map((c) => new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
+export function storedVectorBytes(vectors: VectorSet, storage: StorageKind): Uint8Array[] {
+  return vectors.chunks.map((c) => (storage === 'sq-int8' ? int8CodesOf(bytesOf(c)) : bytesOf(c)));
 }
 
 /** Whether the storage holds the vectors exactly as k-NN sent them (the `.knnvec` bytes). */
@@ -426,27 +428,28 @@ function codeSize(storage: StorageKind, dimension: number): number {
 
 // QT_8bit_direct_signed stores value + 128 as a byte, which for two's-complement int8 is a flip of the top bit.
 function* int8Codes(chunk: VectorArray, piece: number): Generator<Uint8Array> {
-  const src = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  for (let at = 0; at < src.length; at += piece) {
-    const part = src.subarray(at, Math.min(at + piece, src.length));
-    const out = new Uint8Array(part.length);
-    const native = nativeConvert();
-    if (native) {
-      native.int8Codes(part, out);
-      yield out;
-      continue;
-    }
-    const words = Math.floor(part.length / 4);
-    if (part.byteOffset % 4 === 0) {
-      const inWords = new Uint32Array(part.buffer, part.byteOffset, words);
-      const outWords = new Uint32Array(out.buffer, 0, words);
-      for (let i = 0; i < words; i++) outWords[i] = inWords[i]! ^ 0x80808080;
-    } else {
-      for (let i = 0; i < words * 4; i++) out[i] = part[i]! ^ 0x80;
-    }
-    for (let i = words * 4; i < part.length; i++) out[i] = part[i]! ^ 0x80;
-    yield out;
+  const src = bytesOf(chunk);
+  for (let at = 0; at < src.length; at += piece)
+    yield int8CodesOf(src.subarray(at, Math.min(at + piece, src.length)));
+}
+
+function int8CodesOf(part: Uint8Array): Uint8Array {
+  const out = new Uint8Array(part.length);
+  const native = nativeConvert();
+  if (native) {
+    native.int8Codes(part, out);
+    return out;
   }
+  const words = Math.floor(part.length / 4);
+  if (part.byteOffset % 4 === 0) {
+    const inWords = new Uint32Array(part.buffer, part.byteOffset, words);
+    const outWords = new Uint32Array(out.buffer, 0, words);
+    for (let i = 0; i < words; i++) outWords[i] = inWords[i]! ^ 0x80808080;
+  } else {
+    for (let i = 0; i < words * 4; i++) out[i] = part[i]! ^ 0x80;
+  }
+  for (let i = words * 4; i < part.length; i++) out[i] = part[i]! ^ 0x80;
+  return out;
 }
 
 // The int64 id map: each int32 doc id widened (ids are validated non-negative, so the high word is 0).

@@ -76,7 +76,8 @@ export interface HostEstimateOptions {
 }
 
 /**
- * Host bytes a job needs at its peak: the vectors (as stored in memory) and ids, then the builder's peak:
+ * Host bytes a job needs at its peak: the vectors (as stored in memory), ids and (byte) the vectors' int8 codes,
+ * then the builder's peak:
  * - CPU (reads the vectors in place): the graph in its final array, the upper levels kept apart while building,
  *   levels, per-node upper offsets, insertion order, one pointer per vector (vectors in several chunks) and a
  *   visited table per thread (src/native/cpu/hnsw_builder.cpp Layout, vector_table.h);
@@ -88,7 +89,8 @@ export interface HostEstimateOptions {
 export function estimateHostBytes(s: BuildSpec, builder: 'cpu' | 'gpu', o: HostEstimateOptions = {}): number {
   const n = s.docCount;
   const m = s.m;
-  const data = n * (bytesPerVector(s.dataType, s.dimension) + 4); // vectors + int32 ids
+  // vectors + int32 ids (+ byte: their int8 codes, made while the graph builds to be sent meanwhile)
+  const data = n * (bytesPerVector(s.dataType, s.dimension) + 4 + int8CodeBytes(s));
   const fixed =
     WORKER_PROCESS_BYTES + UNCOLLECTED_BYTES + readStagingBytes(s.dataType) + (o.transferBytes ?? 0);
   if (builder === 'cpu') {
@@ -103,6 +105,11 @@ export function estimateHostBytes(s: BuildSpec, builder: 'cpu' | 'gpu', o: HostE
   const perVector =
     4 * graphSlotsPerNode(fileM) + 4 * degree + 13 + 4 * upperSlotsPerNode(fileM) * (1 + 1 / fileM);
   return Math.ceil(data + n * perVector + fixed + GPU_RUNTIME_BYTES);
+}
+
+/** Bytes per vector of the int8 codes a byte job makes before its upload (src/pipeline/run-job.ts startEarlySend). */
+function int8CodeBytes(s: BuildSpec): number {
+  return s.dataType === 'byte' && !s.skipStoredVectors ? s.dimension : 0;
 }
 
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;

@@ -155,10 +155,6 @@ export async function runJob(spec: BuildSpec, builder: BuilderKind, deps: Pipeli
     downloaded = await transfers.done;
     await earlyStarted;
     vectors = parseVectorBlob(downloaded.vectorBlob, blob);
-    // Converted storages (no store holds their bytes): ours are sent to their place while the graph builds.
-    if (!early!.write && !keepsInputBytes(format.storage, spec.dataType)) {
-      early = startEarlySend(spec, builder, shape, vectors, downloaded.vectorInfo, deps) ?? early;
-    }
     clock.lap('download');
     if (
       early!.write &&
@@ -173,7 +169,16 @@ export async function runJob(spec: BuildSpec, builder: BuilderKind, deps: Pipeli
       await write.abort(new Error(early!.reason));
     }
     deps.report({ phase: 'building', fraction: 0 });
-    built = await buildGraph(spec, builder, vectors, format.needsHierarchicalGraph, deps);
+    const building = buildGraph(spec, builder, vectors, format.needsHierarchicalGraph, deps);
+    // Converted storages (no store holds their bytes): ours are made and sent to their place while the graph
+    // builds. Made once the build is under way (one turn of the event loop: its GPU lease taken, its native
+    // work started), as encoding int8 codes holds this thread for a moment.
+    if (!early!.write && !keepsInputBytes(format.storage, spec.dataType)) {
+      building.catch(() => undefined); // awaited below; not unhandled meanwhile
+      await new Promise((resolve) => setImmediate(resolve));
+      early = startEarlySend(spec, builder, shape, vectors, downloaded.vectorInfo, deps) ?? early;
+    }
+    built = await building;
   } catch (e) {
     await earlyStarted;
     await early?.write?.abort(e);
@@ -386,10 +391,11 @@ function startEarlyCopy(
 }
 
 /**
- * For storages that hold the vectors converted (fp16 from half_float) as they are in memory: those bytes are
- * sent to their place in the index while the graph builds (no store has them to copy). Undefined where that
- * cannot be (int8 codes are encoded as uploaded, a store without started writes, settings that send every byte
- * after the build): the upload then sends them after the build, as before.
+ * For storages that hold the vectors converted (fp16 from half_float, int8 codes from byte): those bytes are sent
+ * to their place in the index while the graph builds (no store has them to copy). int8 codes are encoded here,
+ * into buffers as large as the vectors (the admission estimate counts them), held until the job ends. Undefined
+ * where that cannot be (a store without started writes, settings that send every byte after the build, codes
+ * that could not be allocated): the upload then sends them after the build, as before.
  */
 function startEarlySend(
   spec: BuildSpec,
@@ -402,7 +408,12 @@ function startEarlySend(
   if (deps.copyStoredVectors === false || deps.spoolDir) return undefined; // every byte after the build, as set
   const planned = earlyPlacement(spec, kind, shape, 'memory', deps);
   if ('reason' in planned) return undefined;
-  const local = storedVectorBytes(vectors);
+  let local;
+  try {
+    local = storedVectorBytes(vectors, shape.format.storage);
+  } catch (e) {
+    return notStarted(`the int8 codes could not be made before the upload: ${(e as Error).message}`);
+  }
   const bytes = local.reduce((n, c) => n + c.byteLength, 0);
   if (planned.placement.vectorBytes !== bytes) return undefined;
   const sent = `the ${shape.format.storage} storage holds converted vectors`;

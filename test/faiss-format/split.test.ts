@@ -1,9 +1,14 @@
-// splitAroundStoredVectors: the file cut around its stored vectors, for a store to copy them from the `.knnvec`.
-// before + the input's vector bytes + after must be exactly the file faissIndexChunks writes.
+// splitAroundStoredVectors: the file cut around its stored vectors, for a store to copy them from the `.knnvec`
+// (or, converted, to be sent while the graph builds). before + the middle + after must be exactly the file
+// faissIndexChunks writes.
 import { describe, expect, it } from 'vitest';
 
 import type { FaissFormat } from '../../src/faiss-format/formats.js';
-import { faissIndexChunks, splitAroundStoredVectors } from '../../src/faiss-format/writer.js';
+import {
+  faissIndexChunks,
+  splitAroundStoredVectors,
+  storedVectorBytes,
+} from '../../src/faiss-format/writer.js';
 import type { DataType } from '../../src/vectors/types.js';
 import { baseLevelGraph, indexInput, testData, twoLevelGraph } from '../helpers/faiss-files.js';
 
@@ -40,5 +45,25 @@ describe('splitAroundStoredVectors', () => {
   it.each(converted)('%s: nothing to copy (undefined)', (_name, type, format) => {
     const data = testData(type, 100, 16);
     expect(splitAroundStoredVectors(indexInput(data, twoLevelGraph(data, 8), format))).toBeUndefined();
+  });
+
+  // Ours (from 'memory'): sent while the graph builds, the int8 codes encoded by storedVectorBytes.
+  it.each(converted.slice(0, 2))(
+    '%s: before + storedVectorBytes + after = the file (from memory)',
+    (_name, type, format) => {
+      const data = testData(type, 300, 16);
+      const input = indexInput(data, twoLevelGraph(data, 8), format);
+      const split = splitAroundStoredVectors(input, { pieceBytes: 4096, from: 'memory' })!;
+      const middle = concat(storedVectorBytes(data.vectors, format.storage));
+      expect(split.vectorBytes).toBe(middle.length);
+      const whole = Buffer.concat([concat(split.before), middle, concat(split.after)]);
+      expect(whole.equals(concat(faissIndexChunks(input)))).toBe(true);
+    },
+  );
+
+  it('no stored vectors: nothing to send either', () => {
+    const data = testData('float', 100, 16);
+    const input = indexInput(data, twoLevelGraph(data, 8), { index: 'IHc2', storage: 'none' });
+    expect(splitAroundStoredVectors(input, { from: 'memory' })).toBeUndefined();
   });
 });

@@ -59,14 +59,42 @@ const halfVectors = clusteredFloat({ count: HALF_COUNT, dimension: DIMENSION, cl
 const halfVectorBytes = Buffer.from(halfVectors.buffer, halfVectors.byteOffset, halfVectors.byteLength);
 const halfIdBytes = Buffer.from(Int32Array.from({ length: HALF_COUNT }, (_, i) => i).buffer);
 
-function request(container: string, half = false): JobSpec {
+// byte vectors (the index stores int8 codes, value + 128, which no store holds to copy): 12 MiB of codes, as
+// the fp16 ones.
+const BYTE_COUNT = 12_000;
+const BYTE_VECTOR_KEY = 'seg/b.knnvec';
+const BYTE_IDS_KEY = 'seg/b.knndid';
+const BYTE_INDEX_KEY = 'seg/b.faiss';
+const byteVectorBytes = Buffer.from(
+  Int8Array.from(clusteredFloat({ count: BYTE_COUNT, dimension: DIMENSION, clusters: 30, seed: 7 }), (x) =>
+    Math.max(-128, Math.min(127, Math.round(40 * x))),
+  ).buffer,
+);
+const byteIdBytes = Buffer.from(Int32Array.from({ length: BYTE_COUNT }, (_, i) => 2 * i).buffer);
+
+/** The jobs' inputs: float (copied store-side), and the two converted storages (sent while the graph builds). */
+type Variant = 'float' | 'half_float' | 'byte';
+const INPUTS: Record<Variant, { vectors: string; ids: string; count: number }> = {
+  float: { vectors: VECTOR_KEY, ids: IDS_KEY, count: COUNT },
+  half_float: { vectors: HALF_VECTOR_KEY, ids: HALF_IDS_KEY, count: HALF_COUNT },
+  byte: { vectors: BYTE_VECTOR_KEY, ids: BYTE_IDS_KEY, count: BYTE_COUNT },
+};
+
+/** The converted storages: their sent bytes, and the index key and the name of the streamed reference file. */
+const CONVERTED = [
+  { variant: 'half_float', storage: 'sq-fp16', storedBytes: FP16_BYTES, index: HALF_INDEX_KEY },
+  { variant: 'byte', storage: 'sq-int8', storedBytes: byteVectorBytes.length, index: BYTE_INDEX_KEY },
+] as const;
+
+function request(container: string, variant: Variant = 'float'): JobSpec {
+  const input = INPUTS[variant];
   return jobSpecFor({
     container_name: container,
-    vector_path: half ? HALF_VECTOR_KEY : VECTOR_KEY,
-    doc_id_path: half ? HALF_IDS_KEY : IDS_KEY,
-    ...(half ? { data_type: 'half_float' } : {}),
+    vector_path: input.vectors,
+    doc_id_path: input.ids,
+    ...(variant === 'float' ? {} : { data_type: variant }),
     dimension: DIMENSION,
-    doc_count: half ? HALF_COUNT : COUNT,
+    doc_count: input.count,
     index_parameters: {
       space_type: 'l2',
       algorithm: 'hnsw',
@@ -100,9 +128,9 @@ function job(
   container: string,
   gate: Gate = {},
   more: Partial<PipelineDeps> = {},
-  half = false,
+  variant: Variant = 'float',
 ): Promise<JobResult> {
-  const r = request(container, half);
+  const r = request(container, variant);
   return runJob(r, 'cpu', {
     io: ioForRequest(store, r),
     builders: { cpu: gatedCpu(gate) },
@@ -139,11 +167,11 @@ async function until(what: string, ready: () => boolean | Promise<boolean>, ms =
   }
 }
 
-/** A half_float job: its fp16 vectors sent (not copied) while the graph built, the only reason being the conversion. */
-function expectSentEarly(result: JobResult): void {
+/** A converted storage's job: its bytes sent (not copied) while the graph built, the only reason the conversion. */
+function expectSentEarly(result: JobResult, storage: string): void {
   expect(result.uploadPath).toEqual({
     path: 'stream',
-    reason: 'the sq-fp16 storage holds converted vectors',
+    reason: `the ${storage} storage holds converted vectors`,
   });
   expect(result.overlap.reason).toBeUndefined();
   expect(result.overlap.copySeconds).toBeGreaterThan(0);
@@ -197,7 +225,7 @@ describe('phase overlap, local store (copy_file_range while the graph builds)', 
   const settings = () => resolveStorageSettings({ kind: 'local', localRoot: tmp.dir });
   const temps = async () => (await readdir(folder())).filter((n) => n.startsWith('.knn-tmp-'));
   let streamed: Buffer;
-  let streamedHalf: Buffer;
+  const streamedConverted = new Map<string, Buffer>();
 
   beforeAll(async () => {
     await mkdir(folder(), { recursive: true });
@@ -205,14 +233,24 @@ describe('phase overlap, local store (copy_file_range while the graph builds)', 
     await writeFile(path.join(folder(), 'x.knndid'), idBytes);
     await writeFile(path.join(folder(), 'h.knnvec'), halfVectorBytes);
     await writeFile(path.join(folder(), 'h.knndid'), halfIdBytes);
+    await writeFile(path.join(folder(), 'b.knnvec'), byteVectorBytes);
+    await writeFile(path.join(folder(), 'b.knndid'), byteIdBytes);
     // The reference: the same job with every byte streamed after the build.
     const result = await job(createObjectStore(settings()), container, {}, { copyStoredVectors: false });
     expect(result.uploadPath.path).toBe('stream');
     expect(result.overlap).toMatchObject({ copySeconds: 0, reason: expect.stringMatching(/turned off/) });
     streamed = await readFile(path.join(folder(), 'x.faiss'));
-    const half = await job(createObjectStore(settings()), container, {}, { copyStoredVectors: false }, true);
-    expect(half.overlap.copySeconds).toBe(0);
-    streamedHalf = await readFile(path.join(folder(), 'h.faiss'));
+    for (const { variant, index } of CONVERTED) {
+      const converted = await job(
+        createObjectStore(settings()),
+        container,
+        {},
+        { copyStoredVectors: false },
+        variant,
+      );
+      expect(converted.overlap.copySeconds).toBe(0);
+      streamedConverted.set(variant, await readFile(path.join(tmp.dir, container, index)));
+    }
   }, 120_000);
   afterAll(() => tmp.remove());
 
@@ -289,27 +327,32 @@ describe('phase overlap, local store (copy_file_range while the graph builds)', 
     }
   }, 120_000);
 
-  it('half_float: the fp16 vectors are written into the temporary file while the graph builds; the file equals the streamed one', async () => {
-    await rm(path.join(folder(), 'h.faiss'), { force: true });
-    const result = await job(
-      createObjectStore(settings()),
-      container,
-      {
-        beforeBuild: () =>
-          until('the fp16 vectors written into the temporary file', async () => {
-            for (const t of await temps()) {
-              if ((await stat(path.join(folder(), t))).size > FP16_BYTES) return true;
-            }
-            return false;
-          }),
-      },
-      {},
-      true,
-    );
-    expectSentEarly(result);
-    expect((await readFile(path.join(folder(), 'h.faiss'))).equals(streamedHalf)).toBe(true);
-    expect(await temps()).toEqual([]);
-  }, 120_000);
+  it.each(CONVERTED)(
+    '$variant: the $storage vectors are written into the temporary file while the graph builds; the file equals the streamed one',
+    async ({ variant, storage, storedBytes, index }) => {
+      const file = path.join(tmp.dir, container, index);
+      await rm(file, { force: true });
+      const result = await job(
+        createObjectStore(settings()),
+        container,
+        {
+          beforeBuild: () =>
+            until(`the ${storage} vectors written into the temporary file`, async () => {
+              for (const t of await temps()) {
+                if ((await stat(path.join(folder(), t))).size > storedBytes) return true;
+              }
+              return false;
+            }),
+        },
+        {},
+        variant,
+      );
+      expectSentEarly(result, storage);
+      expect((await readFile(file)).equals(streamedConverted.get(variant)!)).toBe(true);
+      expect(await temps()).toEqual([]);
+    },
+    120_000,
+  );
 
   it('vectors that fail the value scan (NaN) fail the job and leave no temporary file', async () => {
     await rmIndex(folder());
@@ -399,7 +442,7 @@ describe.skipIf(skipped !== undefined)(
     let bucket: string;
     let store: ObjectStore;
     let streamed: Buffer;
-    let streamedHalf: Buffer;
+    const streamedConverted = new Map<string, Buffer>();
 
     beforeAll(async () => {
       proxy = await FaultProxy.start(s3.s3TestServer().endpoint);
@@ -409,14 +452,18 @@ describe.skipIf(skipped !== undefined)(
       await s3.putObject(client, bucket, IDS_KEY, idBytes);
       await s3.putObject(client, bucket, HALF_VECTOR_KEY, halfVectorBytes);
       await s3.putObject(client, bucket, HALF_IDS_KEY, halfIdBytes);
+      await s3.putObject(client, bucket, BYTE_VECTOR_KEY, byteVectorBytes);
+      await s3.putObject(client, bucket, BYTE_IDS_KEY, byteIdBytes);
       store = createObjectStore(
         s3.s3StoreSettings({ writePartBytes: 5 * 2 ** 20, writeConcurrency: 2, endpoint: proxy.endpoint }),
       );
       const result = await job(store, bucket, {}, { copyStoredVectors: false });
       expect(result.uploadPath.path).toBe('stream');
       streamed = await s3.getObject(client, bucket, INDEX_KEY);
-      await job(store, bucket, {}, { copyStoredVectors: false }, true);
-      streamedHalf = await s3.getObject(client, bucket, HALF_INDEX_KEY);
+      for (const { variant, index } of CONVERTED) {
+        await job(store, bucket, {}, { copyStoredVectors: false }, variant);
+        streamedConverted.set(variant, await s3.getObject(client, bucket, index));
+      }
     }, 120_000);
     afterAll(async () => {
       await store?.close();
@@ -460,28 +507,35 @@ describe.skipIf(skipped !== undefined)(
       expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
     }, 120_000);
 
-    it('half_float: fp16 parts are uploaded while the graph builds; the object equals the streamed one', async () => {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: HALF_INDEX_KEY }));
-      proxy.clear();
-      const isPartOf = (r: RequestInfo) =>
-        r.method === 'PUT' && /[?&]partNumber=/.test(r.url) && r.url.includes('h.faiss') && !isCopy(r);
-      const result = await job(
-        store,
-        bucket,
-        {
-          beforeBuild: () =>
-            until('a part of the fp16 vectors uploaded', () =>
-              proxy.log.some((r) => isPartOf(r) && r.status === 200),
-            ),
-        },
-        {},
-        true,
-      );
-      expectSentEarly(result);
-      expect(proxy.log.filter(isCopy)).toEqual([]);
-      expect((await s3.getObject(client, bucket, HALF_INDEX_KEY)).equals(streamedHalf)).toBe(true);
-      expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
-    }, 120_000);
+    it.each(CONVERTED)(
+      '$variant: $storage parts are uploaded while the graph builds; the object equals the streamed one',
+      async ({ variant, storage, index }) => {
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: index }));
+        proxy.clear();
+        const name = path.posix.basename(index);
+        const isPartOf = (r: RequestInfo) =>
+          r.method === 'PUT' && /[?&]partNumber=/.test(r.url) && r.url.includes(name) && !isCopy(r);
+        const result = await job(
+          store,
+          bucket,
+          {
+            beforeBuild: () =>
+              until(`a part of the ${storage} vectors uploaded`, () =>
+                proxy.log.some((r) => isPartOf(r) && r.status === 200),
+              ),
+          },
+          {},
+          variant,
+        );
+        expectSentEarly(result, storage);
+        expect(proxy.log.filter(isCopy)).toEqual([]);
+        expect((await s3.getObject(client, bucket, index)).equals(streamedConverted.get(variant)!)).toBe(
+          true,
+        );
+        expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
+      },
+      120_000,
+    );
 
     it('vectors that fail the value scan (NaN) fail the job and leave no multipart upload', async () => {
       proxy.clear();
