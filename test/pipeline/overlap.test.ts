@@ -472,8 +472,8 @@ describe.skipIf(skipped !== undefined)(
       client?.destroy();
     });
 
-    async function expectNothingLeft() {
-      expect(await s3.listObjectKeys(client, bucket)).not.toContain(INDEX_KEY);
+    async function expectNothingLeft(key = INDEX_KEY) {
+      expect(await s3.listObjectKeys(client, bucket)).not.toContain(key);
       expect(await s3.listMultipartUploads(client, bucket)).toEqual([]);
     }
 
@@ -576,6 +576,30 @@ describe.skipIf(skipped !== undefined)(
       proxy.clear();
       expect(err).toBeInstanceOf(Error);
       await expectNothingLeft();
+    }, 120_000);
+
+    it('byte: a cancel during the build while the int8 codes upload leaves no object and no multipart upload', async () => {
+      proxy.clear();
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: BYTE_INDEX_KEY }));
+      const isCodePart = (r: RequestInfo) =>
+        r.method === 'PUT' && /[?&]partNumber=/.test(r.url) && r.url.includes('b.faiss');
+      proxy.inject(isCodePart, { kind: 'hang' }, 100);
+      const controller = new AbortController();
+      const err = await job(
+        store,
+        bucket,
+        {
+          beforeBuild: async () => {
+            await until('a part of the int8 codes to be sent', () => proxy.log.some(isCodePart));
+            controller.abort(new Error('cancelled by the test'));
+          },
+        },
+        { signal: controller.signal },
+        'byte',
+      ).catch((e: Error) => e);
+      proxy.clear();
+      expect(err).toBeInstanceOf(Error);
+      await expectNothingLeft(BYTE_INDEX_KEY);
     }, 120_000);
 
     it('vectors replaced during the build fail the job and leave nothing', async () => {
