@@ -430,6 +430,9 @@ async function rmIndex(folder: string): Promise<void> {
 }
 
 const isCopy = (r: RequestInfo) => r.method === 'PUT' && r.headers['x-amz-copy-source'] !== undefined;
+/** An UploadPart of our own bytes (not a copy) into the object named `name`. */
+const isPartOf = (name: string) => (r: RequestInfo) =>
+  r.method === 'PUT' && /[?&]partNumber=/.test(r.url) && r.url.includes(name) && !isCopy(r);
 
 const skipped = s3.s3Unavailable();
 describe.skipIf(skipped !== undefined)(
@@ -512,16 +515,14 @@ describe.skipIf(skipped !== undefined)(
       async ({ variant, storage, index }) => {
         await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: index }));
         proxy.clear();
-        const name = path.posix.basename(index);
-        const isPartOf = (r: RequestInfo) =>
-          r.method === 'PUT' && /[?&]partNumber=/.test(r.url) && r.url.includes(name) && !isCopy(r);
+        const isPart = isPartOf(path.posix.basename(index));
         const result = await job(
           store,
           bucket,
           {
             beforeBuild: () =>
               until(`a part of the ${storage} vectors uploaded`, () =>
-                proxy.log.some((r) => isPartOf(r) && r.status === 200),
+                proxy.log.some((r) => isPart(r) && r.status === 200),
               ),
           },
           {},
@@ -557,50 +558,50 @@ describe.skipIf(skipped !== undefined)(
       }
     }, 120_000);
 
-    it('a cancel during the build while the copy runs leaves no object and no multipart upload', async () => {
-      proxy.clear();
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: INDEX_KEY }));
-      proxy.inject(isCopy, { kind: 'hang' }, 100);
-      const controller = new AbortController();
-      const err = await job(
-        store,
-        bucket,
-        {
-          beforeBuild: async () => {
-            await until('an UploadPartCopy to be sent', () => proxy.log.some(isCopy));
-            controller.abort(new Error('cancelled by the test'));
-          },
+    // The request held is what runs while the graph builds: float's UploadPartCopy, byte's parts of int8 codes.
+    const cancels = [
+      {
+        name: 'a cancel during the build while the copy runs leaves no object and no multipart upload',
+        variant: 'float',
+        key: INDEX_KEY,
+        held: isCopy,
+        sent: 'an UploadPartCopy to be sent',
+      },
+      {
+        name: 'byte: a cancel during the build while the int8 codes upload leaves no object and no multipart upload',
+        variant: 'byte',
+        key: BYTE_INDEX_KEY,
+        held: isPartOf('b.faiss'),
+        sent: 'a part of the int8 codes to be sent',
+      },
+    ] as const;
+    for (const { name, variant, key, held, sent } of cancels) {
+      it(
+        name,
+        async () => {
+          proxy.clear();
+          await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+          proxy.inject(held, { kind: 'hang' }, 100);
+          const controller = new AbortController();
+          const err = await job(
+            store,
+            bucket,
+            {
+              beforeBuild: async () => {
+                await until(sent, () => proxy.log.some(held));
+                controller.abort(new Error('cancelled by the test'));
+              },
+            },
+            { signal: controller.signal },
+            variant,
+          ).catch((e: Error) => e);
+          proxy.clear();
+          expect(err).toBeInstanceOf(Error);
+          await expectNothingLeft(key);
         },
-        { signal: controller.signal },
-      ).catch((e: Error) => e);
-      proxy.clear();
-      expect(err).toBeInstanceOf(Error);
-      await expectNothingLeft();
-    }, 120_000);
-
-    it('byte: a cancel during the build while the int8 codes upload leaves no object and no multipart upload', async () => {
-      proxy.clear();
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: BYTE_INDEX_KEY }));
-      const isCodePart = (r: RequestInfo) =>
-        r.method === 'PUT' && /[?&]partNumber=/.test(r.url) && r.url.includes('b.faiss');
-      proxy.inject(isCodePart, { kind: 'hang' }, 100);
-      const controller = new AbortController();
-      const err = await job(
-        store,
-        bucket,
-        {
-          beforeBuild: async () => {
-            await until('a part of the int8 codes to be sent', () => proxy.log.some(isCodePart));
-            controller.abort(new Error('cancelled by the test'));
-          },
-        },
-        { signal: controller.signal },
-        'byte',
-      ).catch((e: Error) => e);
-      proxy.clear();
-      expect(err).toBeInstanceOf(Error);
-      await expectNothingLeft(BYTE_INDEX_KEY);
-    }, 120_000);
+        120_000,
+      );
+    }
 
     it('vectors replaced during the build fail the job and leave nothing', async () => {
       proxy.clear();
