@@ -90,8 +90,9 @@ describe('local store hazards', () => {
 
   it('refuses a FIFO at once instead of waiting for a writer forever', async () => {
     execFileSync('mkfifo', [path.join(root, 'c', 'seg', 'a.knndid')]);
-    for (const attempt of [store.head(c('seg/a.knndid')), store.read(c('seg/a.knndid'))]) {
-      const e = await within(failure(attempt), 3000);
+    // Each started only when awaited: a read started beside the head would reject with no handler yet.
+    for (const attempt of [() => store.head(c('seg/a.knndid')), () => store.read(c('seg/a.knndid'))]) {
+      const e = await within(failure(attempt()), 3000);
       expect(e.code).toBe('InvalidLocation');
       expect(e.message).toBe(
         'local://c/seg/a.knndid is not a regular file (it is a FIFO); objects must be regular files',
