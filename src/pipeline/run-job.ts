@@ -169,13 +169,15 @@ export async function runJob(spec: BuildSpec, builder: BuilderKind, deps: Pipeli
       await write.abort(new Error(early!.reason));
     }
     deps.report({ phase: 'building', fraction: 0 });
-    const building = buildGraph(spec, builder, vectors, format.needsHierarchicalGraph, deps);
+    let buildStarted!: () => void;
+    const started = new Promise<void>((resolve) => (buildStarted = resolve));
+    const building = buildGraph(spec, builder, vectors, format.needsHierarchicalGraph, deps, buildStarted);
     // Converted storages (no store holds their bytes): ours are made and sent to their place while the graph
-    // builds. Made once the build is under way (one turn of the event loop: its GPU lease taken, its native
-    // work started), as encoding int8 codes holds this thread for a moment.
+    // builds. Made once the build is under way (its GPU lease taken, its native work started), as encoding int8
+    // codes holds this thread for a moment: before that, it would hold up the lease's reply and the build's start.
     if (!early!.write && !keepsInputBytes(format.storage, spec.dataType)) {
       building.catch(() => undefined); // awaited below; not unhandled meanwhile
-      await new Promise((resolve) => setImmediate(resolve));
+      await Promise.race([started, building]);
       early = startEarlySend(spec, builder, shape, vectors, downloaded.vectorInfo, deps) ?? early;
     }
     built = await building;
@@ -311,6 +313,8 @@ async function buildGraph(
   vectors: VectorSet,
   hierarchical: boolean,
   deps: PipelineDeps,
+  /** Called once the builder has its inputs and its native work is queued (after the GPU lease, if any). */
+  onStarted: () => void = () => undefined,
 ) {
   const builder = deps.builders[kind];
   if (!builder) throw new Error(`the ${kind} builder is not available in this process`);
@@ -318,7 +322,9 @@ async function buildGraph(
   try {
     const params = buildParams(spec, hierarchical, deps, lease?.device);
     deps.signal.throwIfAborted();
-    return await builder.build(vectors, params, (fraction) => deps.report({ fraction }), deps.signal);
+    const built = builder.build(vectors, params, (fraction) => deps.report({ fraction }), deps.signal);
+    onStarted();
+    return await built;
   } finally {
     lease?.release();
   }

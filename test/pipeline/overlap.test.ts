@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { JobSpec } from '../../src/build-spec.js';
 import { CpuBuilder } from '../../src/builders/cpu.js';
-import type { GraphBuilder } from '../../src/builders/types.js';
+import type { BuilderKind, GraphBuilder } from '../../src/builders/types.js';
 import type { HnswLayout } from '../../src/faiss-format/hnsw-graph.js';
 import { formatPolicy } from '../../src/faiss-format/policy.js';
 import { type JobResult, type PipelineDeps, ioForRequest, runJob } from '../../src/pipeline/run-job.js';
@@ -129,11 +129,12 @@ function job(
   gate: Gate = {},
   more: Partial<PipelineDeps> = {},
   variant: Variant = 'float',
+  kind: BuilderKind = 'cpu', // 'gpu': the gated CPU builder stands for it, behind the deps' acquireGpu
 ): Promise<JobResult> {
   const r = request(container, variant);
-  return runJob(r, 'cpu', {
+  return runJob(r, kind, {
     io: ioForRequest(store, r),
-    builders: { cpu: gatedCpu(gate) },
+    builders: { [kind]: gatedCpu(gate) },
     formatPolicy: formatPolicy('compatible'),
     buildDefaults: { threads: 1 },
     signal: new AbortController().signal,
@@ -353,6 +354,36 @@ describe('phase overlap, local store (copy_file_range while the graph builds)', 
     },
     120_000,
   );
+
+  it('byte: the int8 codes are made and sent once the build has started, not while it waits for its GPU', async () => {
+    await rm(path.join(tmp.dir, container, BYTE_INDEX_KEY), { force: true });
+    let tempsAtBuildStart: string[] | undefined;
+    const result = await job(
+      createObjectStore(settings()),
+      container,
+      {
+        beforeBuild: async () => {
+          tempsAtBuildStart = await temps();
+          await until('the int8 codes written into the temporary file', async () => {
+            for (const t of await temps()) {
+              if ((await stat(path.join(folder(), t))).size > byteVectorBytes.length) return true;
+            }
+            return false;
+          });
+        },
+      },
+      // The GPU lease takes a while (another job holds the GPU, or the service's reply is slow).
+      { acquireGpu: () => sleep(300).then(() => ({ device: 0, release: () => undefined })) },
+      'byte',
+      'gpu',
+    );
+    expect(tempsAtBuildStart).toEqual([]); // nothing sent before the build had its GPU
+    expectSentEarly(result, 'sq-int8');
+    expect(
+      (await readFile(path.join(tmp.dir, container, BYTE_INDEX_KEY))).equals(streamedConverted.get('byte')!),
+    ).toBe(true);
+    expect(await temps()).toEqual([]);
+  }, 120_000);
 
   it('vectors that fail the value scan (NaN) fail the job and leave no temporary file', async () => {
     await rmIndex(folder());
